@@ -1,0 +1,40 @@
+# spemigrate: the commands a developer and CI run.
+GO ?= go
+TEST_TIMEOUT ?= 15m
+
+.PHONY: all build test test-short vet bench dev demo tools clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+# Node tools (Azurite, rhea) pinned by infra/local/package-lock.json.
+tools:
+	cd infra/local && npm ci --no-audit --no-fund --loglevel=error
+
+# The full suite. Integration tests start the local stack themselves
+# (infra/local/stack) and stop it when they finish.
+test: tools
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+bench: tools
+	$(GO) run ./cmd/spemigrate bench
+
+# Start the local stack and keep it running until Ctrl-C.
+dev: tools
+	$(GO) run ./cmd/spemigrate dev
+
+demo: tools
+	$(GO) run ./cmd/spemigrate demo
+
+clean:
+	rm -rf bin

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spemigrate/spemigrate/infra/local/stack"
+)
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("data", "", "keep the services' data in `DIR` across restarts (default: a temporary directory, removed on exit)")
+	verbose := fs.Bool("v", false, "show the services' own output")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	opts := stack.Options{
+		Dir:     *dir,
+		Azurite: true,
+		Logger:  slog.New(slog.NewTextHandler(stderr, nil)),
+	}
+	if *verbose {
+		opts.Output = stderr
+	}
+	s, err := stack.Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Fprintf(stdout, "Local stack is up (data in %s).\n", s.Dir)
+	fmt.Fprintf(stdout, "  Blob + Table (Azurite): AzureWebJobsStorage=%s\n", s.StorageConnectionString)
+	fmt.Fprintln(stdout, "Press Ctrl-C to stop every service.")
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "Stopping.")
+	return nil
+}

@@ -1,0 +1,48 @@
+// Command spemigrate is the user's tool: it runs the local stack, the demo
+// migration, and talks to a deployed (or local) spemigrate Function App.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `spemigrate moves content from Azure Blob Storage into SharePoint Embedded containers.
+
+Usage:
+  spemigrate dev        start the local stack and print its connection settings; Ctrl-C stops it
+  spemigrate help       this text
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "dev":
+		err = runDev(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "spemigrate: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "spemigrate %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}

@@ -43,3 +43,8 @@ type Source interface {
 	// Open streams one entry's bytes.
 	Open(ctx context.Context, e Entry) (io.ReadCloser, error)
 }
+
+var (
+	_ Source = (*Blob)(nil)
+	_ Source = (*Local)(nil)
+)

@@ -1,0 +1,69 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"time"
+)
+
+// Event is one persisted progress event of a batch's migration job.
+type Event struct {
+	MigrationID string
+	BatchID     string
+	ID          string // the service's event id; stored once
+	JobID       string
+	Kind        string // e.g. "progress", "error" (graph.EventKind)
+	Time        time.Time
+	// Raw is the event JSON as received (at most 32 KiB kept).
+	Raw string
+}
+
+func eventPK(migrationID, batchID string) string { return migrationID + "|" + batchID }
+
+// AddEvent stores ev unless an event with its id is already stored for the
+// batch; added reports which. Re-reading a page therefore never duplicates.
+func (s *Store) AddEvent(ctx context.Context, ev Event) (added bool, err error) {
+	if err := errors.Join(checkKey("migration id", ev.MigrationID), checkKey("batch id", ev.BatchID), checkKey("event id", ev.ID)); err != nil {
+		return false, err
+	}
+	p := props{}
+	p.setStr("MigrationID", ev.MigrationID)
+	p.setStr("BatchID", ev.BatchID)
+	p.setStr("JobID", ev.JobID)
+	p.setStr("Kind", ev.Kind)
+	p.setTime("EventTime", ev.Time)
+	raw := ev.Raw
+	if len(raw) > maxStringProp {
+		raw = raw[:maxStringProp]
+	}
+	p.setStr("Raw", raw)
+	data, err := marshalEntity(eventPK(ev.MigrationID, ev.BatchID), ev.ID, p)
+	if err != nil {
+		return false, err
+	}
+	_, err = s.events.AddEntity(ctx, data, nil)
+	if isConflict(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, storageErr("store event "+ev.ID, err)
+	}
+	return true, nil
+}
+
+// ListEvents returns a batch's stored events in time order.
+func (s *Store) ListEvents(ctx context.Context, migrationID, batchID string) ([]Event, error) {
+	if err := errors.Join(checkKey("migration id", migrationID), checkKey("batch id", batchID)); err != nil {
+		return nil, err
+	}
+	var out []Event
+	err := s.list(ctx, s.events, "PartitionKey eq "+quote(eventPK(migrationID, batchID)), 0, func(e rawEntity) {
+		out = append(out, Event{
+			MigrationID: e.p.str("MigrationID"), BatchID: e.p.str("BatchID"), ID: e.rk,
+			JobID: e.p.str("JobID"), Kind: e.p.str("Kind"), Time: e.p.time("EventTime"), Raw: e.p.str("Raw"),
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out, err
+}

@@ -1,0 +1,163 @@
+// Package state keeps spemigrate's durable truth in Azure Table Storage:
+// migrations, their batches, the progress events each batch's job produced,
+// per-item results for the report, and the case-insensitive name claims the
+// naming policy uses to detect collisions.
+//
+// Queue messages carry only ids; handlers load entities from here, decide,
+// and move state forward with ETag-conditional writes. A writer that loses a
+// race re-reads and decides again ([Store.UpdateMigration],
+// [Store.UpdateBatch]), so duplicate and concurrent deliveries converge.
+//
+// Secrets (the provisioned SAS URLs and the AES key) are sealed with
+// AES-256-GCM before they are written; see [Sealer].
+//
+// Tables (names prefixed by [Options.TablePrefix]):
+//
+//	Migrations  PK=migration id, RK="m"
+//	Batches     PK=migration id, RK=batch id
+//	InFlight    PK="inflight", RK=migration id + "|" + batch id — one row per
+//	            non-terminal batch, so the drain timer's cost follows the
+//	            in-flight batches, not history
+//	Events      PK=migration id + "|" + batch id, RK=event id
+//	Items       PK=migration id, RK=batch id + "|" + item sequence
+//	Claims      PK=migration id, RK=sha256 of the claimed key
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+)
+
+// Errors; test with errors.Is.
+var (
+	ErrNotFound = errors.New("state: not found")
+	// ErrConflict: an Update gave up after too many lost races.
+	ErrConflict = errors.New("state: too many concurrent updates")
+	// ErrNoChange, returned by an update function, ends the update without
+	// writing; Update then returns the entity as read and a nil error.
+	ErrNoChange = errors.New("state: no change")
+)
+
+// Options configure a [Store].
+type Options struct {
+	// TablePrefix is prepended to every table name (letters and digits
+	// only), so several deployments or tests can share an account.
+	TablePrefix string
+	// SealKey is base64 of the 32-byte AES key that seals secrets; required.
+	SealKey string
+	// MaxAttempts bounds how often an update re-reads after losing a race
+	// (default 20).
+	MaxAttempts int
+	// Now is the clock; nil uses time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// Store reads and writes spemigrate's state. Safe for concurrent use.
+type Store struct {
+	migrations, batches, inflight, events, items, claims *aztables.Client
+
+	svc         *aztables.ServiceClient
+	names       []string
+	sealer      *Sealer
+	maxAttempts int
+	now         func() time.Time
+}
+
+var prefixRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]{0,40}$`)
+
+// New returns a Store on svc. Call [Store.CreateTables] once (idempotent)
+// before first use.
+func New(svc *aztables.ServiceClient, opts Options) (*Store, error) {
+	if opts.TablePrefix != "" && !prefixRE.MatchString(opts.TablePrefix) {
+		return nil, fmt.Errorf("state: TablePrefix %q: use letters and digits, starting with a letter", opts.TablePrefix)
+	}
+	if opts.SealKey == "" {
+		return nil, errors.New("state: SealKey is required (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)")
+	}
+	sealer, err := NewSealer(opts.SealKey)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{svc: svc, sealer: sealer, maxAttempts: opts.MaxAttempts, now: opts.Now}
+	if s.maxAttempts <= 0 {
+		s.maxAttempts = 20
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	p := opts.TablePrefix
+	for _, t := range []struct {
+		c    **aztables.Client
+		name string
+	}{{&s.migrations, "Migrations"}, {&s.batches, "Batches"}, {&s.inflight, "InFlight"}, {&s.events, "Events"}, {&s.items, "Items"}, {&s.claims, "Claims"}} {
+		*t.c = svc.NewClient(p + t.name)
+		s.names = append(s.names, p+t.name)
+	}
+	return s, nil
+}
+
+// NewFromConnectionString is New over a storage connection string.
+func NewFromConnectionString(conn string, opts Options) (*Store, error) {
+	svc, err := aztables.NewServiceClientFromConnectionString(conn, nil)
+	if err != nil {
+		return nil, fmt.Errorf("state: storage connection string: %w", err)
+	}
+	return New(svc, opts)
+}
+
+// CreateTables creates the tables that do not exist yet.
+func (s *Store) CreateTables(ctx context.Context) error {
+	for _, name := range s.names {
+		_, err := s.svc.CreateTable(ctx, name, nil)
+		if err != nil && !hasCode(err, string(aztables.TableAlreadyExists)) {
+			return fmt.Errorf("state: create table %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// TableNames lists the store's tables (for tests and clean-up tooling).
+func (s *Store) TableNames() []string { return append([]string(nil), s.names...) }
+
+func hasCode(err error, code string) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && strings.EqualFold(re.ErrorCode, code)
+}
+
+func statusIs(err error, status int) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && re.StatusCode == status
+}
+
+func isNotFound(err error) bool     { return statusIs(err, http.StatusNotFound) }
+func isConflict(err error) bool     { return statusIs(err, http.StatusConflict) }
+func isPrecondition(err error) bool { return statusIs(err, http.StatusPreconditionFailed) }
+
+// storageErr reduces an SDK error to status and code: azcore's ResponseError
+// text embeds the whole response body.
+func storageErr(op string, err error) error {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return &StorageError{Op: op, StatusCode: re.StatusCode, Code: re.ErrorCode}
+	}
+	return fmt.Errorf("state: %s: %w", op, err)
+}
+
+// StorageError is a Table Storage failure, without the response body.
+type StorageError struct {
+	Op         string
+	StatusCode int
+	Code       string
+}
+
+func (e *StorageError) Error() string {
+	return fmt.Sprintf("state: %s: table storage HTTP %d %s", e.Op, e.StatusCode, e.Code)
+}

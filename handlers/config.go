@@ -1,0 +1,156 @@
+package handlers
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Queue names: one per pipeline step, fixed (function.json names them too).
+const (
+	QueueProvision  = "provision"
+	QueueStageBatch = "stage-batch"
+	QueueSubmit     = "submit"
+	QueuePoll       = "poll"
+)
+
+// ServiceBusConnectionName is the connection name every Service Bus binding
+// uses. As the host does (spec §4.6), the handler reads either a connection
+// string from this setting or an identity-based connection from settings
+// with this prefix.
+const ServiceBusConnectionName = "ServiceBusConnection"
+
+// Config is everything the handler reads from app settings (environment
+// variables in Azure, local.settings.json Values locally). Secrets in it are
+// never logged; see LogValue.
+type Config struct {
+	Storage    Connection // Table Storage for state (and schedules)
+	ServiceBus Connection
+	Graph      GraphConfig
+	// StateKey is base64 of the 32-byte key that seals SAS URLs and keys at
+	// rest (SPEMIGRATE_STATE_KEY).
+	StateKey string
+	// TablePrefix is prepended to every table name (SPEMIGRATE_TABLE_PREFIX),
+	// so deployments or tests can share a storage account.
+	TablePrefix string
+}
+
+// Connection is either a connection string or an identity-based endpoint.
+type Connection struct {
+	// ConnectionString is set for key/SAS-based connections (secret).
+	ConnectionString string
+	// Endpoint is the service URL (Table service URI) or, for Service Bus,
+	// the fully qualified namespace, for identity-based connections.
+	Endpoint string
+	// ClientID selects a user-assigned managed identity; empty uses the
+	// system-assigned one (or the developer's identity locally).
+	ClientID string
+	// Setting names where the values came from, for error messages.
+	Setting string
+}
+
+// GraphConfig says how to reach Microsoft Graph.
+type GraphConfig struct {
+	BaseURL    string // SPEMIGRATE_GRAPH_URL, default https://graph.microsoft.com
+	APIVersion string // SPEMIGRATE_GRAPH_API_VERSION, default v1.0
+	// Credential kind and fields, as graph.CredentialConfig takes them
+	// (SPEMIGRATE_GRAPH_CREDENTIAL, _TENANT_ID, _CLIENT_ID, _CLIENT_SECRET,
+	// _CERTIFICATE_PATH, _CERTIFICATE_PASSWORD, _TOKEN).
+	Credential          string
+	TenantID            string
+	ClientID            string
+	ClientSecret        string
+	CertificatePath     string
+	CertificatePassword string
+	StaticToken         string
+	// CAFile is a PEM file of extra roots to trust (SPEMIGRATE_GRAPH_CA_FILE),
+	// for a Graph endpoint with a private certificate such as a local
+	// emulator. Production leaves it empty.
+	CAFile string
+}
+
+// LoadConfig reads the configuration through getenv (os.Getenv in the
+// handler, a map in tests). Errors name the setting and say what it needs.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	var errs []error
+	c := Config{
+		StateKey:    getenv("SPEMIGRATE_STATE_KEY"),
+		TablePrefix: getenv("SPEMIGRATE_TABLE_PREFIX"),
+	}
+
+	var err error
+	c.Storage, err = storageConnection(getenv)
+	errs = append(errs, err)
+	c.ServiceBus, err = serviceBusConnection(getenv)
+	errs = append(errs, err)
+
+	c.Graph = GraphConfig{
+		BaseURL:             getenv("SPEMIGRATE_GRAPH_URL"),
+		APIVersion:          getenv("SPEMIGRATE_GRAPH_API_VERSION"),
+		Credential:          getenv("SPEMIGRATE_GRAPH_CREDENTIAL"),
+		TenantID:            getenv("SPEMIGRATE_GRAPH_TENANT_ID"),
+		ClientID:            getenv("SPEMIGRATE_GRAPH_CLIENT_ID"),
+		ClientSecret:        getenv("SPEMIGRATE_GRAPH_CLIENT_SECRET"),
+		CertificatePath:     getenv("SPEMIGRATE_GRAPH_CERTIFICATE_PATH"),
+		CertificatePassword: getenv("SPEMIGRATE_GRAPH_CERTIFICATE_PASSWORD"),
+		StaticToken:         getenv("SPEMIGRATE_GRAPH_TOKEN"),
+		CAFile:              getenv("SPEMIGRATE_GRAPH_CA_FILE"),
+	}
+	if c.Graph.BaseURL == "" {
+		c.Graph.BaseURL = "https://graph.microsoft.com"
+	}
+	if u, err := url.Parse(c.Graph.BaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		errs = append(errs, errors.New("SPEMIGRATE_GRAPH_URL: must be an https URL such as https://graph.microsoft.com"))
+	}
+	if c.Graph.APIVersion == "" {
+		c.Graph.APIVersion = "v1.0"
+	}
+	if c.Graph.StaticToken != "" && c.Graph.Credential == "" {
+		c.Graph.Credential = "static"
+	}
+
+	switch key, err := base64.StdEncoding.DecodeString(c.StateKey); {
+	case c.StateKey == "":
+		errs = append(errs, errors.New("SPEMIGRATE_STATE_KEY: required: base64 of a random 32-byte key (e.g. openssl rand -base64 32); it seals SAS URLs and keys at rest"))
+	case err != nil || len(key) != 32:
+		errs = append(errs, errors.New("SPEMIGRATE_STATE_KEY: must be base64 of exactly 32 bytes"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+// storageConnection follows the host's own rules for AzureWebJobsStorage
+// (a connection string, or identity settings with that prefix), and lets
+// SPEMIGRATE_STORAGE name a different account for state.
+func storageConnection(getenv func(string) string) (Connection, error) {
+	for _, name := range []string{"SPEMIGRATE_STORAGE", "AzureWebJobsStorage"} {
+		if cs := getenv(name); cs != "" {
+			return Connection{ConnectionString: cs, Setting: name}, nil
+		}
+		c := Connection{Setting: name, ClientID: getenv(name + "__clientId")}
+		if u := getenv(name + "__tableServiceUri"); u != "" {
+			c.Endpoint = strings.TrimRight(u, "/")
+			return c, nil
+		}
+		if acct := getenv(name + "__accountName"); acct != "" {
+			c.Endpoint = "https://" + acct + ".table.core.windows.net"
+			return c, nil
+		}
+	}
+	return Connection{}, errors.New("AzureWebJobsStorage: required: a storage connection string, or identity-based AzureWebJobsStorage__accountName (or __tableServiceUri); SPEMIGRATE_STORAGE overrides it for state")
+}
+
+func serviceBusConnection(getenv func(string) string) (Connection, error) {
+	name := ServiceBusConnectionName
+	if cs := getenv(name); cs != "" {
+		return Connection{ConnectionString: cs, Setting: name}, nil
+	}
+	if ns := getenv(name + "__fullyQualifiedNamespace"); ns != "" {
+		return Connection{Endpoint: ns, ClientID: getenv(name + "__clientId"), Setting: name + "__fullyQualifiedNamespace"}, nil
+	}
+	return Connection{}, fmt.Errorf("%s: required: a Service Bus connection string, or %s__fullyQualifiedNamespace (e.g. mybus.servicebus.windows.net) for a managed identity", name, name)
+}

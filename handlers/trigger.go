@@ -1,0 +1,245 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spemigrate/spemigrate/shared/request"
+)
+
+// permanentError marks a failure that redelivery cannot fix.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as permanent: a Service Bus handler that returns it
+// completes the message instead of having it redelivered.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err was marked Permanent or is an invalid
+// migration request.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p) || request.IsInvalid(err)
+}
+
+// MessageHandler handles one Service Bus message. A transient failure is
+// returned as a plain error (the message is redelivered); a permanent one is
+// recorded where the user will see it (on the migration) and returned wrapped
+// in Permanent, or not returned at all.
+type MessageHandler func(ctx context.Context, body []byte, meta MessageMeta) error
+
+// ServiceBus adapts a MessageHandler to a Service Bus trigger named binding.
+// A body that cannot be decoded, or a permanent failure, completes the message
+// (2xx) and logs why: redelivering it ten times would fail ten times.
+func ServiceBus(log *slog.Logger, binding string, h MessageHandler) Function {
+	return FunctionFunc(func(ctx context.Context, req *InvokeRequest) (*InvokeResponse, error) {
+		meta := ServiceBusMeta(req.Metadata)
+		log := log.With("messageId", meta.MessageID, "deliveryCount", meta.DeliveryCount)
+		raw, ok := req.Data[binding]
+		if !ok {
+			return nil, fmt.Errorf("invocation has no Data.%s; check the binding name in function.json", binding)
+		}
+		body, err := MessageBody(raw)
+		if err != nil {
+			log.Error("message dropped: undecodable body", "err", err)
+			return &InvokeResponse{Logs: []string{"message dropped: " + err.Error()}}, nil
+		}
+		if err := h(ctx, body, meta); err != nil {
+			if IsPermanent(err) {
+				log.Warn("message completed after a permanent failure", "err", err)
+				return &InvokeResponse{Logs: []string{"permanent failure: " + err.Error()}}, nil
+			}
+			return nil, err
+		}
+		return &InvokeResponse{}, nil
+	})
+}
+
+// TimerHandler handles one timer run. now is the host's time of the run.
+type TimerHandler func(ctx context.Context, info TimerInfo, now time.Time) error
+
+// Timer adapts a TimerHandler to a timer trigger named binding.
+func Timer(binding string, h TimerHandler) Function {
+	return FunctionFunc(func(ctx context.Context, req *InvokeRequest) (*InvokeResponse, error) {
+		var info TimerInfo
+		if raw, ok := req.Data[binding]; ok {
+			if err := decodeTimerInfo(raw, &info); err != nil {
+				return nil, fmt.Errorf("decode timer info: %w", err)
+			}
+		}
+		now := time.Now().UTC()
+		if raw, ok := req.Metadata["sys"]; ok {
+			var sys struct {
+				UtcNow string `json:"UtcNow"`
+			}
+			if json.Unmarshal(raw, &sys) == nil {
+				if t, err := time.Parse(time.RFC3339Nano, sys.UtcNow); err == nil {
+					now = t.UTC()
+				}
+			}
+		}
+		if err := h(ctx, info, now); err != nil {
+			return nil, err
+		}
+		return &InvokeResponse{}, nil
+	})
+}
+
+// decodeTimerInfo accepts the object the host sends and, defensively, the
+// same object inside a JSON string.
+func decodeTimerInfo(raw json.RawMessage, info *TimerInfo) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '"' {
+		s, err := HostString(raw)
+		if err != nil {
+			return err
+		}
+		if s == "" {
+			return nil
+		}
+		raw = []byte(s)
+	}
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	return json.Unmarshal(raw, info)
+}
+
+// HTTP adapts a net/http handler to an HTTP trigger in payload mode: the
+// trigger value (binding trigger) becomes an *http.Request, and the handler's
+// response becomes the http output (binding output). The same handler also
+// serves forwarding mode unchanged.
+func HTTP(trigger, output string, h http.Handler) Function {
+	return FunctionFunc(func(ctx context.Context, req *InvokeRequest) (*InvokeResponse, error) {
+		raw, ok := req.Data[trigger]
+		if !ok {
+			return nil, fmt.Errorf("invocation has no Data.%s; check the binding name in function.json", trigger)
+		}
+		r, err := HTTPRequest(ctx, raw)
+		if err != nil {
+			return nil, err
+		}
+		rec := &recorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		out := HTTPOutput{StatusCode: rec.status, Headers: map[string]string{}, Body: rec.body.String()}
+		for k, vs := range rec.header {
+			out.Headers[k] = strings.Join(vs, ", ")
+		}
+		return &InvokeResponse{Outputs: map[string]any{output: out}}, nil
+	})
+}
+
+// HTTPRequest rebuilds the client's request from a payload-mode trigger value.
+func HTTPRequest(ctx context.Context, raw json.RawMessage) (*http.Request, error) {
+	var t struct {
+		URL     string                     `json:"Url"`
+		Method  string                     `json:"Method"`
+		Query   json.RawMessage            `json:"Query"`
+		Headers map[string]json.RawMessage `json:"Headers"`
+		Body    json.RawMessage            `json:"Body"`
+	}
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return nil, fmt.Errorf("decode http trigger: %w", err)
+	}
+	u, err := url.Parse(t.URL)
+	if err != nil || t.URL == "" {
+		return nil, fmt.Errorf("http trigger has no usable Url")
+	}
+	header := http.Header{}
+	for k, v := range t.Headers {
+		var many []string
+		if json.Unmarshal(v, &many) == nil {
+			for _, s := range many {
+				header.Add(k, s)
+			}
+			continue
+		}
+		var one string
+		if json.Unmarshal(v, &one) == nil {
+			header.Add(k, one)
+		}
+	}
+	body, err := httpBody(t.Body, header.Get("Content-Type"))
+	if err != nil {
+		return nil, err
+	}
+	method := strings.ToUpper(t.Method)
+	if method == "" {
+		method = http.MethodGet
+	}
+	r, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("rebuild http request: %w", err)
+	}
+	r.Header = header
+	r.ContentLength = int64(len(body))
+	r.Host = u.Host
+	r.RequestURI = u.RequestURI()
+	return r, nil
+}
+
+// httpBody decodes the trigger's Body: text, base64 for binary content types,
+// or (tolerated) a JSON value the host parsed.
+func httpBody(raw json.RawMessage, contentType string) ([]byte, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	if raw[0] != '"' {
+		return raw, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("decode http body: %w", err)
+	}
+	ct := strings.ToLower(contentType)
+	if strings.HasPrefix(ct, "application/octet-stream") || strings.HasPrefix(ct, "multipart/") {
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, fmt.Errorf("decode base64 http body: %w", err)
+		}
+		return b, nil
+	}
+	return []byte(s), nil
+}
+
+// recorder is a minimal http.ResponseWriter that keeps the response.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.body.Write(b)
+}

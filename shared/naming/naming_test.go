@@ -131,8 +131,8 @@ func TestCollisions(t *testing.T) {
 		{"Docs/report.PDF", "Docs/report (3).PDF"},
 		{"docs/other.txt", "docs (2)/other.txt"}, // same renamed folder for every file under it
 		{"a", "a"},
-		{"A/b", "A (2)/b"},         // a folder colliding with a file
-		{".profile", ".profile"},   // no extension split on a leading dot
+		{"A/b", "A (2)/b"},       // a folder colliding with a file
+		{".profile", ".profile"}, // no extension split on a leading dot
 		{".PROFILE", ".PROFILE (2)"},
 		{"Docs/x:y.txt", "Docs/x_y.txt"},
 		{"Docs/x?y.txt", "Docs/x_y (2).txt"}, // collision created by a repair

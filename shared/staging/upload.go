@@ -1,0 +1,210 @@
+package staging
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/spemigrate/spemigrate/shared/spepackage"
+)
+
+// bufferPool hands out at most n block buffers, allocated on first use and
+// reused after; a caller waits when all are in use. This is the bound on
+// staging memory.
+type bufferPool struct {
+	size  int
+	free  chan *[]byte
+	mu    sync.Mutex
+	made  int
+	limit int
+}
+
+func newBufferPool(n, size int) *bufferPool {
+	return &bufferPool{size: size, free: make(chan *[]byte, n), limit: n}
+}
+
+func (p *bufferPool) get(ctx context.Context) (*[]byte, error) {
+	select {
+	case b := <-p.free:
+		return b, nil
+	default:
+	}
+	p.mu.Lock()
+	if p.made < p.limit {
+		p.made++
+		p.mu.Unlock()
+		b := make([]byte, p.size)
+		return &b, nil
+	}
+	p.mu.Unlock()
+	select {
+	case b := <-p.free:
+		return b, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (p *bufferPool) put(b *[]byte) { p.free <- b }
+
+// blockID is a fixed-width id, as the service requires all ids of a blob to
+// have the same length; the same index always gives the same id.
+func blockID(i int) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(i))
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+// upload encrypts r into the block blob name: one Put Blob when the
+// ciphertext fits in one buffer, otherwise blocks staged in parallel and a
+// commit carrying Content-MD5 and the IV; then a snapshot (spec §4).
+func (s *Stager) upload(ctx context.Context, c *container.Client, name string, r io.Reader, key []byte) (Blob, error) {
+	iv, err := spepackage.NewIV()
+	if err != nil {
+		return Blob{}, err
+	}
+	plain := &countingReader{r: r}
+	er, err := spepackage.NewEncryptReader(plain, key, iv)
+	if err != nil {
+		return Blob{}, err
+	}
+	defer er.Close()
+	ivb64 := spepackage.IVValue(iv)
+	meta := map[string]*string{spepackage.IVMetadata: &ivb64}
+	bb := c.NewBlockBlobClient(name)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opts.BlockConcurrency)
+	var ids []string
+	single := false
+	for idx := 0; ; idx++ {
+		bp, err := s.bufs.get(gctx)
+		if err != nil {
+			g.Wait()
+			return Blob{}, err
+		}
+		n, rerr := io.ReadFull(er, *bp)
+		if rerr == io.EOF {
+			s.bufs.put(bp)
+			break
+		}
+		if rerr != nil && rerr != io.ErrUnexpectedEOF {
+			s.bufs.put(bp)
+			g.Wait()
+			return Blob{}, rerr
+		}
+		last := rerr == io.ErrUnexpectedEOF
+		if idx == 0 && last {
+			single = true
+			_, err := bb.Upload(ctx, streaming.NopCloser(bytes.NewReader((*bp)[:n])), &blockblob.UploadOptions{
+				HTTPHeaders: &blob.HTTPHeaders{BlobContentMD5: er.MD5()},
+				Metadata:    meta,
+			})
+			s.bufs.put(bp)
+			if err != nil {
+				return Blob{}, blobErr("put blob", name, err)
+			}
+			break
+		}
+		id := blockID(idx)
+		ids = append(ids, id)
+		g.Go(func() error {
+			defer s.bufs.put(bp)
+			_, err := bb.StageBlock(gctx, id, streaming.NopCloser(bytes.NewReader((*bp)[:n])), nil)
+			return blobErr("put block", name, err)
+		})
+		if last {
+			break
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return Blob{}, err
+	}
+	if !single {
+		if er.MD5() == nil {
+			return Blob{}, fmt.Errorf("upload %s: internal error: ciphertext hash missing", name)
+		}
+		_, err := bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{
+			HTTPHeaders: &blob.HTTPHeaders{BlobContentMD5: er.MD5()},
+			Metadata:    meta,
+		})
+		if err != nil {
+			return Blob{}, blobErr("commit block list", name, err)
+		}
+	}
+	snap, err := bb.CreateSnapshot(ctx, nil)
+	if err != nil {
+		return Blob{}, blobErr("snapshot", name, err)
+	}
+	b := Blob{
+		Name:       name,
+		PlainSize:  plain.n,
+		StoredSize: er.Size(),
+		MD5:        er.MD5(),
+		IV:         ivb64,
+	}
+	if snap.Snapshot != nil {
+		b.Snapshot = *snap.Snapshot
+	}
+	return b, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// pipeUpload returns a writer whose bytes are encrypted and uploaded as they
+// are written; Close waits for the upload and returns its error.
+func (s *Stager) pipeUpload(ctx context.Context, c *container.Client, name string, key []byte, done func(Blob)) io.WriteCloser {
+	pr, pw := io.Pipe()
+	pu := &pipeUploader{pw: pw, result: make(chan error, 1)}
+	go func() {
+		b, err := s.upload(ctx, c, name, pr, key)
+		if err != nil {
+			pr.CloseWithError(err)
+		} else {
+			pr.Close()
+		}
+		if err == nil {
+			done(b)
+		}
+		pu.result <- err
+	}()
+	return pu
+}
+
+type pipeUploader struct {
+	pw     *io.PipeWriter
+	result chan error
+}
+
+func (p *pipeUploader) Write(b []byte) (int, error) { return p.pw.Write(b) }
+
+func (p *pipeUploader) Close() error {
+	p.pw.Close()
+	return <-p.result
+}
+
+// CloseWithError abandons the upload: nothing is committed.
+func (p *pipeUploader) CloseWithError(err error) error {
+	p.pw.CloseWithError(err)
+	<-p.result
+	return nil
+}

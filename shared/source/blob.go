@@ -77,8 +77,9 @@ func NewBlobFromConnectionString(connStr, containerName string, opts BlobOptions
 	}
 	c, err := container.NewClientFromConnectionString(connStr, containerName, opts.Client)
 	if err != nil {
-		// The connection string holds the account key: never echo it.
-		return nil, fmt.Errorf("source: blob connection string for container %q is not valid: %w", containerName, errors.New(strings.SplitN(redactErr(err).Error(), ";", 2)[0]))
+		// The SDK's messages never quote the string (it holds the account
+		// key), and neither does this one.
+		return nil, fmt.Errorf("source: blob connection string for container %q is not valid: %w", containerName, redactErr(err))
 	}
 	return newBlob(c, opts), nil
 }

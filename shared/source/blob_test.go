@@ -359,3 +359,17 @@ func TestRedact(t *testing.T) {
 		t.Fatalf("Redact = %q", out)
 	}
 }
+
+func TestBlobConstructorErrorsHideSecrets(t *testing.T) {
+	_, err := NewBlobFromConnectionString("AccountName=x;AccountKey=c2VjcmV0LWtleQ==;BlobEndpoint=", "c", BlobOptions{})
+	if err == nil || strings.Contains(err.Error(), "c2VjcmV0") {
+		t.Errorf("bad connection string: %v", err)
+	}
+	_, err = NewBlobFromSASURL("not a url?sig=TOPSECRET", BlobOptions{})
+	if err == nil || strings.Contains(err.Error(), "TOPSECRET") {
+		t.Errorf("bad SAS URL: %v", err)
+	}
+	if _, err := NewBlob("https://a.blob.core.windows.net/c", nil, BlobOptions{}); err == nil {
+		t.Error("nil credential accepted")
+	}
+}

@@ -1,0 +1,114 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/spemigrate/spemigrate/shared/graph"
+	"github.com/spemigrate/spemigrate/shared/source"
+)
+
+// Store errors. Implementations return (or wrap) these so the engine can
+// tell a lost race from a failure.
+var (
+	ErrNotFound = errors.New("pipeline: not found")
+	ErrExists   = errors.New("pipeline: already exists")
+	// ErrConflict: the entity changed since it was read (ETag mismatch).
+	ErrConflict = errors.New("pipeline: concurrent update")
+)
+
+// ErrSASTooShort is returned (wrapped) by a [Stager] that refuses to stage
+// into containers whose SAS expires too soon; the engine re-provisions.
+var ErrSASTooShort = errors.New("pipeline: SAS expires too soon")
+
+// Store holds the truth: migrations, batches, their items, progress events
+// and per-item results. Updates are conditional on the entity's ETag and
+// set the new ETag on success; a stale ETag yields [ErrConflict].
+//
+// The store keeps the in-flight index: a non-terminal batch, and a
+// migration that is running, are listed by InFlight; terminal ones are not.
+type Store interface {
+	CreateMigration(ctx context.Context, m *Migration) error // ErrExists
+	GetMigration(ctx context.Context, id string) (*Migration, error)
+	UpdateMigration(ctx context.Context, m *Migration) error
+
+	// CreateBatch stores a new batch with its items; ErrExists if the
+	// batch id is taken (its items are then left as they were).
+	CreateBatch(ctx context.Context, b *Batch, items []Item) error
+	GetBatch(ctx context.Context, migrationID, batchID string) (*Batch, error)
+	UpdateBatch(ctx context.Context, b *Batch) error
+	ListBatches(ctx context.Context, migrationID string) ([]*Batch, error)
+	BatchItems(ctx context.Context, migrationID, batchID string) ([]Item, error)
+
+	// PutEvents upserts progress events by event id, so a page read twice
+	// stores each event once. ListEvents returns one job's events.
+	PutEvents(ctx context.Context, migrationID, batchID string, events []graph.Event) error
+	ListEvents(ctx context.Context, migrationID, batchID, jobID string) ([]graph.Event, error)
+
+	// PutItemResults upserts per-item results.
+	PutItemResults(ctx context.Context, results []ItemResult) error
+
+	// InFlight lists up to limit entries of the in-flight index.
+	InFlight(ctx context.Context, limit int) ([]Ref, error)
+}
+
+// Graph is the part of the Graph SPE migration API the steps call.
+// *graph.Client satisfies it. Errors are matched with the graph package's
+// sentinels (graph.ErrThrottled with graph.RetryAfter,
+// graph.ErrReprovisionNeeded, graph.ErrJobNotFound, graph.ErrProgressExpired).
+type Graph interface {
+	ProvisionContainers(ctx context.Context, containerID string) (graph.ContainerInfo, error)
+	CreateJob(ctx context.Context, containerID string, info graph.ContainerInfo) (string, error)
+	DeleteJob(ctx context.Context, containerID, jobID string) error
+	Events(ctx context.Context, containerID, jobID, cursor string) (graph.EventBatch, error)
+}
+
+// Stager encrypts and uploads one batch's content, then its manifests, into
+// the provisioned containers. Staging the same batch again writes the same
+// blob names. It returns [ErrSASTooShort] (wrapped) when the SAS does not
+// leave enough time to submit.
+type Stager interface {
+	Stage(ctx context.Context, m *Migration, b *Batch, items []Item, info graph.ContainerInfo) error
+}
+
+// Namer applies the migration's naming policy to one source entry: the
+// target path, or a skip, with the reason. It must answer the same for the
+// same entry when asked again (planning may re-run after a crash), which
+// includes case-insensitive collision claims.
+type Namer interface {
+	Name(ctx context.Context, m *Migration, e source.Entry) (Decision, error)
+}
+
+// Decision is a [Namer]'s answer.
+type Decision struct {
+	Target  string // target path; empty when Skip
+	Skip    bool
+	Renamed bool
+	Reason  string // why skipped or renamed
+}
+
+// Planner groups one page's items into batches (staging limits: count,
+// bytes, large files alone). It must be deterministic.
+type Planner interface {
+	Plan(items []Item) [][]Item
+}
+
+// Sealer seals secrets before they are stored.
+type Sealer interface {
+	Seal(plaintext []byte) (string, error)
+	Open(sealed string) ([]byte, error)
+}
+
+// Sources opens a migration's source.
+type Sources interface {
+	Source(ctx context.Context, m *Migration) (source.Source, error)
+}
+
+// Sender sends the steps' next messages (scheduled when NotBefore is set).
+type Sender interface {
+	Send(ctx context.Context, msgs []Next) error
+}
+
+// Clock returns the current time; tests substitute one.
+type Clock func() time.Time

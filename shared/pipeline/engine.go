@@ -1,0 +1,260 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/spemigrate/spemigrate/shared/graph"
+)
+
+// Config tunes the engine. Zero values take the defaults noted.
+type Config struct {
+	// PageSize is how many source entries one plan message handles
+	// (default 1000).
+	PageSize int
+	// MaxAttempts bounds the provision→stage→submit→poll rounds of a batch
+	// whose job fails as a whole (default 3).
+	MaxAttempts int
+	// PollInterval is the wait between polls of a running job (default
+	// 60 s, spec §8); IdlePollInterval applies once no event has arrived
+	// for IdleAfter (defaults 5 min and 1 h).
+	PollInterval     time.Duration
+	IdlePollInterval time.Duration
+	IdleAfter        time.Duration
+	// MinSASValidity is how long the SAS must still be valid when a job is
+	// created (default 12 h, spec §4).
+	MinSASValidity time.Duration
+	// SubmitLease is how long a submit intent blocks another submit of the
+	// same batch attempt (default 5 min; longer than one create call).
+	SubmitLease time.Duration
+	// StuckAfter is how long a batch may sit in planned, staged or
+	// submitting, or a running migration may go without an update, before
+	// the drain re-drives it (default 15 min). PollGrace is how late a poll
+	// may be before the drain re-drives it (default 2 min).
+	StuckAfter time.Duration
+	PollGrace  time.Duration
+	// DrainLimit bounds the in-flight entries one drain looks at (default
+	// 1000).
+	DrainLimit int
+	// ThrottleBackoff is used when a throttled response has no Retry-After
+	// (default 30 s).
+	ThrottleBackoff time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.PageSize <= 0 {
+		c.PageSize = 1000
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 3
+	}
+	if c.DrainLimit <= 0 {
+		c.DrainLimit = 1000
+	}
+	def(&c.PollInterval, 60*time.Second)
+	def(&c.IdlePollInterval, 5*time.Minute)
+	def(&c.IdleAfter, time.Hour)
+	def(&c.MinSASValidity, 12*time.Hour)
+	def(&c.SubmitLease, 5*time.Minute)
+	def(&c.StuckAfter, 15*time.Minute)
+	def(&c.PollGrace, 2*time.Minute)
+	def(&c.ThrottleBackoff, 30*time.Second)
+	return c
+}
+
+// Deps are the engine's collaborators. All are required except Clock and
+// Logger.
+type Deps struct {
+	Store   Store
+	Graph   Graph
+	Stager  Stager
+	Namer   Namer
+	Planner Planner
+	Sealer  Sealer
+	Sources Sources
+	Sender  Sender
+	Clock   Clock
+	Logger  *slog.Logger
+}
+
+// Engine runs the steps. It holds no per-migration state: every step reads
+// the store, so any number of engines may run the same migration.
+type Engine struct {
+	Deps
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns an engine over deps.
+func New(deps Deps, cfg Config) (*Engine, error) {
+	var missing []string
+	for name, v := range map[string]any{
+		"Store": deps.Store, "Graph": deps.Graph, "Stager": deps.Stager, "Namer": deps.Namer,
+		"Planner": deps.Planner, "Sealer": deps.Sealer, "Sources": deps.Sources, "Sender": deps.Sender,
+	} {
+		if v == nil {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("pipeline: missing dependencies: %v", missing)
+	}
+	if deps.Clock == nil {
+		deps.Clock = time.Now
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Engine{Deps: deps, cfg: cfg.withDefaults(), log: log}, nil
+}
+
+// Config returns the effective configuration.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Run dispatches one message to its step; handlers that receive all steps'
+// messages in one place can call it instead of the step methods.
+func (e *Engine) Run(ctx context.Context, n Next) error {
+	switch n.Step {
+	case StepPlan:
+		return e.Plan(ctx, n.MigrationID, n.Page)
+	case StepStage:
+		return e.Stage(ctx, n.MigrationID, n.BatchID)
+	case StepSubmit:
+		return e.Submit(ctx, n.MigrationID, n.BatchID)
+	case StepPoll:
+		return e.Poll(ctx, n.MigrationID, n.BatchID, n.Attempt, n.Seq)
+	}
+	return fmt.Errorf("pipeline: unknown step %q", n.Step)
+}
+
+func (e *Engine) now() time.Time { return e.Clock().UTC() }
+
+func (e *Engine) send(ctx context.Context, msgs ...Next) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := e.Sender.Send(ctx, msgs); err != nil {
+		return fmt.Errorf("send %s: %w", msgs[0].Step, err)
+	}
+	return nil
+}
+
+// maxRaces bounds how often one step re-reads after losing an ETag race
+// before giving the message back to the queue.
+const maxRaces = 8
+
+// updateBatch applies mutate to the stored batch and writes it
+// conditionally; on a lost race it re-reads and calls mutate again, so the
+// decision is always made on fresh state. mutate returns false to write
+// nothing. The returned batch is the stored one (written or not).
+func (e *Engine) updateBatch(ctx context.Context, b *Batch, mutate func(b *Batch) (bool, error)) (*Batch, bool, error) {
+	for range maxRaces {
+		cp := *b
+		write, err := mutate(&cp)
+		if err != nil || !write {
+			return b, false, err
+		}
+		cp.Updated = e.now()
+		err = e.Store.UpdateBatch(ctx, &cp)
+		if err == nil {
+			return &cp, true, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return b, false, fmt.Errorf("update batch %s: %w", b.ID, err)
+		}
+		if b, err = e.Store.GetBatch(ctx, b.MigrationID, b.ID); err != nil {
+			return nil, false, fmt.Errorf("reload batch: %w", err)
+		}
+	}
+	return b, false, fmt.Errorf("update batch %s: %w", b.ID, ErrConflict)
+}
+
+// updateMigration is updateBatch for the migration entity.
+func (e *Engine) updateMigration(ctx context.Context, m *Migration, mutate func(m *Migration) (bool, error)) (*Migration, bool, error) {
+	for range maxRaces {
+		cp := *m
+		write, err := mutate(&cp)
+		if err != nil || !write {
+			return m, false, err
+		}
+		cp.Updated = e.now()
+		err = e.Store.UpdateMigration(ctx, &cp)
+		if err == nil {
+			return &cp, true, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return m, false, fmt.Errorf("update migration %s: %w", m.ID, err)
+		}
+		if m, err = e.Store.GetMigration(ctx, m.ID); err != nil {
+			return nil, false, fmt.Errorf("reload migration: %w", err)
+		}
+	}
+	return m, false, fmt.Errorf("update migration %s: %w", m.ID, ErrConflict)
+}
+
+func (e *Engine) load(ctx context.Context, migrationID, batchID string) (*Migration, *Batch, error) {
+	m, err := e.Store.GetMigration(ctx, migrationID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load migration %s: %w", migrationID, err)
+	}
+	if batchID == "" {
+		return m, nil, nil
+	}
+	b, err := e.Store.GetBatch(ctx, migrationID, batchID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load batch %s/%s: %w", migrationID, batchID, err)
+	}
+	return m, b, nil
+}
+
+func (e *Engine) seal(info graph.ContainerInfo) (string, error) {
+	data, err := json.Marshal(info)
+	if err != nil {
+		return "", err
+	}
+	s, err := e.Sealer.Seal(data)
+	if err != nil {
+		return "", fmt.Errorf("seal container info: %w", err)
+	}
+	return s, nil
+}
+
+func (e *Engine) unseal(b *Batch) (graph.ContainerInfo, error) {
+	var info graph.ContainerInfo
+	data, err := e.Sealer.Open(b.SealedContainers)
+	if err != nil {
+		return info, fmt.Errorf("open sealed container info of batch %s: %w", b.ID, err)
+	}
+	if err := json.Unmarshal(data, &info); err != nil {
+		// The error text would quote the plaintext; keep it out.
+		return info, fmt.Errorf("decode sealed container info of batch %s: malformed", b.ID)
+	}
+	return info, nil
+}
+
+// throttled reports whether err is a Graph throttle and when to retry.
+func (e *Engine) throttled(err error) (time.Time, bool) {
+	d, ok := graph.RetryAfter(err)
+	if !ok {
+		return time.Time{}, false
+	}
+	if d <= 0 {
+		d = e.cfg.ThrottleBackoff
+	}
+	return e.now().Add(d), true
+}
+
+func (e *Engine) batchLog(b *Batch) *slog.Logger {
+	return e.log.With("migration", b.MigrationID, "batch", b.ID, "attempt", b.Attempt)
+}

@@ -1,0 +1,292 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Start records a new migration (m.ID, m.ContainerID and m.Request set by
+// the caller) and sends the plan message for its first page. Starting a
+// migration that exists already is not an error: the request was
+// delivered twice, and the first plan message is re-sent if planning has
+// not begun.
+func (e *Engine) Start(ctx context.Context, m *Migration) error {
+	if m.ID == "" || m.ContainerID == "" {
+		return errors.New("pipeline: start: migration id and target container id are required")
+	}
+	now := e.now()
+	nm := &Migration{
+		ID: m.ID, ContainerID: m.ContainerID, Request: m.Request,
+		Status: MigrationRunning, Created: now, Updated: now,
+	}
+	err := e.Store.CreateMigration(ctx, nm)
+	if errors.Is(err, ErrExists) {
+		if nm, err = e.Store.GetMigration(ctx, m.ID); err != nil {
+			return fmt.Errorf("start migration %s: %w", m.ID, err)
+		}
+		if nm.Status.Terminal() || nm.PlanPage > 0 || nm.CancelRequested {
+			return nil
+		}
+	} else if err != nil {
+		return fmt.Errorf("start migration %s: %w", m.ID, err)
+	}
+	e.log.Info("migration started", "migration", m.ID)
+	return e.send(ctx, Next{Step: StepPlan, MigrationID: m.ID, Page: 0})
+}
+
+// Plan handles one page of the source: it applies the naming policy to
+// each entry, records every decision as a per-item result, groups the
+// eligible items into batches, stores them, advances the migration's
+// planning position (the write that makes the page "done"), and then sends
+// a stage message per batch and a plan message for the next page.
+//
+// Pages are planned strictly in order: page must equal the migration's
+// PlanPage. An earlier page (a redelivery) only re-sends what that page
+// should have sent; a later one is ignored.
+func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
+	m, _, err := e.load(ctx, migrationID, "")
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	log := e.log.With("migration", m.ID, "page", page)
+	if m.Status.Terminal() {
+		return nil
+	}
+	if m.CancelRequested {
+		return e.settle(ctx, m)
+	}
+	if page < m.PlanPage {
+		return e.replan(ctx, m, page)
+	}
+	if page > m.PlanPage {
+		log.Warn("plan message ahead of planning position; ignored", "planPage", m.PlanPage)
+		return nil
+	}
+
+	src, err := e.Sources.Source(ctx, m)
+	if err != nil {
+		return fmt.Errorf("plan %s page %d: open source: %w", m.ID, page, err)
+	}
+	pg, err := src.List(ctx, m.PlanCursor, e.cfg.PageSize)
+	if err != nil {
+		return fmt.Errorf("plan %s page %d: list source: %w", m.ID, page, err)
+	}
+
+	var (
+		items   []Item
+		skipped []ItemResult
+		c       MigrationCounters
+	)
+	for _, en := range pg.Entries {
+		c.Entries++
+		d, err := e.Namer.Name(ctx, m, en)
+		if err != nil {
+			return fmt.Errorf("plan %s page %d: name %q: %w", m.ID, page, en.Path, err)
+		}
+		if d.Skip {
+			c.Skipped++
+			skipped = append(skipped, ItemResult{
+				MigrationID: m.ID, SourcePath: en.Path, VersionID: en.VersionID, Size: en.Size,
+				Outcome: OutcomeSkipped, Reason: d.Reason,
+			})
+			continue
+		}
+		c.Items++
+		c.BytesPlanned += en.Size
+		if d.Renamed {
+			c.Renamed++
+		}
+		items = append(items, Item{Entry: en, Target: d.Target, Renamed: d.Renamed, NamingReason: d.Reason})
+	}
+
+	groups := e.Planner.Plan(items)
+	results := skipped
+	batches := make([]*Batch, len(groups))
+	var next []Next
+	for i, g := range groups {
+		b := &Batch{
+			MigrationID: m.ID, ID: BatchID(page, i), Page: page,
+			Status: BatchPlanned, Attempt: 1, Items: len(g), Updated: e.now(),
+		}
+		for _, it := range g {
+			b.Bytes += it.Entry.Size
+			results = append(results, ItemResult{
+				MigrationID: m.ID, SourcePath: it.Entry.Path, VersionID: it.Entry.VersionID,
+				TargetPath: it.Target, BatchID: b.ID, Size: it.Entry.Size,
+				Outcome: OutcomePending, Renamed: it.Renamed, Reason: it.NamingReason,
+			})
+		}
+		batches[i] = b
+		next = append(next, Next{Step: StepStage, MigrationID: m.ID, BatchID: b.ID, Attempt: 1})
+	}
+	// Results before batches: nothing drives a batch of this page before the
+	// page is recorded below, so a re-plan never overwrites an outcome.
+	if err := e.Store.PutItemResults(ctx, results); err != nil {
+		return fmt.Errorf("plan %s page %d: item results: %w", m.ID, page, err)
+	}
+	for i, b := range batches {
+		if err := e.createBatch(ctx, b, groups[i]); err != nil {
+			return fmt.Errorf("plan %s page %d: %w", m.ID, page, err)
+		}
+	}
+	c.Batches = int64(len(groups))
+
+	m, wrote, err := e.updateMigration(ctx, m, func(x *Migration) (bool, error) {
+		if x.PlanPage != page || x.Status.Terminal() {
+			return false, nil
+		}
+		x.PlanPage = page + 1
+		x.PlanCursor = pg.Next
+		x.PlanDone = pg.Next == ""
+		x.Counters.Entries += c.Entries
+		x.Counters.Items += c.Items
+		x.Counters.Skipped += c.Skipped
+		x.Counters.Renamed += c.Renamed
+		x.Counters.BytesPlanned += c.BytesPlanned
+		x.Counters.Batches += c.Batches
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("plan %s page %d: %w", migrationID, page, err)
+	}
+	if !wrote {
+		// Another delivery planned this page first; it sent the messages.
+		return nil
+	}
+	log.Info("page planned", "entries", c.Entries, "items", c.Items, "skipped", c.Skipped,
+		"renamed", c.Renamed, "batches", len(groups), "last", m.PlanDone)
+	if !m.PlanDone {
+		next = append(next, Next{Step: StepPlan, MigrationID: m.ID, Page: page + 1})
+	}
+	if err := e.send(ctx, next...); err != nil {
+		return fmt.Errorf("plan %s page %d: %w", m.ID, page, err)
+	}
+	if m.PlanDone {
+		return e.settle(ctx, m)
+	}
+	return nil
+}
+
+// BatchID names batch i of plan page p; deterministic so a re-planned page
+// finds its batches again.
+func BatchID(page, i int) string { return fmt.Sprintf("p%06d-b%03d", page, i) }
+
+func (e *Engine) createBatch(ctx context.Context, b *Batch, items []Item) error {
+	err := e.Store.CreateBatch(ctx, b, items)
+	if err != nil && !errors.Is(err, ErrExists) {
+		return fmt.Errorf("create batch %s: %w", b.ID, err)
+	}
+	return nil
+}
+
+// replan re-sends what planning page should have sent, for a redelivered
+// plan message whose page is already recorded: stage messages for that
+// page's batches still planned, and the next plan message if it is still
+// the next page.
+func (e *Engine) replan(ctx context.Context, m *Migration, page int) error {
+	bs, err := e.Store.ListBatches(ctx, m.ID)
+	if err != nil {
+		return fmt.Errorf("plan %s page %d: list batches: %w", m.ID, page, err)
+	}
+	var next []Next
+	for _, b := range bs {
+		if b.Page == page && b.Status == BatchPlanned {
+			next = append(next, Next{Step: StepStage, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt})
+		}
+	}
+	if page+1 == m.PlanPage && !m.PlanDone {
+		next = append(next, Next{Step: StepPlan, MigrationID: m.ID, Page: page + 1})
+	}
+	if err := e.send(ctx, next...); err != nil {
+		return fmt.Errorf("plan %s page %d: %w", m.ID, page, err)
+	}
+	if m.PlanDone {
+		return e.settle(ctx, m)
+	}
+	return nil
+}
+
+// Settle recomputes a migration's totals from its batches and completes it
+// when planning is over and every batch is terminal. Steps call it when a
+// batch ends; the status API may call it too. It is idempotent.
+func (e *Engine) Settle(ctx context.Context, migrationID string) error {
+	m, _, err := e.load(ctx, migrationID, "")
+	if err != nil {
+		return fmt.Errorf("settle: %w", err)
+	}
+	return e.settle(ctx, m)
+}
+
+func (e *Engine) settle(ctx context.Context, m *Migration) error {
+	if m.Status.Terminal() {
+		return nil
+	}
+	bs, err := e.Store.ListBatches(ctx, m.ID)
+	if err != nil {
+		return fmt.Errorf("settle %s: list batches: %w", m.ID, err)
+	}
+	var agg MigrationCounters
+	all := true
+	for _, b := range bs {
+		if !b.Status.Terminal() {
+			all = false
+			continue
+		}
+		agg.BatchesDone++
+		switch b.Status {
+		case BatchFailed:
+			agg.BatchesFailed++
+		case BatchCancelled:
+			agg.BatchesCancelled++
+		}
+		agg.FilesMigrated += b.FilesMigrated
+		agg.FilesFailed += b.FilesFailed
+		agg.BytesMigrated += b.BytesMigrated
+		agg.Errors += b.Progress.Errors
+		agg.Warnings += b.Progress.Warnings
+	}
+	done := all && (m.PlanDone || m.CancelRequested)
+	m2, wrote, err := e.updateMigration(ctx, m, func(x *Migration) (bool, error) {
+		if x.Status.Terminal() {
+			return false, nil
+		}
+		before := x.Counters
+		x.Counters.BatchesDone = agg.BatchesDone
+		x.Counters.BatchesFailed = agg.BatchesFailed
+		x.Counters.BatchesCancelled = agg.BatchesCancelled
+		x.Counters.FilesMigrated = agg.FilesMigrated
+		x.Counters.FilesFailed = agg.FilesFailed
+		x.Counters.BytesMigrated = agg.BytesMigrated
+		x.Counters.Errors = agg.Errors
+		x.Counters.Warnings = agg.Warnings
+		// A cancel may land between our read and this write; only finish
+		// when the decision still holds on the fresh entity.
+		if done && (x.PlanDone || x.CancelRequested) {
+			x.Status = finalStatus(x)
+		}
+		return x.Counters != before || x.Status.Terminal(), nil
+	})
+	if err != nil {
+		return fmt.Errorf("settle %s: %w", m.ID, err)
+	}
+	if wrote && m2.Status.Terminal() {
+		e.log.Info("migration finished", "migration", m2.ID, "status", m2.Status,
+			"filesMigrated", m2.Counters.FilesMigrated, "filesFailed", m2.Counters.FilesFailed,
+			"skipped", m2.Counters.Skipped, "batches", m2.Counters.Batches, "batchesFailed", m2.Counters.BatchesFailed)
+	}
+	return nil
+}
+
+func finalStatus(m *Migration) MigrationStatus {
+	c := m.Counters
+	switch {
+	case m.CancelRequested:
+		return MigrationCancelled
+	case c.Batches > 0 && c.BatchesFailed == c.Batches:
+		return MigrationFailed
+	case c.BatchesFailed > 0 || c.FilesFailed > 0:
+		return MigrationCompletedWithErrors
+	}
+	return MigrationCompleted
+}

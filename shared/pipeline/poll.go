@@ -1,0 +1,360 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spemigrate/spemigrate/shared/graph"
+)
+
+// Poll drains the job's progress events once from the stored cursor,
+// persists them (upserts by event id, so a page read twice is stored once),
+// and in one conditional write advances the cursor, the batch's counters
+// (taken from the latest progress event, so re-applying is harmless), its
+// outcome flags and its poll sequence. Then either the job is complete
+// (spec §7.4) and the batch is finished, or the next poll is scheduled.
+//
+// attempt and seq come from the message: a poll for another attempt, or
+// whose sequence is not the batch's current one, is stale and dropped.
+// This is what keeps duplicated and re-driven poll messages from forking
+// the polling chain.
+//
+// On completion: a job-level fatal error starts a new attempt (fresh
+// containers, restage, new job) until MaxAttempts, then fails the batch
+// with the reason; otherwise every item gets its outcome, failed items
+// with the import error that names them.
+func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt, seq int) error {
+	m, b, err := e.load(ctx, migrationID, batchID)
+	if err != nil {
+		return fmt.Errorf("poll: %w", err)
+	}
+	if b.Status.Terminal() {
+		// A crash may have come between the batch's last write and the
+		// migration's; settling again is harmless.
+		return e.settle(ctx, m)
+	}
+	if b.Status != BatchRunning || b.Attempt != attempt {
+		return nil
+	}
+	if b.Completed {
+		return e.finish(ctx, m, b)
+	}
+	if b.PollSeq != seq {
+		return nil
+	}
+	log := e.batchLog(b).With("job", b.JobID)
+
+	if m.CancelRequested && !b.JobStarted {
+		done, err := e.deleteQueuedJob(ctx, m, b)
+		if err != nil || done {
+			return err
+		}
+	}
+
+	eb, err := e.Graph.Events(ctx, m.ContainerID, b.JobID, b.EventCursor)
+	if err != nil {
+		if at, ok := e.throttled(err); ok {
+			log.Info("progress events throttled; poll rescheduled", "at", at)
+			return e.reschedule(ctx, b, seq, at)
+		}
+		if errors.Is(err, graph.ErrProgressExpired) || errors.Is(err, graph.ErrJobNotFound) {
+			return e.failAttempt(ctx, m, b, "job lost: its progress is no longer available")
+		}
+		return fmt.Errorf("poll %s/%s: %w", m.ID, b.ID, err)
+	}
+	if len(eb.Events) > 0 {
+		if err := e.Store.PutEvents(ctx, m.ID, b.ID, eb.Events); err != nil {
+			return fmt.Errorf("poll %s/%s: store events: %w", m.ID, b.ID, err)
+		}
+	}
+	now := e.now()
+	deleted := false
+	b, wrote, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
+		if x.Status != BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
+			return false, nil
+		}
+		x.EventCursor = eb.Cursor
+		if len(eb.Events) > 0 {
+			x.LastEventAt = now
+		}
+		for i := range eb.Events {
+			if applyEvent(x, &eb.Events[i]) {
+				deleted = true
+			}
+		}
+		x.PollSeq++
+		x.NextPollAt = e.nextPoll(x, now, eb.More)
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("poll %s/%s: %w", m.ID, batchID, err)
+	}
+	if !wrote {
+		return nil
+	}
+	switch {
+	case b.Completed:
+		return e.finish(ctx, m, b)
+	case deleted:
+		if m.CancelRequested {
+			return e.cancelRunning(ctx, m, b)
+		}
+		return e.failAttempt(ctx, m, b, "job was deleted before it completed")
+	}
+	return e.send(ctx, Next{Step: StepPoll, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: b.NextPollAt})
+}
+
+// applyEvent folds one event into the batch; it reports a deleted event.
+// Every change is a set, never an increment, so an event applied twice
+// changes nothing.
+func applyEvent(x *Batch, ev *graph.Event) (deleted bool) {
+	switch ev.Kind {
+	case graph.KindStart:
+		x.JobStarted = true
+	case graph.KindProgress:
+		if p := ev.Progress; p != nil {
+			x.JobStarted = true
+			x.Progress = BatchProgress{
+				FilesProcessed:   int64(p.FilesProcessed),
+				BytesProcessed:   int64(p.BytesProcessed),
+				ObjectsProcessed: int64(p.ObjectsProcessed),
+				ExpectedObjects:  int64(p.TotalExpectedObjects),
+				Errors:           int64(p.TotalErrors),
+				Warnings:         int64(p.TotalWarnings),
+			}
+			if p.IsCompleted {
+				x.Completed = true
+			}
+		}
+	case graph.KindError:
+		if je := ev.Error; je != nil && je.Level.Failing() {
+			x.FailingEvents = true
+			if je.Level == graph.LevelFatalError {
+				x.Fatal = true
+				if x.FatalReason == "" {
+					x.FatalReason = eventReason(je)
+				}
+			}
+		}
+	case graph.KindCancelled:
+		x.JobStarted = true
+	case graph.KindDeleted:
+		return true
+	}
+	return false
+}
+
+func (e *Engine) nextPoll(x *Batch, now time.Time, more bool) time.Time {
+	if more {
+		return now
+	}
+	if !x.LastEventAt.IsZero() && now.Sub(x.LastEventAt) > e.cfg.IdleAfter {
+		return now.Add(e.cfg.IdlePollInterval)
+	}
+	return now.Add(e.cfg.PollInterval)
+}
+
+// reschedule moves the poll chain to a later time under a new sequence, so
+// the new message is not taken for a duplicate of the current one.
+func (e *Engine) reschedule(ctx context.Context, b *Batch, seq int, at time.Time) error {
+	attempt := b.Attempt
+	b, wrote, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
+		if x.Status != BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
+			return false, nil
+		}
+		x.PollSeq++
+		x.NextPollAt = at
+		return true, nil
+	})
+	if err != nil || !wrote {
+		return err
+	}
+	return e.send(ctx, Next{Step: StepPoll, MigrationID: b.MigrationID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: at})
+}
+
+// FileIDer is optionally implemented by the [Stager]: the manifest's file
+// GUID of an item, so error events can be matched by objectId as well as
+// by objectUrl.
+type FileIDer interface {
+	FileID(m *Migration, it Item) string
+}
+
+// finish turns a completed job into the batch's outcome (spec §7.4).
+func (e *Engine) finish(ctx context.Context, m *Migration, b *Batch) error {
+	if b.Fatal {
+		if m.CancelRequested {
+			return e.cancelRunning(ctx, m, b)
+		}
+		return e.failAttempt(ctx, m, b, "job-level fatal error: "+b.FatalReason)
+	}
+	items, err := e.Store.BatchItems(ctx, m.ID, b.ID)
+	if err != nil {
+		return fmt.Errorf("finish %s/%s: items: %w", m.ID, b.ID, err)
+	}
+	evs, err := e.Store.ListEvents(ctx, m.ID, b.ID, b.JobID)
+	if err != nil {
+		return fmt.Errorf("finish %s/%s: events: %w", m.ID, b.ID, err)
+	}
+	match := newItemMatcher(m, items, e.Stager)
+	failed := map[int]string{}
+	unmatched := 0
+	for i := range evs {
+		je := evs[i].Error
+		if evs[i].Kind != graph.KindError || je == nil || !je.Level.Failing() {
+			continue
+		}
+		if idx, ok := match.find(je.ObjectURL, je.ObjectID); ok {
+			if _, seen := failed[idx]; !seen {
+				failed[idx] = "import error: " + eventReason(je)
+			}
+			continue
+		}
+		unmatched++
+	}
+	var (
+		rs            = make([]ItemResult, 0, len(items))
+		bytesMigrated int64
+	)
+	for i, it := range items {
+		if why, ok := failed[i]; ok {
+			rs = append(rs, itemResult(m, b, it, OutcomeFailed, joinReason(it.NamingReason, why)))
+			continue
+		}
+		bytesMigrated += it.Entry.Size
+		rs = append(rs, itemResult(m, b, it, OutcomeMigrated, it.NamingReason))
+	}
+	if err := e.Store.PutItemResults(ctx, rs); err != nil {
+		return fmt.Errorf("finish %s/%s: item results: %w", m.ID, b.ID, err)
+	}
+	success := b.Progress.Errors == 0 && !b.FailingEvents
+	status, reason := BatchSucceeded, ""
+	switch {
+	case success:
+	case len(failed) == len(items) && len(items) > 0:
+		status, reason = BatchFailed, fmt.Sprintf("all %d items failed to import", len(items))
+	default:
+		status = BatchCompletedWithErrors
+		reason = fmt.Sprintf("%d of %d items failed to import", len(failed), len(items))
+		if unmatched > 0 {
+			reason += fmt.Sprintf("; %d errors not tied to an item (see the job's events)", unmatched)
+		}
+	}
+	jobID := b.JobID
+	b, wrote, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
+		if x.Status != BatchRunning || x.JobID != jobID || !x.Completed {
+			return false, nil
+		}
+		x.Status = status
+		x.Reason = reason
+		x.FilesFailed = int64(len(failed))
+		x.FilesMigrated = int64(len(items) - len(failed))
+		x.BytesMigrated = bytesMigrated
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("finish %s/%s: %w", m.ID, b.ID, err)
+	}
+	if wrote {
+		e.batchLog(b).Info("batch finished", "status", status, "job", jobID,
+			"migrated", b.FilesMigrated, "failed", b.FilesFailed, "errors", b.Progress.Errors, "warnings", b.Progress.Warnings)
+	}
+	return e.settle(ctx, m)
+}
+
+// cancelRunning ends a batch whose job was cancelled or deleted at the
+// user's request.
+func (e *Engine) cancelRunning(ctx context.Context, m *Migration, b *Batch) error {
+	if err := e.markItems(ctx, m, b, OutcomeCancelled, "migration cancelled"); err != nil {
+		return err
+	}
+	jobID := b.JobID
+	return e.markCancelled(ctx, m, b, func(x *Batch) bool {
+		return x.Status == BatchRunning && x.JobID == jobID
+	})
+}
+
+// deleteQueuedJob deletes a job that has not started, for a cancelled
+// migration. done reports that the batch is now cancelled.
+func (e *Engine) deleteQueuedJob(ctx context.Context, m *Migration, b *Batch) (done bool, err error) {
+	err = e.Graph.DeleteJob(ctx, m.ContainerID, b.JobID)
+	switch {
+	case err == nil:
+		return true, e.cancelRunning(ctx, m, b)
+	case errors.Is(err, graph.ErrJobNotFound):
+		// Started or finished meanwhile: let it finish.
+		return false, nil
+	case errors.Is(err, graph.ErrThrottled):
+		return false, nil
+	}
+	return false, fmt.Errorf("delete queued job of %s/%s: %w", m.ID, b.ID, err)
+}
+
+type itemMatcher struct {
+	byPath map[string]int
+	byID   map[string]int
+}
+
+func newItemMatcher(m *Migration, items []Item, s Stager) *itemMatcher {
+	im := &itemMatcher{byPath: make(map[string]int, len(items)), byID: map[string]int{}}
+	ider, _ := s.(FileIDer)
+	for i, it := range items {
+		im.byPath[normPath(it.Target)] = i
+		if ider != nil {
+			if id := ider.FileID(m, it); id != "" {
+				im.byID[normID(id)] = i
+			}
+		}
+	}
+	return im
+}
+
+// find matches an error event to an item: by file GUID when known, else by
+// the library-relative objectUrl, whose leading segments (the library
+// folder, a target prefix) are dropped until a target path matches.
+func (im *itemMatcher) find(objectURL, objectID string) (int, bool) {
+	if objectID != "" {
+		if i, ok := im.byID[normID(objectID)]; ok {
+			return i, true
+		}
+	}
+	p := normPath(objectURL)
+	for p != "" {
+		if i, ok := im.byPath[p]; ok {
+			return i, true
+		}
+		j := strings.IndexByte(p, '/')
+		if j < 0 {
+			break
+		}
+		p = p[j+1:]
+	}
+	return 0, false
+}
+
+func normPath(p string) string {
+	return strings.ToLower(strings.Trim(strings.ReplaceAll(p, "\\", "/"), "/"))
+}
+
+func normID(id string) string { return strings.ToLower(strings.Trim(id, "{}")) }
+
+var sigRe = regexp.MustCompile(`(?i)(sig=)[^&\s"']+|https?://[^\s"']+`)
+
+// eventReason is the short, secret-free text of an error event.
+func eventReason(je *graph.JobError) string {
+	msg := sigRe.ReplaceAllString(je.Error.Message, "<redacted>")
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	s := string(je.Level)
+	if je.Error.Code != "" {
+		s += " " + je.Error.Code
+	}
+	if msg != "" {
+		s += ": " + msg
+	}
+	return s
+}

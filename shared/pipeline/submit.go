@@ -1,0 +1,195 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/spemigrate/spemigrate/shared/graph"
+)
+
+// Submit creates the migration job for a staged batch, records its id and
+// schedules the first poll.
+//
+// Job creation is not idempotent (spec §8), so Submit works in two writes:
+//
+//  1. intent: staged → submitting with SubmitStarted = now. The intent is a
+//     lease: while it is fresh, no other delivery of this batch's submit
+//     creates a job (it re-checks when the lease ends).
+//  2. record: submitting → running with the job id, in one conditional
+//     write that also requires the intent to be ours. A job id, once
+//     recorded, is never replaced or created again for this attempt.
+//
+// If the record write cannot be made (our lease was taken over, the batch
+// was cancelled, or the store failed) the job we just created is deleted
+// while it is still queued, so at most one job per attempt imports the
+// batch. The one window Graph leaves open is a crash between the create
+// call's response and the record write: that job's id is lost, and when
+// the lease expires the batch is submitted again. The orphan job imports
+// the same package with the same deterministic ids (spec §6.5), so the
+// target ends the same; it is logged as a possible duplicate.
+//
+// A SAS with less than MinSASValidity left sends the batch back to planned
+// (same attempt) to be re-provisioned and restaged.
+func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error {
+	m, b, err := e.load(ctx, migrationID, batchID)
+	if err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	log := e.batchLog(b)
+	if b.Status.Terminal() {
+		return nil
+	}
+	switch b.Status {
+	case BatchRunning:
+		return e.resendFirstPoll(ctx, b)
+	case BatchStaged, BatchSubmitting:
+	default:
+		return nil
+	}
+	if m.CancelRequested || m.Status.Terminal() {
+		return e.cancelUnsubmitted(ctx, m, b)
+	}
+	now := e.now().Truncate(time.Millisecond)
+	attempt := b.Attempt
+
+	if b.Status == BatchStaged && b.SASExpiry.Before(now.Add(e.cfg.MinSASValidity)) {
+		log.Info("SAS below the minimum validity for a job; re-provisioning", "sasExpiry", b.SASExpiry)
+		return e.restage(ctx, b, "SAS expires too soon to submit")
+	}
+
+	if b.Status == BatchSubmitting && now.Before(b.SubmitStarted.Add(e.cfg.SubmitLease)) {
+		// Another delivery holds the intent; look again when its lease ends.
+		at := b.SubmitStarted.Add(e.cfg.SubmitLease)
+		return e.send(ctx, Next{Step: StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("l", at)})
+	}
+	takeover := b.Status == BatchSubmitting
+	b, wrote, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
+		if x.Attempt != attempt || x.JobID != "" {
+			return false, nil
+		}
+		switch x.Status {
+		case BatchStaged:
+		case BatchSubmitting:
+			if now.Before(x.SubmitStarted.Add(e.cfg.SubmitLease)) {
+				return false, nil
+			}
+		default:
+			return false, nil
+		}
+		x.Status = BatchSubmitting
+		x.SubmitStarted = now
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("submit %s/%s: intent: %w", m.ID, batchID, err)
+	}
+	if !wrote {
+		if b.Status == BatchRunning {
+			return e.resendFirstPoll(ctx, b)
+		}
+		if b.Status == BatchSubmitting && b.Attempt == attempt {
+			at := b.SubmitStarted.Add(e.cfg.SubmitLease)
+			return e.send(ctx, Next{Step: StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("l", at)})
+		}
+		return nil
+	}
+	if takeover {
+		log.Warn("submit intent expired without a recorded job; submitting again (a job created by the lost attempt would import the same ids)")
+	}
+
+	info, err := e.unseal(b)
+	if err != nil {
+		return fmt.Errorf("submit %s/%s: %w", m.ID, batchID, err)
+	}
+	jobID, err := e.Graph.CreateJob(ctx, m.ContainerID, info)
+	if err != nil {
+		return e.submitFailed(ctx, m, b, err)
+	}
+
+	intent := b.SubmitStarted
+	b2, wrote, werr := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
+		if x.Status != BatchSubmitting || x.Attempt != attempt || x.JobID != "" || !x.SubmitStarted.Equal(intent) {
+			return false, nil
+		}
+		x.Status = BatchRunning
+		x.JobID = jobID
+		x.JobStarted = false
+		x.EventCursor = ""
+		x.PollSeq = 0
+		x.NextPollAt = e.now().Add(e.cfg.PollInterval)
+		return true, nil
+	})
+	if werr != nil || !wrote {
+		// Undo: a job nobody tracks must not run.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		derr := e.Graph.DeleteJob(dctx, m.ContainerID, jobID)
+		cancel()
+		log.Warn("job created but not recorded; deleted it", "job", jobID, "deleteError", errString(derr))
+		if werr != nil {
+			return fmt.Errorf("submit %s/%s: record job: %w", m.ID, batchID, werr)
+		}
+		return nil
+	}
+	log.Info("migration job created", "job", jobID)
+	return e.send(ctx, Next{Step: StepPoll, MigrationID: m.ID, BatchID: b2.ID, Attempt: b2.Attempt, Seq: b2.PollSeq, NotBefore: b2.NextPollAt})
+}
+
+// submitFailed decides what a failed create call means. A refusal (4xx)
+// created nothing, so the intent is released; an ambiguous failure (5xx,
+// transport) keeps the intent and re-checks after the lease.
+func (e *Engine) submitFailed(ctx context.Context, m *Migration, b *Batch, err error) error {
+	log := e.batchLog(b)
+	if at, ok := e.throttled(err); ok {
+		log.Info("job creation throttled; rescheduled", "at", at)
+		if rerr := e.releaseIntent(ctx, b); rerr != nil {
+			return rerr
+		}
+		return e.send(ctx, Next{Step: StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, NotBefore: at, Nonce: nonce("t", at)})
+	}
+	if errors.Is(err, graph.ErrReprovisionNeeded) {
+		return e.failAttempt(ctx, m, b, "containers rejected (invalidAzureResource)")
+	}
+	var ge *graph.Error
+	if errors.As(err, &ge) && ge.StatusCode >= 400 && ge.StatusCode < 500 && ge.StatusCode != http.StatusRequestTimeout {
+		return e.failAttempt(ctx, m, b, fmt.Sprintf("job creation refused: HTTP %d %s", ge.StatusCode, ge.Code))
+	}
+	at := b.SubmitStarted.Add(e.cfg.SubmitLease)
+	log.Warn("job creation failed ambiguously; will re-check after the lease", "error", err, "at", at)
+	if serr := e.send(ctx, Next{Step: StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, NotBefore: at, Nonce: nonce("l", at)}); serr != nil {
+		return fmt.Errorf("submit %s/%s: %w (and %w)", m.ID, b.ID, err, serr)
+	}
+	return nil
+}
+
+func (e *Engine) releaseIntent(ctx context.Context, b *Batch) error {
+	intent, attempt := b.SubmitStarted, b.Attempt
+	_, _, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
+		if x.Status != BatchSubmitting || x.Attempt != attempt || x.JobID != "" || !x.SubmitStarted.Equal(intent) {
+			return false, nil
+		}
+		x.Status = BatchStaged
+		x.SubmitStarted = time.Time{}
+		return true, nil
+	})
+	return err
+}
+
+// resendFirstPoll re-sends the first poll of a running batch whose submit
+// was redelivered (the poll message may have been lost in a crash). Later
+// polls belong to the poll chain and the drain.
+func (e *Engine) resendFirstPoll(ctx context.Context, b *Batch) error {
+	if b.PollSeq != 0 {
+		return nil
+	}
+	return e.send(ctx, Next{Step: StepPoll, MigrationID: b.MigrationID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: b.NextPollAt})
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

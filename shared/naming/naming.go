@@ -71,25 +71,26 @@ const (
 // Decision is the outcome for one source path.
 type Decision struct {
 	// Source is the source path as given to Map.
-	Source string
+	Source string `json:"source"`
 	// Target is the slash-separated path relative to the library root;
 	// empty when Action is Skip.
-	Target string
-	Action Action
+	Target string `json:"target,omitempty"`
+	Action Action `json:"action"`
 	// Rules lists every rule that applied, in the order applied; empty for Keep.
-	Rules []Rule
+	Rules []Rule `json:"rules,omitempty"`
 	// Reason is a human-readable account naming each rule, fit for a report.
-	Reason string
+	Reason string `json:"reason"`
 	// Folders are the target's parent folders, outermost first; nil when
 	// skipped. Each is reported identically for every file beneath it.
-	Folders []Folder
+	Folders []Folder `json:"folders,omitempty"`
 }
 
 // Folder is one folder a file's target path implies.
 type Folder struct {
 	// Source is the source folder path ("a/b"), Target its library-relative
 	// target path ("a/b (2)").
-	Source, Target string
+	Source string `json:"source"`
+	Target string `json:"target"`
 }
 
 // Claims is the migration-wide memory that makes collision detection work

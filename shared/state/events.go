@@ -2,9 +2,13 @@ package state
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sort"
 	"time"
+
+	"github.com/spemigrate/spemigrate/shared/graph"
 )
 
 // Event is one persisted progress event of a batch's migration job.
@@ -52,13 +56,18 @@ func (s *Store) AddEvent(ctx context.Context, ev Event) (added bool, err error) 
 	return true, nil
 }
 
-// ListEvents returns a batch's stored events in time order.
-func (s *Store) ListEvents(ctx context.Context, migrationID, batchID string) ([]Event, error) {
+// ListEvents returns a batch's stored events in time order; with jobID
+// non-empty, only that job's.
+func (s *Store) ListEvents(ctx context.Context, migrationID, batchID, jobID string) ([]Event, error) {
 	if err := errors.Join(checkKey("migration id", migrationID), checkKey("batch id", batchID)); err != nil {
 		return nil, err
 	}
 	var out []Event
-	err := s.list(ctx, s.events, "PartitionKey eq "+quote(eventPK(migrationID, batchID)), 0, func(e rawEntity) {
+	filter := "PartitionKey eq " + quote(eventPK(migrationID, batchID))
+	if jobID != "" {
+		filter += " and JobID eq " + quote(jobID)
+	}
+	err := s.list(ctx, s.events, filter, 0, func(e rawEntity) {
 		out = append(out, Event{
 			MigrationID: e.p.str("MigrationID"), BatchID: e.p.str("BatchID"), ID: e.rk,
 			JobID: e.p.str("JobID"), Kind: e.p.str("Kind"), Time: e.p.time("EventTime"), Raw: e.p.str("Raw"),
@@ -66,4 +75,36 @@ func (s *Store) ListEvents(ctx context.Context, migrationID, batchID string) ([]
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out, err
+}
+
+// PutEvents stores a page of Graph progress events for a batch, each once
+// by id, and reports how many were new.
+func (s *Store) PutEvents(ctx context.Context, migrationID, batchID string, events []graph.Event) (added int, err error) {
+	for i := range events {
+		ev := &events[i]
+		raw, err := json.Marshal(ev)
+		if err != nil {
+			return added, fmt.Errorf("state: encode event %s: %w", ev.ID, err)
+		}
+		ok, err := s.AddEvent(ctx, Event{
+			MigrationID: migrationID, BatchID: batchID, ID: ev.ID, JobID: ev.JobID,
+			Kind: string(ev.Kind), Time: ev.Time, Raw: string(raw),
+		})
+		if err != nil {
+			return added, err
+		}
+		if ok {
+			added++
+		}
+	}
+	return added, nil
+}
+
+// Graph decodes the stored event back into a graph.Event.
+func (e Event) Graph() (graph.Event, error) {
+	var ev graph.Event
+	if err := json.Unmarshal([]byte(e.Raw), &ev); err != nil {
+		return graph.Event{}, fmt.Errorf("state: decode stored event %s: %w", e.ID, err)
+	}
+	return ev, nil
 }

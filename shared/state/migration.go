@@ -32,47 +32,48 @@ func (s MigrationState) Terminal() bool {
 // Counters are the running totals kept on migrations and batches. Which
 // fields a step maintains is the pipeline's choice; all are stored.
 type Counters struct {
+	Entries          int64 // source entries seen by planning
 	Items            int64 // items planned
 	Bytes            int64 // bytes planned
 	Batches          int64 // batches planned (migrations only)
 	BatchesCompleted int64
 	BatchesFailed    int64
+	BatchesCancelled int64
 	Imported         int64 // per-item outcomes
 	Renamed          int64
 	Skipped          int64
 	Failed           int64
-	FilesProcessed   int64 // from progress events
+	BytesImported    int64
+	FilesProcessed   int64 // from the latest progress event
 	BytesProcessed   int64
 	ObjectsProcessed int64
+	ExpectedObjects  int64
 	Errors           int64
 	Warnings         int64
 }
 
+var counterNames = []string{"Entries", "Items", "Bytes", "Batches", "BatchesCompleted", "BatchesFailed", "BatchesCancelled",
+	"Imported", "Renamed", "Skipped", "Failed", "BytesImported",
+	"FilesProcessed", "BytesProcessed", "ObjectsProcessed", "ExpectedObjects", "Errors", "Warnings"}
+
+func (c *Counters) fields() []*int64 {
+	return []*int64{&c.Entries, &c.Items, &c.Bytes, &c.Batches, &c.BatchesCompleted, &c.BatchesFailed, &c.BatchesCancelled,
+		&c.Imported, &c.Renamed, &c.Skipped, &c.Failed, &c.BytesImported,
+		&c.FilesProcessed, &c.BytesProcessed, &c.ObjectsProcessed, &c.ExpectedObjects, &c.Errors, &c.Warnings}
+}
+
 func (c Counters) put(p props) {
-	p.setI64("Items", c.Items)
-	p.setI64("Bytes", c.Bytes)
-	p.setI64("Batches", c.Batches)
-	p.setI64("BatchesCompleted", c.BatchesCompleted)
-	p.setI64("BatchesFailed", c.BatchesFailed)
-	p.setI64("Imported", c.Imported)
-	p.setI64("Renamed", c.Renamed)
-	p.setI64("Skipped", c.Skipped)
-	p.setI64("Failed", c.Failed)
-	p.setI64("FilesProcessed", c.FilesProcessed)
-	p.setI64("BytesProcessed", c.BytesProcessed)
-	p.setI64("ObjectsProcessed", c.ObjectsProcessed)
-	p.setI64("Errors", c.Errors)
-	p.setI64("Warnings", c.Warnings)
+	for i, f := range c.fields() {
+		p.setI64(counterNames[i], *f)
+	}
 }
 
 func countersFrom(p props) Counters {
-	return Counters{
-		Items: p.i64("Items"), Bytes: p.i64("Bytes"), Batches: p.i64("Batches"),
-		BatchesCompleted: p.i64("BatchesCompleted"), BatchesFailed: p.i64("BatchesFailed"),
-		Imported: p.i64("Imported"), Renamed: p.i64("Renamed"), Skipped: p.i64("Skipped"), Failed: p.i64("Failed"),
-		FilesProcessed: p.i64("FilesProcessed"), BytesProcessed: p.i64("BytesProcessed"),
-		ObjectsProcessed: p.i64("ObjectsProcessed"), Errors: p.i64("Errors"), Warnings: p.i64("Warnings"),
+	var c Counters
+	for i, f := range c.fields() {
+		*f = p.i64(counterNames[i])
 	}
+	return c
 }
 
 // maxStringProp is Table Storage's limit for one string property (64 KiB
@@ -84,15 +85,20 @@ type Migration struct {
 	ID string
 	// ClientRequestID is the caller's idempotency key, if it sent one.
 	ClientRequestID string
+	// ContainerID is the target SharePoint Embedded container.
+	ContainerID string
 	// Request is the request as accepted (JSON), at most 32 KiB.
 	Request string
 	State   MigrationState
+	// CancelRequested is set by a cancel; steps wind down.
+	CancelRequested bool
 	// Reason says why the migration failed or was cancelled.
 	Reason string
 	Counters
-	// SourceCursor is where planning resumes in the source listing.
+	// Planning position: PlanPage is the next source page to plan,
+	// SourceCursor where it starts; PlanComplete once the source is done.
+	PlanPage     int64
 	SourceCursor string
-	// PlanComplete is set once the whole source has been planned.
 	PlanComplete bool
 	// NextBatch is the index the next planned batch gets.
 	NextBatch int64
@@ -110,10 +116,13 @@ const migrationRK = "m"
 func (m *Migration) props() props {
 	p := props{}
 	p.setStr("ClientRequestID", m.ClientRequestID)
+	p.setStr("ContainerID", m.ContainerID)
 	p.setStr("Request", m.Request)
 	p.setStr("State", string(m.State))
+	p.setBool("CancelRequested", m.CancelRequested)
 	p.setStr("Reason", m.Reason)
 	m.Counters.put(p)
+	p.setI64("PlanPage", m.PlanPage)
 	p.setStr("SourceCursor", m.SourceCursor)
 	p.setBool("PlanComplete", m.PlanComplete)
 	p.setI64("NextBatch", m.NextBatch)
@@ -126,9 +135,10 @@ func (m *Migration) props() props {
 func migrationFrom(e rawEntity) Migration {
 	p := e.p
 	return Migration{
-		ID: e.pk, ClientRequestID: p.str("ClientRequestID"), Request: p.str("Request"),
-		State: MigrationState(p.str("State")), Reason: p.str("Reason"), Counters: countersFrom(p),
-		SourceCursor: p.str("SourceCursor"), PlanComplete: p.boolean("PlanComplete"),
+		ID: e.pk, ClientRequestID: p.str("ClientRequestID"), ContainerID: p.str("ContainerID"), Request: p.str("Request"),
+		State: MigrationState(p.str("State")), CancelRequested: p.boolean("CancelRequested"),
+		Reason: p.str("Reason"), Counters: countersFrom(p),
+		PlanPage: p.i64("PlanPage"), SourceCursor: p.str("SourceCursor"), PlanComplete: p.boolean("PlanComplete"),
 		NextBatch: p.i64("NextBatch"), NextIntID: p.i64("NextIntID"),
 		CreatedAt: p.time("CreatedAt"), UpdatedAt: p.time("UpdatedAt"), ETag: e.etag,
 	}
@@ -149,7 +159,8 @@ func (m *Migration) validate() error {
 
 // CreateMigration stores m if no migration with its ID exists. If one does,
 // it returns the stored one and created=false: derive the ID from the
-// client's idempotency key to make submission idempotent.
+// client's idempotency key to make submission idempotent. A non-terminal
+// migration is listed by [Store.InFlight].
 func (s *Store) CreateMigration(ctx context.Context, m Migration) (stored Migration, created bool, err error) {
 	if m.State == "" {
 		m.State = MigrationAccepted
@@ -161,6 +172,11 @@ func (s *Store) CreateMigration(ctx context.Context, m Migration) (stored Migrat
 	m.UpdatedAt = now
 	if err := m.validate(); err != nil {
 		return Migration{}, false, err
+	}
+	if !m.State.Terminal() {
+		if err := s.putInFlight(ctx, m.ID, "", string(m.State), time.Time{}, m.UpdatedAt); err != nil {
+			return Migration{}, false, err
+		}
 	}
 	data, err := marshalEntity(m.ID, migrationRK, m.props())
 	if err != nil {
@@ -197,6 +213,44 @@ func (s *Store) GetMigration(ctx context.Context, id string) (Migration, error) 
 	return migrationFrom(e), nil
 }
 
+// ReplaceMigration writes m if the stored migration still has m.ETag, and
+// returns it with its new ETag; [ErrStale] when another writer got there
+// first (re-read and decide again). It maintains the in-flight index.
+// Prefer [Store.UpdateMigration], which does the re-read loop.
+func (s *Store) ReplaceMigration(ctx context.Context, m Migration) (Migration, error) {
+	if m.ETag == "" {
+		return Migration{}, fmt.Errorf("state: replace migration %s: no ETag (read it first)", m.ID)
+	}
+	m.UpdatedAt = s.now().UTC()
+	if err := m.validate(); err != nil {
+		return Migration{}, err
+	}
+	if !m.State.Terminal() {
+		if err := s.putInFlight(ctx, m.ID, "", string(m.State), time.Time{}, m.UpdatedAt); err != nil {
+			return Migration{}, err
+		}
+	}
+	data, err := marshalEntity(m.ID, migrationRK, m.props())
+	if err != nil {
+		return Migration{}, err
+	}
+	etag := m.ETag
+	resp, err := s.migrations.UpdateEntity(ctx, data, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
+	if isPrecondition(err) || isNotFound(err) {
+		return Migration{}, fmt.Errorf("migration %s: %w", m.ID, ErrStale)
+	}
+	if err != nil {
+		return Migration{}, storageErr("update migration "+m.ID, err)
+	}
+	m.ETag = resp.ETag
+	if m.State.Terminal() {
+		if err := s.deleteInFlight(ctx, m.ID, ""); err != nil {
+			return m, err
+		}
+	}
+	return m, nil
+}
+
 // UpdateMigration reads the migration, applies fn, and writes the result
 // conditionally on the ETag it read. When another writer got there first it
 // re-reads and calls fn again, so fn must decide from the entity it is given
@@ -215,24 +269,15 @@ func (s *Store) UpdateMigration(ctx context.Context, id string, fn func(*Migrati
 			}
 			return read, err
 		}
-		m.ID, m.CreatedAt, m.UpdatedAt = read.ID, read.CreatedAt, s.now().UTC()
-		if err := m.validate(); err != nil {
-			return read, err
-		}
-		data, err := marshalEntity(m.ID, migrationRK, m.props())
-		if err != nil {
-			return read, err
-		}
-		etag := read.ETag
-		resp, err := s.migrations.UpdateEntity(ctx, data, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
-		if isPrecondition(err) {
+		m.ID, m.CreatedAt, m.ETag = read.ID, read.CreatedAt, read.ETag
+		got, err := s.ReplaceMigration(ctx, m)
+		if errors.Is(err, ErrStale) {
 			continue
 		}
 		if err != nil {
-			return read, storageErr("update migration "+id, err)
+			return read, err
 		}
-		m.ETag = resp.ETag
-		return m, nil
+		return got, nil
 	}
 	return Migration{}, fmt.Errorf("update migration %s: %w", id, ErrConflict)
 }

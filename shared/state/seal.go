@@ -43,9 +43,20 @@ func NewSealer(keyBase64 string) (*Sealer, error) {
 	return &Sealer{aead: aead}, nil
 }
 
-// Seal encrypts plaintext, bound to context (e.g. "Batches/m1/000001/DataURI").
+// Seal encrypts plaintext without binding it to a context. An empty
+// plaintext seals to "".
+func (s *Sealer) Seal(plaintext []byte) (string, error) { return s.SealFor(string(plaintext), "") }
+
+// Open reverses Seal.
+func (s *Sealer) Open(sealed string) ([]byte, error) {
+	pt, err := s.OpenFor(sealed, "")
+	return []byte(pt), err
+}
+
+// SealFor encrypts plaintext bound to context (e.g.
+// "Batches/m1/000001/DataURI"): it opens only with the same context.
 // An empty plaintext seals to "" so absent secrets stay absent.
-func (s *Sealer) Seal(plaintext, context string) (string, error) {
+func (s *Sealer) SealFor(plaintext, context string) (string, error) {
 	if plaintext == "" {
 		return "", nil
 	}
@@ -57,22 +68,23 @@ func (s *Sealer) Seal(plaintext, context string) (string, error) {
 	return sealPrefix + base64.RawStdEncoding.EncodeToString(out), nil
 }
 
-// Open reverses Seal. The error never contains the sealed or opened value.
-func (s *Sealer) Open(sealed, context string) (string, error) {
+// OpenFor reverses SealFor. The error never contains the sealed or opened
+// value.
+func (s *Sealer) OpenFor(sealed, context string) (string, error) {
 	if sealed == "" {
 		return "", nil
 	}
 	if !strings.HasPrefix(sealed, sealPrefix) {
-		return "", fmt.Errorf("state: open %s: not a sealed value", context)
+		return "", fmt.Errorf("state: open %q: not a sealed value", context)
 	}
 	data, err := base64.RawStdEncoding.DecodeString(sealed[len(sealPrefix):])
 	if err != nil || len(data) < s.aead.NonceSize() {
-		return "", fmt.Errorf("state: open %s: malformed sealed value", context)
+		return "", fmt.Errorf("state: open %q: malformed sealed value", context)
 	}
 	n := s.aead.NonceSize()
 	pt, err := s.aead.Open(nil, data[:n], data[n:], []byte(context))
 	if err != nil {
-		return "", fmt.Errorf("state: open %s: wrong key or tampered value", context)
+		return "", fmt.Errorf("state: open %q: wrong key or tampered value", context)
 	}
 	return string(pt), nil
 }

@@ -16,10 +16,12 @@
 //	Migrations  PK=migration id, RK="m"
 //	Batches     PK=migration id, RK=batch id
 //	InFlight    PK="inflight", RK=migration id + "|" + batch id — one row per
-//	            non-terminal batch, so the drain timer's cost follows the
-//	            in-flight batches, not history
+//	            non-terminal batch and per non-terminal migration (batch id
+//	            empty), so the drain timer's cost follows the work in
+//	            flight, not history
 //	Events      PK=migration id + "|" + batch id, RK=event id
-//	Items       PK=migration id, RK=batch id + "|" + item sequence
+//	Items       PK=migration id + "|" + batch id, RK=sequence: a batch's items
+//	Results     PK=migration id, RK=sha256(source path, version): the report
 //	Claims      PK=migration id, RK=sha256 of the claimed key
 package state
 
@@ -39,6 +41,8 @@ import (
 // Errors; test with errors.Is.
 var (
 	ErrNotFound = errors.New("state: not found")
+	// ErrStale: a Replace lost a race (the ETag no longer matches).
+	ErrStale = errors.New("state: entity changed since it was read")
 	// ErrConflict: an Update gave up after too many lost races.
 	ErrConflict = errors.New("state: too many concurrent updates")
 	// ErrNoChange, returned by an update function, ends the update without
@@ -62,7 +66,7 @@ type Options struct {
 
 // Store reads and writes spemigrate's state. Safe for concurrent use.
 type Store struct {
-	migrations, batches, inflight, events, items, claims *aztables.Client
+	migrations, batches, inflight, events, items, results, claims *aztables.Client
 
 	svc         *aztables.ServiceClient
 	names       []string
@@ -97,7 +101,7 @@ func New(svc *aztables.ServiceClient, opts Options) (*Store, error) {
 	for _, t := range []struct {
 		c    **aztables.Client
 		name string
-	}{{&s.migrations, "Migrations"}, {&s.batches, "Batches"}, {&s.inflight, "InFlight"}, {&s.events, "Events"}, {&s.items, "Items"}, {&s.claims, "Claims"}} {
+	}{{&s.migrations, "Migrations"}, {&s.batches, "Batches"}, {&s.inflight, "InFlight"}, {&s.events, "Events"}, {&s.items, "Items"}, {&s.results, "Results"}, {&s.claims, "Claims"}} {
 		*t.c = svc.NewClient(p + t.name)
 		s.names = append(s.names, p+t.name)
 	}

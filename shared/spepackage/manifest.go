@@ -229,8 +229,10 @@ func ordered(in []Item) ([]Item, error) {
 	for i := range items {
 		it := &items[i]
 		c := cleanPath(it.Path)
-		if c == "" || strings.Contains("/"+c+"/", "/../") {
-			return nil, fmt.Errorf("item %d: Path %q is not a relative path below the destination", i, it.Path)
+		if c == "" || slices.ContainsFunc(strings.Split(strings.Trim(it.Path, "/"), "/"), func(s string) bool {
+			return s == "" || s == "." || s == ".."
+		}) {
+			return nil, fmt.Errorf("item %d: Path %q is not a relative path below the destination (empty, \".\" or \"..\" segment)", i, it.Path)
 		}
 		k := strings.ToLower(c)
 		if seen[k] {
@@ -630,6 +632,8 @@ type xw struct {
 
 func newXW(w io.Writer) *xw {
 	x := &xw{enc: xml.NewEncoder(w)}
+	// One element per line, so the service's line:column errors point somewhere.
+	x.enc.Indent("", " ")
 	// The declaration is written by hand: encoding/xml's Header spells the
 	// encoding in upper case, SharePoint's own packages in lower case.
 	_, x.err = io.WriteString(w, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n")

@@ -20,7 +20,7 @@ func TestCronNext(t *testing.T) {
 	}{
 		{"0 */1 * * * *", "2026-11-26T23:40:10Z", "2026-11-26T23:41:00Z"},
 		{"0 */1 * * * *", "2026-11-26T23:41:00Z", "2026-11-26T23:42:00Z"}, // strictly after
-		{"*/5 * * * *", "2026-11-26T23:41:00Z", "2026-11-26T23:45:00Z"},    // 5 fields: second 0
+		{"*/5 * * * *", "2026-11-26T23:41:00Z", "2026-11-26T23:45:00Z"},   // 5 fields: second 0
 		{"0 0 2 * * *", "2026-11-26T23:41:00Z", "2026-11-27T02:00:00Z"},
 		{"0 30 9 * * mon-fri", "2026-11-27T10:00:00Z", "2026-11-30T09:30:00Z"}, // Fri after 09:30 → Mon
 		{"0 0 0 1 jan *", "2026-11-26T00:00:00Z", "2027-01-01T00:00:00Z"},
@@ -50,17 +50,17 @@ func TestCronNext(t *testing.T) {
 
 func TestCronErrors(t *testing.T) {
 	for expr, want := range map[string]string{
-		"":                   "expected 6 fields",
-		"* * *":              "got 3",
-		"0 60 * * * *":       "minute field",
-		"0 0 24 * * *":       "hour field",
-		"0 0 0 0 * *":        "day field",
-		"0 0 0 * 13 *":       "month field",
-		"0 0 0 * * 7":        "day-of-week field",
-		"0 0 0 * foo *":      "month field",
-		"0 */0 * * * *":      "step",
-		"0 10-5 * * * *":     "backwards",
-		"0 1,,2 * * * *":     "empty list",
+		"":               "expected 6 fields",
+		"* * *":          "got 3",
+		"0 60 * * * *":   "minute field",
+		"0 0 24 * * *":   "hour field",
+		"0 0 0 0 * *":    "day field",
+		"0 0 0 * 13 *":   "month field",
+		"0 0 0 * * 7":    "day-of-week field",
+		"0 0 0 * foo *":  "month field",
+		"0 */0 * * * *":  "step",
+		"0 10-5 * * * *": "backwards",
+		"0 1,,2 * * * *": "empty list",
 	} {
 		_, err := ParseCron(expr)
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -99,7 +99,14 @@ func newBlob(c *container.Client, opts BlobOptions) *Blob {
 }
 
 // String names the source without any credential, for logs.
-func (b *Blob) String() string { return Redact(b.c.URL()) + "/" + b.prefix }
+func (b *Blob) String() string {
+	u, err := url.Parse(b.c.URL())
+	if err != nil {
+		return "blob container"
+	}
+	u.RawQuery, u.User = "", nil
+	return u.String() + "/" + b.prefix
+}
 
 // List returns up to max entries after cursor. Without versions the cursor is
 // the service's continuation marker. With versions it also names the last

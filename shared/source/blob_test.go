@@ -361,7 +361,7 @@ func TestRedact(t *testing.T) {
 }
 
 func TestBlobConstructorErrorsHideSecrets(t *testing.T) {
-	_, err := NewBlobFromConnectionString("AccountName=x;AccountKey=c2VjcmV0LWtleQ==;BlobEndpoint=", "c", BlobOptions{})
+	_, err := NewBlobFromConnectionString("AccountKey=c2VjcmV0LWtleQ==;EndpointSuffix=core.windows.net", "c", BlobOptions{})
 	if err == nil || strings.Contains(err.Error(), "c2VjcmV0") {
 		t.Errorf("bad connection string: %v", err)
 	}

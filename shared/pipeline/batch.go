@@ -150,8 +150,8 @@ func (e *Engine) markItems(ctx context.Context, m *Migration, b *Batch, outcome 
 
 func itemResult(m *Migration, b *Batch, it Item, o Outcome, reason string) ItemResult {
 	return ItemResult{
-		MigrationID: m.ID, SourcePath: it.Entry.Path, VersionID: it.Entry.VersionID,
-		TargetPath: it.Target, BatchID: b.ID, Size: it.Entry.Size,
+		MigrationID: m.ID, SourcePath: it.Path,
+		TargetPath: it.Target, BatchID: b.ID, Size: it.Size(),
 		Outcome: o, Renamed: it.Renamed, Reason: reason,
 	}
 }

@@ -36,6 +36,9 @@ type Store interface {
 	// CreateBatch stores a new batch with its items; ErrExists if the
 	// batch id is taken (its items are then left as they were).
 	CreateBatch(ctx context.Context, b *Batch, items []Item) error
+	// PutBatchItems rewrites a batch's items (same order and count), to
+	// record staging errors.
+	PutBatchItems(ctx context.Context, migrationID, batchID string, items []Item) error
 	GetBatch(ctx context.Context, migrationID, batchID string) (*Batch, error)
 	UpdateBatch(ctx context.Context, b *Batch) error
 	ListBatches(ctx context.Context, migrationID string) ([]*Batch, error)
@@ -67,17 +70,25 @@ type Graph interface {
 // Stager encrypts and uploads one batch's content, then its manifests, into
 // the provisioned containers. Staging the same batch again writes the same
 // blob names. It returns [ErrSASTooShort] (wrapped) when the SAS does not
-// leave enough time to submit.
+// leave enough time to submit. Items whose source cannot be read are left
+// out of the package and reported in StageResult.Failed (by index into
+// items) with a reason free of secrets.
 type Stager interface {
-	Stage(ctx context.Context, m *Migration, b *Batch, items []Item, info graph.ContainerInfo) error
+	Stage(ctx context.Context, m *Migration, b *Batch, items []Item, info graph.ContainerInfo) (StageResult, error)
 }
 
-// Namer applies the migration's naming policy to one source entry: the
-// target path, or a skip, with the reason. It must answer the same for the
-// same entry when asked again (planning may re-run after a crash), which
-// includes case-insensitive collision claims.
+// StageResult is what a [Stager] reports about one staged batch.
+type StageResult struct {
+	Failed map[int]string
+}
+
+// Namer applies the migration's naming policy to one source file (path and
+// size of its current version): the target path, or a skip, with the
+// reason. It must answer the same for the same path when asked again
+// (planning may re-run after a crash), which includes case-insensitive
+// collision claims.
 type Namer interface {
-	Name(ctx context.Context, m *Migration, e source.Entry) (Decision, error)
+	Name(ctx context.Context, m *Migration, path string, size int64) (Decision, error)
 }
 
 // Decision is a [Namer]'s answer.

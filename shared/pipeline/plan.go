@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/spemigrate/spemigrate/shared/source"
 )
 
 // Start records a new migration (m.ID, m.ContainerID and m.Request set by
@@ -78,26 +80,29 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 		skipped []ItemResult
 		c       MigrationCounters
 	)
-	for _, en := range pg.Entries {
+	for _, vs := range groupVersions(pg.Entries) {
 		c.Entries++
-		d, err := e.Namer.Name(ctx, m, en)
+		cur := vs[len(vs)-1]
+		it := Item{Path: cur.Path, Versions: vs}
+		d, err := e.Namer.Name(ctx, m, cur.Path, cur.Size)
 		if err != nil {
-			return fmt.Errorf("plan %s page %d: name %q: %w", m.ID, page, en.Path, err)
+			return fmt.Errorf("plan %s page %d: name %q: %w", m.ID, page, cur.Path, err)
 		}
 		if d.Skip {
 			c.Skipped++
 			skipped = append(skipped, ItemResult{
-				MigrationID: m.ID, SourcePath: en.Path, VersionID: en.VersionID, Size: en.Size,
+				MigrationID: m.ID, SourcePath: cur.Path, Size: it.Size(),
 				Outcome: OutcomeSkipped, Reason: d.Reason,
 			})
 			continue
 		}
 		c.Items++
-		c.BytesPlanned += en.Size
+		c.BytesPlanned += it.Size()
 		if d.Renamed {
 			c.Renamed++
 		}
-		items = append(items, Item{Entry: en, Target: d.Target, Renamed: d.Renamed, NamingReason: d.Reason})
+		it.Target, it.Renamed, it.NamingReason = d.Target, d.Renamed, d.Reason
+		items = append(items, it)
 	}
 
 	groups := e.Planner.Plan(items)
@@ -110,12 +115,8 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 			Status: BatchPlanned, Attempt: 1, Items: len(g), Updated: e.now(),
 		}
 		for _, it := range g {
-			b.Bytes += it.Entry.Size
-			results = append(results, ItemResult{
-				MigrationID: m.ID, SourcePath: it.Entry.Path, VersionID: it.Entry.VersionID,
-				TargetPath: it.Target, BatchID: b.ID, Size: it.Entry.Size,
-				Outcome: OutcomePending, Renamed: it.Renamed, Reason: it.NamingReason,
-			})
+			b.Bytes += it.Size()
+			results = append(results, itemResult(m, b, it, OutcomePending, it.NamingReason))
 		}
 		batches[i] = b
 		next = append(next, Next{Step: StepStage, MigrationID: m.ID, BatchID: b.ID, Attempt: 1})
@@ -166,6 +167,21 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 		return e.settle(ctx, m)
 	}
 	return nil
+}
+
+// groupVersions groups consecutive entries of one path (a source lists a
+// file's versions together, oldest first).
+func groupVersions(es []source.Entry) [][]source.Entry {
+	var out [][]source.Entry
+	for i := 0; i < len(es); {
+		j := i + 1
+		for j < len(es) && es[j].Path == es[i].Path {
+			j++
+		}
+		out = append(out, es[i:j:j])
+		i = j
+	}
+	return out
 }
 
 // BatchID names batch i of plan page p; deterministic so a re-planned page

@@ -220,11 +220,14 @@ func (e *Engine) finish(ctx context.Context, m *Migration, b *Batch) error {
 		bytesMigrated int64
 	)
 	for i, it := range items {
+		if it.StageError != "" {
+			failed[i] = "source could not be read: " + it.StageError
+		}
 		if why, ok := failed[i]; ok {
 			rs = append(rs, itemResult(m, b, it, OutcomeFailed, joinReason(it.NamingReason, why)))
 			continue
 		}
-		bytesMigrated += it.Entry.Size
+		bytesMigrated += it.Size()
 		rs = append(rs, itemResult(m, b, it, OutcomeMigrated, it.NamingReason))
 	}
 	if err := e.Store.PutItemResults(ctx, rs); err != nil {

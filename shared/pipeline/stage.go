@@ -60,7 +60,7 @@ func (e *Engine) Stage(ctx context.Context, migrationID, batchID string) error {
 	if err != nil {
 		return fmt.Errorf("stage %s/%s: items: %w", m.ID, b.ID, err)
 	}
-	err = e.Stager.Stage(ctx, m, b, items, info)
+	res, err := e.Stager.Stage(ctx, m, b, items, info)
 	if errors.Is(err, ErrSASTooShort) {
 		log.Info("SAS too short to stage into; re-provisioning")
 		info, b, err = e.ensureContainers(ctx, m, b, true)
@@ -68,11 +68,17 @@ func (e *Engine) Stage(ctx context.Context, migrationID, batchID string) error {
 			return e.send(ctx, Next{Step: StepStage, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("t", at)})
 		}
 		if err == nil {
-			err = e.Stager.Stage(ctx, m, b, items, info)
+			res, err = e.Stager.Stage(ctx, m, b, items, info)
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("stage %s/%s: %w", m.ID, b.ID, err)
+	}
+	if changed := recordStageErrors(items, res); changed {
+		if err := e.Store.PutBatchItems(ctx, m.ID, b.ID, items); err != nil {
+			return fmt.Errorf("stage %s/%s: record item errors: %w", m.ID, b.ID, err)
+		}
+		log.Warn("items left out of the package: source unreadable", "count", len(res.Failed))
 	}
 	sealed := b.SealedContainers
 	b, wrote, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
@@ -149,6 +155,20 @@ func (e *Engine) ensureContainers(ctx context.Context, m *Migration, b *Batch, f
 		return graph.ContainerInfo{}, b, fmt.Errorf("batch %s: containers changed concurrently; retry", b.ID)
 	}
 	return graph.ContainerInfo{}, b, nil
+}
+
+// recordStageErrors copies a staging's per-item failures onto the items and
+// clears those of items that staged this time.
+func recordStageErrors(items []Item, res StageResult) bool {
+	changed := false
+	for i := range items {
+		why := res.Failed[i]
+		if items[i].StageError != why {
+			items[i].StageError = why
+			changed = true
+		}
+	}
+	return changed
 }
 
 func nonce(kind string, t time.Time) string {

@@ -155,9 +155,13 @@ type BatchProgress struct {
 	Warnings         int64
 }
 
-// Item is one source entry planned into a batch.
+// Item is one source file planned into a batch, with all its versions.
 type Item struct {
-	Entry source.Entry
+	// Path is the source path (as the source names it).
+	Path string
+	// Versions are the file's source entries, oldest first, the current
+	// one last; one entry when the source has no versions.
+	Versions []source.Entry
 	// Target is the slash-separated path in the target library, after the
 	// naming policy.
 	Target string
@@ -165,6 +169,26 @@ type Item struct {
 	// path.
 	Renamed      bool
 	NamingReason string
+	// StageError is set when staging could not read the item's source; the
+	// item is then left out of the package and reported failed.
+	StageError string
+}
+
+// Current is the item's current version.
+func (it Item) Current() source.Entry {
+	if len(it.Versions) == 0 {
+		return source.Entry{Path: it.Path}
+	}
+	return it.Versions[len(it.Versions)-1]
+}
+
+// Size is the plaintext size of all the item's versions.
+func (it Item) Size() int64 {
+	var n int64
+	for _, v := range it.Versions {
+		n += v.Size
+	}
+	return n
 }
 
 // Outcome is what happened to one source entry.
@@ -179,12 +203,12 @@ const (
 	OutcomeCancelled Outcome = "cancelled"
 )
 
-// ItemResult is the per-item record a user reads in the report. Its key is
-// (MigrationID, SourcePath, VersionID); writes are upserts.
+// ItemResult is the per-item record a user reads in the report, one per
+// source file (its versions travel together). Its key is (MigrationID,
+// SourcePath); writes are upserts.
 type ItemResult struct {
 	MigrationID string
 	SourcePath  string
-	VersionID   string
 	TargetPath  string
 	BatchID     string
 	Size        int64

@@ -40,6 +40,10 @@ type Options struct {
 	Dir string
 
 	Azurite bool
+	// ServiceBus starts the Service Bus emulator (infra/local/servicebus) with
+	// the queues of ServiceBusConfig (empty: the app's queues).
+	ServiceBus       bool
+	ServiceBusConfig string
 
 	// Logger receives the launcher's own messages; nil discards them.
 	Logger *slog.Logger
@@ -58,6 +62,8 @@ type Stack struct {
 	TableEndpoint string
 	// StorageConnectionString is the explicit-endpoint form the Go SDKs need.
 	StorageConnectionString string
+
+	serviceBusFields
 
 	opts    Options
 	log     *slog.Logger
@@ -104,6 +110,11 @@ func (s *Stack) start(ctx context.Context) error {
 			return err
 		}
 		if err := s.startAzurite(ctx); err != nil {
+			return err
+		}
+	}
+	if s.opts.ServiceBus {
+		if err := s.startServiceBus(ctx); err != nil {
 			return err
 		}
 	}

@@ -21,6 +21,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	opts := stack.Options{
 		Dir:     *dir,
 		Azurite: true,
+		Graph:   true,
 		Logger:  slog.New(slog.NewTextHandler(stderr, nil)),
 	}
 	if *verbose {
@@ -33,6 +34,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer s.Close()
 	fmt.Fprintf(stdout, "Local stack is up (data in %s).\n", s.Dir)
 	fmt.Fprintf(stdout, "  Blob + Table (Azurite): AzureWebJobsStorage=%s\n", s.StorageConnectionString)
+	fmt.Fprintf(stdout, "  Graph SPE emulator: %s (trust %s; admin %s)\n", s.GraphURL, s.GraphCAFile, s.GraphAdminURL)
+	fmt.Fprintf(stdout, "  SPE container: %s (web %s, list %s, root folder %s)\n", s.SPEContainerID, s.SPEWebID, s.SPEListID, s.SPERootFolderID)
 	fmt.Fprintln(stdout, "Press Ctrl-C to stop every service.")
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "Stopping.")

@@ -40,6 +40,9 @@ type Options struct {
 	Dir string
 
 	Azurite bool
+	// Graph starts the Graph SPE emulator in-process (implies Azurite).
+	Graph        bool
+	GraphOptions GraphOptions
 	// ServiceBus starts the Service Bus emulator (infra/local/servicebus) with
 	// the queues of ServiceBusConfig (empty: the app's queues).
 	ServiceBus       bool
@@ -63,6 +66,7 @@ type Stack struct {
 	// StorageConnectionString is the explicit-endpoint form the Go SDKs need.
 	StorageConnectionString string
 
+	graphFields
 	serviceBusFields
 
 	opts    Options
@@ -112,6 +116,9 @@ func (s *Stack) start(ctx context.Context) error {
 		if err := s.startAzurite(ctx); err != nil {
 			return err
 		}
+	}
+	if err := s.startGraph(ctx); err != nil {
+		return err
 	}
 	if s.opts.ServiceBus {
 		if err := s.startServiceBus(ctx); err != nil {

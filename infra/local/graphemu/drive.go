@@ -1,0 +1,432 @@
+package graphemu
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// person is an author or editor as imported.
+type person struct {
+	Name    string `json:"displayName"`
+	Login   string `json:"login,omitempty"`
+	Email   string `json:"email,omitempty"`
+	Deleted bool   `json:"deleted,omitempty"`
+}
+
+var systemAccount = person{Name: "System Account", Login: "SHAREPOINT\\system"}
+
+// version is one stored version of a file; its content is a file on disk.
+type version struct {
+	Label      string    `json:"label"`
+	Size       int64     `json:"size"`
+	Created    time.Time `json:"createdDateTime"`
+	Modified   time.Time `json:"lastModifiedDateTime"`
+	CreatedBy  person    `json:"createdBy"`
+	ModifiedBy person    `json:"lastModifiedBy"`
+	path       string
+}
+
+// item is a folder or a file in a container's library.
+type item struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Path       string            `json:"path"`
+	ParentID   string            `json:"parentId,omitempty"`
+	Folder     bool              `json:"folder"`
+	IntID      int               `json:"intId"`
+	Created    time.Time         `json:"createdDateTime"`
+	Modified   time.Time         `json:"lastModifiedDateTime"`
+	CreatedBy  person            `json:"createdBy"`
+	ModifiedBy person            `json:"lastModifiedBy"`
+	ETagN      int               `json:"etagVersion"`
+	Versions   []version         `json:"versions,omitempty"`
+	Fields     map[string]string `json:"fields,omitempty"`
+	ListItemID string            `json:"listItemId,omitempty"`
+}
+
+// drive is the imported content of one SPE container. Item metadata is in
+// memory; file content lives under dir.
+type drive struct {
+	c   Container
+	dir string
+
+	mu    sync.Mutex
+	items map[string]*item // by lower-case GUID
+	byInt map[int]string
+	next  int
+}
+
+func newDrive(c Container, dir string) (*drive, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "content"), 0o755); err != nil {
+		return nil, fmt.Errorf("graphemu: drive dir: %w", err)
+	}
+	root := &item{ID: strings.ToLower(c.RootFolderID), Name: c.LibraryFolder, Folder: true, ETagN: 1,
+		Created: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), CreatedBy: systemAccount, ModifiedBy: systemAccount}
+	root.Modified = root.Created
+	return &drive{c: c, dir: dir, items: map[string]*item{root.ID: root}, byInt: map[int]string{}, next: 1}, nil
+}
+
+func (d *drive) rootID() string { return strings.ToLower(d.c.RootFolderID) }
+
+// pathOf is the item's path below the library root ("" for the root).
+// Callers hold d.mu.
+func (d *drive) pathOf(it *item) string {
+	var parts []string
+	for it != nil && it.ID != d.rootID() {
+		parts = append(parts, it.Name)
+		it = d.items[it.ParentID]
+	}
+	for i, j := 0, len(parts)-1; i < j; i, j = i+1, j-1 {
+		parts[i], parts[j] = parts[j], parts[i]
+	}
+	return strings.Join(parts, "/")
+}
+
+// child finds a child by name, case-insensitively. Callers hold d.mu.
+func (d *drive) child(parentID, name string) *item {
+	for _, it := range d.items {
+		if it.ParentID == parentID && strings.EqualFold(it.Name, name) {
+			return it
+		}
+	}
+	return nil
+}
+
+// byPath resolves a library-relative path. Callers hold d.mu.
+func (d *drive) byPath(p string) *item {
+	it := d.items[d.rootID()]
+	for _, seg := range strings.Split(strings.Trim(p, "/"), "/") {
+		if seg == "" {
+			continue
+		}
+		if it = d.child(it.ID, seg); it == nil {
+			return nil
+		}
+	}
+	return it
+}
+
+func (d *drive) children(parentID string) []*item {
+	var out []*item
+	for _, it := range d.items {
+		if it.ParentID == parentID && it.ID != d.rootID() {
+			out = append(out, it)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
+	return out
+}
+
+// allocInt returns a free list item id. Callers hold d.mu.
+func (d *drive) allocInt() int {
+	for {
+		n := d.next
+		d.next++
+		if _, taken := d.byInt[n]; !taken {
+			return n
+		}
+	}
+}
+
+// removeFile deletes a file and all its versions. Callers hold d.mu.
+func (d *drive) removeFile(it *item) {
+	delete(d.items, it.ID)
+	if d.byInt[it.IntID] == it.ID {
+		delete(d.byInt, it.IntID)
+	}
+	_ = os.RemoveAll(filepath.Join(d.dir, "content", it.ID))
+}
+
+func guidUpper(id string) string { return strings.ToUpper(id) }
+
+// driveItemJSON renders an item the way Graph renders a driveItem.
+func (s *Server) driveItemJSON(d *drive, it *item) map[string]any {
+	p := d.pathOf(it)
+	web := strings.TrimSuffix(d.c.SiteURL, "/") + "/" + escapePath(d.c.LibraryFolder)
+	if p != "" {
+		web += "/" + escapePath(p)
+	}
+	m := map[string]any{
+		"id":                   it.ID,
+		"name":                 it.Name,
+		"eTag":                 fmt.Sprintf("\"{%s},%d\"", guidUpper(it.ID), it.ETagN),
+		"cTag":                 fmt.Sprintf("\"c:{%s},%d\"", guidUpper(it.ID), it.ETagN),
+		"createdDateTime":      it.Created.UTC().Format(time.RFC3339),
+		"lastModifiedDateTime": it.Modified.UTC().Format(time.RFC3339),
+		"createdBy":            identity(it.CreatedBy),
+		"lastModifiedBy":       identity(it.ModifiedBy),
+		"webUrl":               web,
+		"sharepointIds": map[string]any{
+			"listId":           d.c.ListID,
+			"listItemId":       strconv.Itoa(it.IntID),
+			"listItemUniqueId": it.ID,
+			"siteId":           d.c.SiteID,
+			"siteUrl":          d.c.SiteURL,
+			"tenantId":         d.c.TenantID,
+			"webId":            d.c.WebID,
+		},
+	}
+	if it.ID == d.rootID() {
+		m["root"] = map[string]any{}
+		m["name"] = "root"
+		m["parentReference"] = map[string]any{"driveId": d.c.ID, "driveType": "documentLibrary"}
+	} else {
+		parent := d.items[it.ParentID]
+		pp := "/drives/" + d.c.ID + "/root:"
+		if parent != nil && parent.ID != d.rootID() {
+			pp += "/" + d.pathOf(parent)
+		}
+		m["parentReference"] = map[string]any{"driveId": d.c.ID, "driveType": "documentLibrary", "id": it.ParentID, "path": pp}
+	}
+	if it.Folder {
+		m["folder"] = map[string]any{"childCount": len(d.children(it.ID))}
+		m["size"] = 0
+	} else {
+		cur := it.Versions[len(it.Versions)-1]
+		m["size"] = cur.Size
+		m["file"] = map[string]any{"mimeType": "application/octet-stream"}
+	}
+	return m
+}
+
+func identity(p person) map[string]any {
+	u := map[string]any{"displayName": p.Name}
+	if p.Email != "" {
+		u["email"] = p.Email
+	}
+	return map[string]any{"user": u}
+}
+
+func escapePath(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
+
+// driveRoute parses the part of a drive URL after "drives/".
+func (s *Server) driveRoute(method, dr string) (string, http.HandlerFunc) {
+	driveID, rest, _ := strings.Cut(dr, "/")
+	// Resolve the addressed item: root, root:/path[:], items/{id}.
+	var (
+		sel    func(d *drive) *item
+		suffix string
+	)
+	switch {
+	case rest == "root" || strings.HasPrefix(rest, "root/"):
+		suffix = strings.TrimPrefix(rest, "root")
+		sel = func(d *drive) *item { return d.items[d.rootID()] }
+	case strings.HasPrefix(rest, "root:"):
+		p := strings.TrimPrefix(rest, "root:")
+		if i := strings.Index(p, ":"); i >= 0 {
+			p, suffix = p[:i], p[i+1:]
+		}
+		sel = func(d *drive) *item { return d.byPath(p) }
+	case strings.HasPrefix(rest, "items/"):
+		id, sfx, _ := strings.Cut(strings.TrimPrefix(rest, "items/"), "/")
+		if sfx != "" {
+			suffix = "/" + sfx
+		}
+		sel = func(d *drive) *item { return d.items[strings.ToLower(strings.Trim(id, "{}"))] }
+	default:
+		return "", nil
+	}
+	wrap := func(h func(w http.ResponseWriter, r *http.Request, d *drive, it *item)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			d := s.container(driveID)
+			if d == nil {
+				writeError(w, r, http.StatusNotFound, "itemNotFound", "", "The drive was not found.")
+				return
+			}
+			d.mu.Lock()
+			it := sel(d)
+			if it == nil {
+				d.mu.Unlock()
+				writeError(w, r, http.StatusNotFound, "itemNotFound", "", "The resource could not be found.")
+				return
+			}
+			h(w, r, d, it) // h unlocks d.mu
+		}
+	}
+	switch {
+	case suffix == "" && method == http.MethodGet:
+		name := RouteDriveItem
+		if rest == "root" {
+			name = RouteDriveRoot
+		}
+		return name, wrap(func(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
+			m := s.driveItemJSON(d, it)
+			d.mu.Unlock()
+			writeJSON(w, http.StatusOK, selectFields(m, r.URL.Query()))
+		})
+	case suffix == "/children" && method == http.MethodGet:
+		return RouteDriveChildren, wrap(func(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
+			var vals []map[string]any
+			for _, c := range d.children(it.ID) {
+				vals = append(vals, selectFields(s.driveItemJSON(d, c), r.URL.Query()))
+			}
+			d.mu.Unlock()
+			if vals == nil {
+				vals = []map[string]any{}
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"value": vals})
+		})
+	case suffix == "/children" && method == http.MethodPost:
+		return RouteCreateFolder, wrap(s.createFolder)
+	case suffix == "/content" && method == http.MethodGet:
+		return RouteDriveContent, wrap(func(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
+			if it.Folder {
+				d.mu.Unlock()
+				writeError(w, r, http.StatusBadRequest, "invalidRequest", "", "A folder has no content.")
+				return
+			}
+			v := it.Versions[len(it.Versions)-1]
+			d.mu.Unlock()
+			serveContent(w, r, v)
+		})
+	case suffix == "/versions" && method == http.MethodGet:
+		return RouteDriveVersions, wrap(func(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
+			vals := []map[string]any{}
+			for i := len(it.Versions) - 1; i >= 0; i-- {
+				v := it.Versions[i]
+				vals = append(vals, map[string]any{
+					"id":                   v.Label,
+					"lastModifiedDateTime": v.Modified.UTC().Format(time.RFC3339),
+					"lastModifiedBy":       identity(v.ModifiedBy),
+					"size":                 v.Size,
+				})
+			}
+			d.mu.Unlock()
+			writeJSON(w, http.StatusOK, map[string]any{"value": vals})
+		})
+	case strings.HasPrefix(suffix, "/versions/") && strings.HasSuffix(suffix, "/content") && method == http.MethodGet:
+		label := strings.TrimSuffix(strings.TrimPrefix(suffix, "/versions/"), "/content")
+		return RouteDriveContent, wrap(func(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
+			for _, v := range it.Versions {
+				if v.Label == label {
+					d.mu.Unlock()
+					serveContent(w, r, v)
+					return
+				}
+			}
+			d.mu.Unlock()
+			writeError(w, r, http.StatusNotFound, "itemNotFound", "", "The version was not found.")
+		})
+	}
+	return "", nil
+}
+
+func serveContent(w http.ResponseWriter, r *http.Request, v version) {
+	f, err := os.Open(v.path)
+	if err != nil {
+		writeError(w, r, http.StatusInternalServerError, "generalException", "", "content missing")
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(v.Size, 10))
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.Copy(w, f)
+}
+
+// selectFields applies $select to top-level properties.
+func selectFields(m map[string]any, q url.Values) map[string]any {
+	var sel string
+	for k, v := range q {
+		if strings.EqualFold(k, "$select") && len(v) > 0 {
+			sel = v[0]
+		}
+	}
+	if sel == "" {
+		return m
+	}
+	out := map[string]any{}
+	for _, f := range strings.Split(sel, ",") {
+		f = strings.TrimSpace(f)
+		for k, v := range m {
+			if strings.EqualFold(k, f) {
+				out[k] = v
+			}
+		}
+	}
+	return out
+}
+
+func (s *Server) createFolder(w http.ResponseWriter, r *http.Request, d *drive, parent *item) {
+	defer d.mu.Unlock()
+	var body struct {
+		Name     string          `json:"name"`
+		Folder   json.RawMessage `json:"folder"`
+		Conflict string          `json:"@microsoft.graph.conflictBehavior"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Name == "" || body.Folder == nil {
+		writeError(w, r, http.StatusBadRequest, "invalidRequest", "", "Body must be {\"name\": \"…\", \"folder\": {}}; only folders can be created here.")
+		return
+	}
+	if !parent.Folder {
+		writeError(w, r, http.StatusBadRequest, "invalidRequest", "", "The parent is not a folder.")
+		return
+	}
+	if ex := d.child(parent.ID, body.Name); ex != nil {
+		switch body.Conflict {
+		case "replace":
+			if ex.Folder {
+				writeJSON(w, http.StatusOK, s.driveItemJSON(d, ex))
+				return
+			}
+		case "rename":
+			for i := 1; d.child(parent.ID, body.Name) != nil; i++ {
+				body.Name = fmt.Sprintf("%s %d", strings.TrimSuffix(body.Name, fmt.Sprintf(" %d", i-1)), i)
+			}
+		default:
+			writeError(w, r, http.StatusConflict, "nameAlreadyExists", "", "An item with the same name already exists.")
+			return
+		}
+	}
+	now := s.cfg.Now().UTC()
+	it := &item{ID: uuid.NewString(), Name: body.Name, ParentID: parent.ID, Folder: true, IntID: d.allocInt(),
+		Created: now, Modified: now, CreatedBy: systemAccount, ModifiedBy: systemAccount, ETagN: 1}
+	d.items[it.ID] = it
+	d.byInt[it.IntID] = it.ID
+	writeJSON(w, http.StatusCreated, s.driveItemJSON(d, it))
+}
+
+func cutTree(rest string) (string, bool) {
+	id, ok := strings.CutPrefix(rest, "containers/")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(id, "/tree")
+}
+
+// serveTree is the verification endpoint of spec §9.7.
+func (s *Server) serveTree(w http.ResponseWriter, r *http.Request, id string) {
+	d := s.container(id)
+	if d == nil {
+		http.NotFound(w, r)
+		return
+	}
+	d.mu.Lock()
+	var out []item
+	for _, it := range d.items {
+		c := *it
+		c.Path = d.pathOf(it)
+		out = append(out, c)
+	}
+	d.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	writeJSON(w, http.StatusOK, map[string]any{"items": out})
+}

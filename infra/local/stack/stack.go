@@ -48,6 +48,10 @@ type Options struct {
 	ServiceBus       bool
 	ServiceBusConfig string
 
+	// Functions runs the Functions dev host in-process (devhost.go); it
+	// starts after every other service. Nil: no dev host.
+	Functions *FunctionsOptions
+
 	// Logger receives the launcher's own messages; nil discards them.
 	Logger *slog.Logger
 	// Output receives the children's stdout and stderr; nil discards them.
@@ -68,6 +72,7 @@ type Stack struct {
 
 	graphFields
 	serviceBusFields
+	functionsFields
 
 	opts    Options
 	log     *slog.Logger
@@ -125,7 +130,7 @@ func (s *Stack) start(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return s.startFunctions(ctx) // last: it needs the other services' addresses
 }
 
 // Close stops every process the stack started and removes a temporary data

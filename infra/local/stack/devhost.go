@@ -1,0 +1,92 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/spemigrate/spemigrate/infra/local/devhost"
+)
+
+// FunctionsOptions runs the Functions dev host (infra/local/devhost)
+// in-process, in front of an already built handler binary.
+type FunctionsOptions struct {
+	// AppRoot holds host.json. Empty: the repository root.
+	AppRoot string
+	// FunctionsDir holds the function folders, relative to AppRoot. Empty:
+	// "handlers", this repository's layout (Azure reads them from the zip
+	// root; packaging copies them there).
+	FunctionsDir string
+	// HandlerPath is the handler executable. Required: build it first
+	// (go build -o <path> ./cmd/handler).
+	HandlerPath string
+	// Settings are app settings laid over the launcher's own: the storage
+	// connection (AzureWebJobsStorage), the Service Bus connection
+	// (ServiceBusConnection) and, when the Graph emulator runs,
+	// SPEMIGRATE_GRAPH_URL.
+	Settings map[string]string
+	// HTTPAddr is the front door's address. Empty: a free loopback port.
+	HTTPAddr string
+}
+
+// functionsFields are the Stack fields describing the dev host.
+type functionsFields struct {
+	// FunctionsURL is the dev host's front door (http://127.0.0.1:N); HTTP
+	// functions live under /api, the admin endpoints under /admin
+	// (GET /admin/stats counts handler invocations per function).
+	FunctionsURL string
+}
+
+func (s *Stack) startFunctions(ctx context.Context) error {
+	o := s.opts.Functions
+	if o == nil {
+		return nil
+	}
+	if o.HandlerPath == "" {
+		return fmt.Errorf("stack: Options.Functions.HandlerPath is empty; build the handler (go build -o bin/handler ./cmd/handler) and pass its path")
+	}
+	root := o.AppRoot
+	if root == "" {
+		root = s.Root
+	}
+	fdir := o.FunctionsDir
+	if fdir == "" {
+		fdir = "handlers"
+	}
+	addr := o.HTTPAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	settings := map[string]string{}
+	if s.StorageConnectionString != "" {
+		settings["AzureWebJobsStorage"] = s.StorageConnectionString
+	}
+	if s.ServiceBusConnectionString != "" {
+		settings["ServiceBusConnection"] = s.ServiceBusConnectionString
+	}
+	if s.GraphURL != "" {
+		settings["SPEMIGRATE_GRAPH_URL"] = s.GraphURL
+	}
+	for k, v := range o.Settings {
+		settings[k] = v
+	}
+	h, err := devhost.New(devhost.Config{
+		AppRoot:      root,
+		FunctionsDir: fdir,
+		HandlerPath:  o.HandlerPath,
+		Settings:     settings,
+		HTTPAddr:     addr,
+		StateDir:     filepath.Join(s.Dir, "devhost"),
+		Logger:       s.log.With("service", "devhost"),
+	})
+	if err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	if err := h.Start(ctx); err != nil {
+		h.Close()
+		return fmt.Errorf("stack: %w", err)
+	}
+	s.OnClose(h.Close)
+	s.FunctionsURL = h.HTTPURL()
+	return nil
+}

@@ -114,7 +114,7 @@ func newError(op string, resp *http.Response) *Error {
 		StatusCode:      resp.StatusCode,
 		RequestID:       resp.Header.Get("request-id"),
 		ClientRequestID: resp.Header.Get("client-request-id"),
-		RetryAfter:      parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		RetryAfter:      retryAfter(resp.Header, time.Now()),
 	}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	var env struct {
@@ -143,6 +143,19 @@ func newError(op string, resp *http.Response) *Error {
 		e.Message = http.StatusText(resp.StatusCode)
 	}
 	return e
+}
+
+// retryAfter reads the same headers azcore's retry policy honours, in its
+// order of preference.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	for _, k := range []string{"retry-after-ms", "x-ms-retry-after-ms"} {
+		if v := h.Get(k); v != "" {
+			if ms, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && ms > 0 {
+				return time.Duration(ms) * time.Millisecond
+			}
+		}
+	}
+	return parseRetryAfter(h.Get("Retry-After"), now)
 }
 
 // parseRetryAfter accepts delta-seconds (what Graph sends) and HTTP-dates.

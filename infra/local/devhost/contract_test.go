@@ -113,6 +113,9 @@ type request struct {
 	Header map[string][]string `json:"header"`
 	Body   string              `json:"body"`
 	PID    int                 `json:"pid"`
+	// InFlight is how many requests the handler was serving when this one
+	// arrived, itself included.
+	InFlight int64 `json:"inFlight"`
 }
 
 func (r request) payload(t *testing.T) (data, meta map[string]json.RawMessage) {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,16 +23,21 @@ type record struct {
 	Header  map[string][]string `json:"header"`
 	Body    string              `json:"body"`
 	Handler int                 `json:"pid"`
+	// InFlight counts the requests being handled when this one arrived,
+	// itself included.
+	InFlight int64 `json:"inFlight"`
 }
+
+var inFlight atomic.Int64
 
 var mu sync.Mutex
 
-func save(r *http.Request, body []byte) {
+func save(r *http.Request, body []byte, n int64) {
 	path := os.Getenv("TESTHANDLER_RECORD")
 	if path == "" {
 		return
 	}
-	b, _ := json.Marshal(record{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header, Body: string(body), Handler: os.Getpid()})
+	b, _ := json.Marshal(record{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header, Body: string(body), Handler: os.Getpid(), InFlight: n})
 	mu.Lock()
 	defer mu.Unlock()
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
@@ -71,15 +77,17 @@ func main() {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		// Forwarding mode: the original request arrives here.
 		body, _ := io.ReadAll(r.Body)
-		save(r, body)
+		save(r, body, 0)
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("X-Forwarded-Path", r.URL.Path)
 		w.WriteHeader(http.StatusTeapot)
 		fmt.Fprintf(w, "forwarded %s %s %s", r.Method, r.URL.RequestURI(), body)
 	})
 	mux.HandleFunc("POST /{function}", func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
 		body, _ := io.ReadAll(r.Body)
-		save(r, body)
+		save(r, body, n)
 		var req struct {
 			Data     map[string]json.RawMessage
 			Metadata map[string]json.RawMessage
@@ -117,6 +125,12 @@ func main() {
 			reply(w, map[string]any{"Outputs": map[string]any{}, "Logs": []string{"survived"}})
 		case "sleep":
 			time.Sleep(time.Minute)
+		case "hold":
+			// Stay busy for arg milliseconds, then succeed.
+			var ms int
+			fmt.Sscan(arg, &ms)
+			time.Sleep(time.Duration(ms) * time.Millisecond)
+			reply(w, map[string]any{"Outputs": map[string]any{}})
 		case "output":
 			reply(w, map[string]any{"Outputs": map[string]json.RawMessage{"out": json.RawMessage(arg)}, "Logs": []string{"sent output"}})
 		default:

@@ -1,0 +1,150 @@
+// Package api is spemigrate's HTTP API, served by the Function App under
+// /api (the api-* functions) as a plain net/http handler: start, list, read
+// and cancel migrations, read their per-item reports, and manage schedules.
+// docs/api.md documents it with curl examples.
+//
+// Nothing in a response carries a secret: requests are shown redacted, and
+// internal errors are logged, not returned.
+package api
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/spemigrate/spemigrate/handlers/schedules"
+	"github.com/spemigrate/spemigrate/shared/request"
+)
+
+// Errors a Backend returns (wrapped or not).
+var (
+	ErrNotFound = errors.New("migration not found")
+	// ErrIDConflict: the id (or idempotency key) was used before for a
+	// different request.
+	ErrIDConflict = errors.New("migration id already used for a different request")
+)
+
+// Backend is what the API needs from the engine and its state.
+type Backend interface {
+	// Start starts a migration under id, or returns the existing one when
+	// id exists with the same request (created is then false).
+	Start(ctx context.Context, id string, req request.Request) (m Migration, created bool, err error)
+	// List returns recent migrations, newest first, a page at a time.
+	List(ctx context.Context, pageToken string, limit int) (ms []Migration, next string, err error)
+	// Get returns one migration with its batches.
+	Get(ctx context.Context, id string) (Migration, error)
+	// Items returns a page of per-item results.
+	Items(ctx context.Context, id, pageToken string, limit int) (items []Item, next string, err error)
+	// Cancel asks the migration to stop: queued jobs are deleted, unstarted
+	// batches cancelled, running jobs finish. Cancelling a finished migration
+	// changes nothing.
+	Cancel(ctx context.Context, id string) (Migration, error)
+}
+
+// ScheduleStore keeps schedules; *schedules.TableStore implements it.
+type ScheduleStore interface {
+	Create(ctx context.Context, s *schedules.Schedule) error
+	Get(ctx context.Context, id string) (*schedules.Schedule, error)
+	List(ctx context.Context) ([]*schedules.Schedule, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// Migration statuses as the API shows them.
+const (
+	StatusRunning             = "running"
+	StatusCancelling          = "cancelling" // cancel requested, running jobs finishing
+	StatusCompleted           = "completed"
+	StatusCompletedWithErrors = "completedWithErrors"
+	StatusFailed              = "failed"
+	StatusCancelled           = "cancelled"
+)
+
+// Migration is a migration as the API shows it.
+type Migration struct {
+	ID              string    `json:"id"`
+	Status          string    `json:"status"`
+	CancelRequested bool      `json:"cancelRequested,omitempty"`
+	Reason          string    `json:"reason,omitempty"`
+	Created         time.Time `json:"created"`
+	Updated         time.Time `json:"updated"`
+	// Request is the request as submitted, redacted.
+	Request  *request.Request `json:"request,omitempty"`
+	Counters Counters         `json:"counters"`
+	Batches  []Batch          `json:"batches,omitempty"`
+}
+
+// Terminal reports whether the migration has finished.
+func (m Migration) Terminal() bool {
+	switch m.Status {
+	case StatusCompleted, StatusCompletedWithErrors, StatusFailed, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Counters are a migration's totals.
+type Counters struct {
+	Entries      int64 `json:"entries"`      // source entries seen so far
+	Items        int64 `json:"items"`        // entries planned for import
+	Skipped      int64 `json:"skipped"`      // skipped by the naming policy
+	Renamed      int64 `json:"renamed"`      // imported under another name
+	BytesPlanned int64 `json:"bytesPlanned"` // bytes of planned items
+	PlanDone     bool  `json:"planDone"`     // the whole source has been read
+
+	Batches          int64 `json:"batches"`
+	BatchesDone      int64 `json:"batchesDone"`
+	BatchesFailed    int64 `json:"batchesFailed"`
+	BatchesCancelled int64 `json:"batchesCancelled"`
+	FilesMigrated    int64 `json:"filesMigrated"`
+	FilesFailed      int64 `json:"filesFailed"`
+	BytesMigrated    int64 `json:"bytesMigrated"`
+	Errors           int64 `json:"errors"`
+	Warnings         int64 `json:"warnings"`
+}
+
+// Batch is one import package of a migration.
+type Batch struct {
+	ID            string    `json:"id"`
+	Status        string    `json:"status"`
+	Attempt       int       `json:"attempt"`
+	Items         int       `json:"items"`
+	Bytes         int64     `json:"bytes"`
+	JobID         string    `json:"jobId,omitempty"`
+	FilesMigrated int64     `json:"filesMigrated"`
+	FilesFailed   int64     `json:"filesFailed"`
+	BytesMigrated int64     `json:"bytesMigrated"`
+	Reason        string    `json:"reason,omitempty"`
+	Updated       time.Time `json:"updated,omitzero"`
+}
+
+// Item outcomes in the report.
+const (
+	OutcomeImported  = "imported"
+	OutcomeRenamed   = "renamed" // imported under a name the naming policy chose
+	OutcomeSkipped   = "skipped"
+	OutcomeFailed    = "failed"
+	OutcomePending   = "pending"
+	OutcomeCancelled = "cancelled"
+)
+
+// Item is one source entry's outcome.
+type Item struct {
+	SourcePath string `json:"sourcePath"`
+	VersionID  string `json:"versionId,omitempty"`
+	TargetPath string `json:"targetPath,omitempty"`
+	BatchID    string `json:"batchId,omitempty"`
+	Size       int64  `json:"size"`
+	Outcome    string `json:"outcome"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// Schedule is a schedule as the API shows it.
+type Schedule struct {
+	ID              string          `json:"id"`
+	Cron            string          `json:"cron"`
+	Request         request.Request `json:"request"` // redacted
+	Created         time.Time       `json:"created"`
+	NextRun         time.Time       `json:"nextRun,omitzero"`
+	LastSlot        time.Time       `json:"lastSlot,omitzero"`
+	LastMigrationID string          `json:"lastMigrationId,omitempty"`
+}

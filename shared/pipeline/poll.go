@@ -252,7 +252,7 @@ func (e *Engine) finish(ctx context.Context, m *Migration, b *Batch) error {
 			return false, nil
 		}
 		x.Status = status
-		x.Reason = reason
+		x.Reason = joinReason(x.Reason, reason)
 		x.FilesFailed = int64(len(failed))
 		x.FilesMigrated = int64(len(items) - len(failed))
 		x.BytesMigrated = bytesMigrated

@@ -109,8 +109,30 @@ func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error 
 		return e.submitFailed(ctx, m, b, err)
 	}
 
-	intent := b.SubmitStarted
-	b2, wrote, werr := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
+	b2, err := e.recordJob(ctx, b, jobID)
+	if err != nil || b2 == nil {
+		// Undo: a job nobody tracks must not run.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		derr := e.Graph.DeleteJob(dctx, m.ContainerID, jobID)
+		cancel()
+		log.Warn("job created but not recorded; deleted it", "job", jobID, "deleteError", errString(derr))
+		if err != nil {
+			return fmt.Errorf("submit %s/%s: record job: %w", m.ID, batchID, err)
+		}
+		return nil
+	}
+	log.Info("migration job created", "job", jobID)
+	return e.send(ctx, Next{Step: StepPoll, MigrationID: m.ID, BatchID: b2.ID, Attempt: b2.Attempt, Seq: b2.PollSeq, NotBefore: b2.NextPollAt})
+}
+
+// recordJob writes the job id if the intent in b is still ours. It returns
+// the stored batch when the job is recorded, nil when it cannot be (the
+// intent was taken over or the batch cancelled), or an error when the
+// store could not say. A write error is checked by reading back: the write
+// may have landed.
+func (e *Engine) recordJob(ctx context.Context, b *Batch, jobID string) (*Batch, error) {
+	intent, attempt := b.SubmitStarted, b.Attempt
+	mutate := func(x *Batch) (bool, error) {
 		if x.Status != BatchSubmitting || x.Attempt != attempt || x.JobID != "" || !x.SubmitStarted.Equal(intent) {
 			return false, nil
 		}
@@ -121,20 +143,30 @@ func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error 
 		x.PollSeq = 0
 		x.NextPollAt = e.now().Add(e.cfg.PollInterval)
 		return true, nil
-	})
-	if werr != nil || !wrote {
-		// Undo: a job nobody tracks must not run.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		derr := e.Graph.DeleteJob(dctx, m.ContainerID, jobID)
-		cancel()
-		log.Warn("job created but not recorded; deleted it", "job", jobID, "deleteError", errString(derr))
-		if werr != nil {
-			return fmt.Errorf("submit %s/%s: record job: %w", m.ID, batchID, werr)
-		}
-		return nil
 	}
-	log.Info("migration job created", "job", jobID)
-	return e.send(ctx, Next{Step: StepPoll, MigrationID: m.ID, BatchID: b2.ID, Attempt: b2.Attempt, Seq: b2.PollSeq, NotBefore: b2.NextPollAt})
+	var lastErr error
+	for range 2 {
+		b2, wrote, err := e.updateBatch(ctx, b, mutate)
+		if err == nil {
+			if wrote {
+				return b2, nil
+			}
+			if b2.JobID == jobID {
+				return b2, nil
+			}
+			return nil, nil
+		}
+		lastErr = err
+		cur, gerr := e.Store.GetBatch(ctx, b.MigrationID, b.ID)
+		if gerr != nil {
+			return nil, fmt.Errorf("%w (and reading back: %w)", err, gerr)
+		}
+		if cur.JobID == jobID {
+			return cur, nil
+		}
+		b = cur
+	}
+	return nil, lastErr
 }
 
 // submitFailed decides what a failed create call means. A refusal (4xx)

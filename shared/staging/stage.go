@@ -148,6 +148,8 @@ type Result struct {
 	Package spepackage.Report
 	Staged  int // items in the manifest
 	Failed  int // items left out (see ItemResult.Error)
+	// When Staged is 0 the manifests describe an empty package; there is
+	// nothing worth submitting.
 }
 
 // BlobName is the data-container blob of a file version: derived from the

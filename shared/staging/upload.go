@@ -90,7 +90,11 @@ func (s *Stager) upload(ctx context.Context, c *container.Client, name string, r
 	for idx := 0; ; idx++ {
 		bp, err := s.bufs.get(gctx)
 		if err != nil {
-			g.Wait()
+			// A failed block cancels gctx; report that failure, not the
+			// cancellation it caused.
+			if werr := g.Wait(); werr != nil {
+				return Blob{}, werr
+			}
 			return Blob{}, err
 		}
 		n, rerr := io.ReadFull(er, *bp)
@@ -100,7 +104,9 @@ func (s *Stager) upload(ctx context.Context, c *container.Client, name string, r
 		}
 		if rerr != nil && rerr != io.ErrUnexpectedEOF {
 			s.bufs.put(bp)
-			g.Wait()
+			if werr := g.Wait(); werr != nil {
+				return Blob{}, werr
+			}
 			return Blob{}, rerr
 		}
 		last := rerr == io.ErrUnexpectedEOF

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
@@ -456,5 +457,52 @@ func TestStageRejectsBadRequest(t *testing.T) {
 	}
 	if got := listNames(t, e.data); len(got) != 0 {
 		t.Errorf("blobs were uploaded for invalid requests: %v", got)
+	}
+}
+
+// brokenSource fails reading one path part-way, as a blob deleted or
+// truncated during the migration would.
+type brokenSource struct {
+	source.Source
+	path string
+}
+
+func (b brokenSource) Open(ctx context.Context, e source.Entry) (io.ReadCloser, error) {
+	rc, err := b.Source.Open(ctx, e)
+	if err != nil || e.Path != b.path {
+		return rc, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(io.LimitReader(rc, 300<<10), iotest.ErrReader(errors.New("connection reset"))), rc}, nil
+}
+
+func TestStageItemFailsMidStream(t *testing.T) {
+	e := newEnv(t, 48*time.Hour)
+	st, err := New(Options{Source: brokenSource{e.src, "big/large.bin"}, BlockSize: 256 << 10, Buffers: 2, FileConcurrency: 2, BlockConcurrency: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Stage(context.Background(), e.request(spepackage.NewMemoryIntIDs(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Staged != 5 || res.Failed != 2 {
+		t.Fatalf("staged %d, failed %d; want 5 and 2 (large.bin and gone.txt)", res.Staged, res.Failed)
+	}
+	for _, ir := range res.Items {
+		if ir.Path == "big/large.bin" && !strings.Contains(ir.Error, "connection reset") {
+			t.Errorf("large.bin: %q", ir.Error)
+		}
+	}
+	var manifest []byte
+	for _, b := range res.Manifests {
+		if b.Name == spepackage.ManifestFile {
+			manifest = fetch(t, e.meta, b)
+		}
+	}
+	if bytes.Contains(manifest, []byte("large.bin")) || !bytes.Contains(manifest, []byte("exact.bin")) {
+		t.Error("the manifest must list exactly the staged items")
 	}
 }

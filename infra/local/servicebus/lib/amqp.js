@@ -4,7 +4,7 @@
 // azservicebus SDK uses. The contract is spec/local-emulation.md §3.
 
 const rhea = require('rhea');
-const { LockLostError } = require('./broker.js');
+const { LockLostError, NotFoundError } = require('./broker.js');
 
 const types = rhea.types;
 const amqpMessage = rhea.message;
@@ -306,6 +306,8 @@ class Server {
     } catch (e) {
       if (e instanceof LockLostError) {
         this.reply(st, req, 410, e.message, {});
+      } else if (e instanceof NotFoundError) {
+        this.reply(st, req, 404, e.message, {});
       } else if (e instanceof BadRequest) {
         this.reply(st, req, 400, e.message, {});
       } else {

@@ -16,6 +16,7 @@ const SCHEDULED = 2;
 const DLQ_SUFFIX = '/$deadletterqueue';
 
 class LockLostError extends Error {}
+class NotFoundError extends Error {}
 
 // MinHeap orders available messages by sequence number.
 class MinHeap {
@@ -433,12 +434,18 @@ class Queue {
 
   // receiveDeferred returns encoded deferred messages by sequence number,
   // locked (peek-lock) or removed (receive-and-delete).
+  // Like Service Bus, a sequence number that names no deferred message fails
+  // the whole call (404, message not found) and locks nothing.
   receiveDeferred(seqs, peekLock) {
     const out = [];
     const now = Date.now();
     for (const s of seqs) {
       const m = this.messages.get(Number(s));
-      if (!m || m.state !== DEFERRED || m.lock) continue;
+      if (!m || m.state !== DEFERRED) throw new NotFoundError(`The message with sequence number ${s} could not be found in '${this.name}' (it is not deferred, or was settled).`);
+      if (m.lock) throw new LockLostError(`The deferred message with sequence number ${s} is locked by another receiver.`);
+    }
+    for (const s of seqs) {
+      const m = this.messages.get(Number(s));
       this.stats.received++;
       this.broker.total.received++;
       if (peekLock) {
@@ -607,4 +614,4 @@ class Broker {
   }
 }
 
-module.exports = { Broker, Queue, LockLostError, ACTIVE, DEFERRED, SCHEDULED, DLQ_SUFFIX, dotnetOrder };
+module.exports = { Broker, Queue, LockLostError, NotFoundError, ACTIVE, DEFERRED, SCHEDULED, DLQ_SUFFIX, dotnetOrder };

@@ -310,3 +310,5 @@ func (p *pkg) upload(t testing.TB, ci containerInfo) {
 		}
 	}
 }
+
+func base64URL(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

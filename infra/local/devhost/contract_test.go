@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spemigrate/spemigrate/infra/local/devhost"
+	"github.com/spemigrate/spemigrate/infra/local/stack"
 )
 
 // handlerBin is the test handler, built once for the package.
@@ -523,4 +524,37 @@ func TestStartErrors(t *testing.T) {
 		t.Errorf("missing connection setting: %v", err)
 	}
 	h.Close()
+}
+
+// TestStackLauncher runs the dev host through the local stack launcher, as
+// integration tests and `spemigrate dev` do.
+func TestStackLauncher(t *testing.T) {
+	a := newApp(t, defaultHostJSON, map[string]string{"HttpOrders": httpFunctions})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := stack.Start(ctx, stack.Options{Functions: &stack.FunctionsOptions{
+		AppRoot: a.root, HandlerPath: handlerBin, Settings: map[string]string{"TESTHANDLER_RECORD": a.record},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	resp, err := http.Get(s.FunctionsURL + "/api/orders/5?status=202")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("GET /api/orders/5 through the launcher: %d, want 202", resp.StatusCode)
+	}
+	resp, err = http.Get(s.FunctionsURL + "/admin/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st devhost.Stats
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if st.Functions["HttpOrders"].Invocations != 1 {
+		t.Errorf("/admin/stats = %+v, want one HttpOrders invocation", st)
+	}
 }

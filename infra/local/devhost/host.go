@@ -80,6 +80,7 @@ type Host struct {
 	sbClients map[string]*azservicebus.Client
 	sbSenders map[string]*azservicebus.Sender
 
+	runCtx context.Context // canceled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed sync.Once
@@ -240,7 +241,7 @@ func (h *Host) Functions() []*Function { return h.functions }
 // the start-up.
 func (h *Host) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
+	h.runCtx, h.cancel = runCtx, cancel
 	l, err := net.Listen("tcp", h.cfg.HTTPAddr)
 	if err != nil {
 		cancel()

@@ -296,7 +296,7 @@ func (h *Host) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
-			if err := h.Invoke(context.Background(), fn.Name, input); err != nil {
+			if err := h.Invoke(h.runCtx, fn.Name, input); err != nil {
 				h.log.Error("admin invocation failed", "function", fn.Name, "err", err)
 			}
 		}()

@@ -262,8 +262,9 @@ func (h *Host) sendOnce(ctx context.Context, inv *invocation) (*result, error) {
 }
 
 func setHostHeaders(hd http.Header, invocationID string) {
-	hd.Set("X-Azure-Functions-InvocationId", invocationID)
-	hd.Set("X-Azure-Functions-HostVersion", HostVersion)
+	// Set directly to keep the host's spelling on the wire.
+	hd["X-Azure-Functions-InvocationId"] = []string{invocationID}
+	hd["X-Azure-Functions-HostVersion"] = []string{HostVersion}
 	hd.Set("User-Agent", "Azure-Functions-Host/"+HostVersion)
 }
 

@@ -66,6 +66,10 @@ func (h *Host) closeServiceBus() {
 }
 
 func (h *Host) startServiceBus(ctx context.Context, fn *Function) error {
+	cs, err := h.connectionString(fn, fn.Trigger)
+	if err != nil {
+		return err
+	}
 	c, err := h.sbClient(fn, fn.Trigger)
 	if err != nil {
 		return err
@@ -80,7 +84,7 @@ func (h *Host) startServiceBus(ctx context.Context, fn *Function) error {
 	if err != nil {
 		return fmt.Errorf("devhost: function %s: Service Bus receiver: %w", fn.Name, err)
 	}
-	ns := namespaceOf(mustConn(h.connectionString(fn, fn.Trigger)))
+	ns := namespaceOf(cs)
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
@@ -88,8 +92,6 @@ func (h *Host) startServiceBus(ctx context.Context, fn *Function) error {
 	}()
 	return nil
 }
-
-func mustConn(s string, _ error) string { return s }
 
 // namespaceOf extracts the host of a connection string's Endpoint.
 func namespaceOf(cs string) string {

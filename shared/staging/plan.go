@@ -48,51 +48,81 @@ type Batch struct {
 // All versions of a file stay in one batch, as the service requires. The
 // same items and limits always give the same batches.
 func Plan(items []Item, lim Limits) ([]Batch, error) {
+	groups, err := PlanBy(items, lim, func(it Item) (string, int, int64) {
+		return it.Path, len(it.Versions), it.Bytes()
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Batch, len(groups))
+	for i, g := range groups {
+		out[i].Items = g
+		for _, it := range g {
+			out[i].Blobs += len(it.Versions)
+			out[i].Bytes += it.Bytes()
+		}
+	}
+	return out, nil
+}
+
+// PlanBy is [Plan] for callers with their own item type: describe returns an
+// item's target path, its number of blobs (versions) and its plaintext bytes.
+func PlanBy[T any](items []T, lim Limits, describe func(T) (path string, blobs int, bytes int64)) ([][]T, error) {
 	if lim.MaxItems <= 0 {
 		return nil, fmt.Errorf("plan: Limits.MaxItems is %d: it must be positive (the service recommends 250)", lim.MaxItems)
 	}
 	if lim.MaxBytes <= 0 {
 		return nil, fmt.Errorf("plan: Limits.MaxBytes is %d: it must be positive (the service recommends 250 MB)", lim.MaxBytes)
 	}
-	sorted := slices.Clone(items)
-	slices.SortStableFunc(sorted, func(a, b Item) int { return strings.Compare(a.Path, b.Path) })
+	type entry struct {
+		item  T
+		path  string
+		blobs int
+		bytes int64
+	}
+	sorted := make([]entry, len(items))
+	for i, it := range items {
+		p, n, b := describe(it)
+		sorted[i] = entry{it, p, n, b}
+	}
+	slices.SortStableFunc(sorted, func(a, b entry) int { return strings.Compare(a.path, b.path) })
 	seen := make(map[string]string, len(sorted))
-	for _, it := range sorted {
-		if strings.Trim(it.Path, "/") == "" {
+	for _, e := range sorted {
+		if strings.Trim(e.path, "/") == "" {
 			return nil, fmt.Errorf("plan: an item has an empty Path")
 		}
-		if len(it.Versions) == 0 {
-			return nil, fmt.Errorf("plan: item %q has no Versions: give it at least its current source entry", it.Path)
+		if e.blobs <= 0 {
+			return nil, fmt.Errorf("plan: item %q has no Versions: give it at least its current source entry", e.path)
 		}
-		k := strings.ToLower(strings.Trim(it.Path, "/"))
+		k := strings.ToLower(strings.Trim(e.path, "/"))
 		if prev, ok := seen[k]; ok {
-			return nil, fmt.Errorf("plan: items %q and %q are the same path to SharePoint, which ignores case: apply the naming policy's collision rule first", prev, it.Path)
+			return nil, fmt.Errorf("plan: items %q and %q are the same path to SharePoint, which ignores case: apply the naming policy's collision rule first", prev, e.path)
 		}
-		seen[k] = it.Path
+		seen[k] = e.path
 	}
 
-	var out []Batch
-	var cur Batch
+	var out [][]T
+	var cur []T
+	var blobs int
+	var size int64
 	flush := func() {
-		if len(cur.Items) > 0 {
+		if len(cur) > 0 {
 			out = append(out, cur)
-			cur = Batch{}
+			cur, blobs, size = nil, 0, 0
 		}
 	}
-	for _, it := range sorted {
-		n, size := len(it.Versions), it.Bytes()
-		if n > lim.MaxItems || size > lim.MaxBytes {
+	for _, e := range sorted {
+		if e.blobs > lim.MaxItems || e.bytes > lim.MaxBytes {
 			flush()
-			cur = Batch{Items: []Item{it}, Blobs: n, Bytes: size}
-			flush()
+			out = append(out, []T{e.item})
 			continue
 		}
-		if cur.Blobs+n > lim.MaxItems || cur.Bytes+size > lim.MaxBytes {
+		if blobs+e.blobs > lim.MaxItems || size+e.bytes > lim.MaxBytes {
 			flush()
 		}
-		cur.Items = append(cur.Items, it)
-		cur.Blobs += n
-		cur.Bytes += size
+		cur = append(cur, e.item)
+		blobs += e.blobs
+		size += e.bytes
 	}
 	flush()
 	return out, nil

@@ -178,7 +178,7 @@ func TestStepFunctionFailures(t *testing.T) {
 	e.err = nil
 	n := len(e.calls)
 	for fn, bad := range map[string]string{
-		"stagebatch": `{"v":1,"step":"stage-batch","migrationId":"m1"}`,       // no batch id
+		"stagebatch": `{"v":1,"step":"stage-batch","migrationId":"m1"}`,         // no batch id
 		"submit":     body(queue.Poll("m1", "b1", 1, 1)),                        // wrong queue
 		"poll":       `{"v":9,"step":"poll","migrationId":"m1","batchId":"b1"}`, // unknown version
 		"provision":  `not json at all`,

@@ -43,12 +43,14 @@ func ivFromMetadata(md map[string]*string) ([]byte, error) {
 // padding. It holds back the last block until it sees EOF, so memory stays at
 // a few blocks whatever the stream's length.
 type decryptReader struct {
-	src  io.Reader
-	mode cipher.BlockMode
-	buf  []byte // ciphertext read but not yet decrypted
-	out  []byte // plaintext ready to hand out
-	eof  bool
-	err  error
+	src   io.Reader
+	mode  cipher.BlockMode
+	buf   []byte // ciphertext read but not yet decrypted
+	out   []byte // plaintext ready to hand out
+	chunk []byte // read buffer, reused
+	plain []byte // decryption buffer, reused once out is drained
+	eof   bool
+	err   error
 }
 
 func newDecryptReader(src io.Reader, key, iv []byte) (*decryptReader, error) {
@@ -77,9 +79,11 @@ func (d *decryptReader) Read(p []byte) (int, error) {
 
 func (d *decryptReader) fill() {
 	// Read until at least two blocks are buffered (one can be released) or EOF.
-	chunk := make([]byte, 32<<10)
-	n, err := d.src.Read(chunk)
-	d.buf = append(d.buf, chunk[:n]...)
+	if d.chunk == nil {
+		d.chunk = make([]byte, 32<<10)
+	}
+	n, err := d.src.Read(d.chunk)
+	d.buf = append(d.buf, d.chunk[:n]...)
 	if err == io.EOF {
 		d.eof = true
 	} else if err != nil {
@@ -114,7 +118,10 @@ func (d *decryptReader) fill() {
 	if ready <= 0 {
 		return
 	}
-	plain := make([]byte, ready)
+	if cap(d.plain) < ready {
+		d.plain = make([]byte, ready)
+	}
+	plain := d.plain[:ready]
 	d.mode.CryptBlocks(plain, d.buf[:ready])
 	d.buf = append(d.buf[:0], d.buf[ready:]...)
 	d.out = plain

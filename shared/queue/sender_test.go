@@ -152,4 +152,3 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("malformed connection string error = %v", err)
 	}
 }
-

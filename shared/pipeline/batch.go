@@ -10,8 +10,10 @@ import (
 func resetAttempt(x *Batch) {
 	x.SealedContainers = ""
 	x.SASExpiry = time.Time{}
+	x.ProvisionedAt = time.Time{}
 	x.SubmitStarted = time.Time{}
 	x.JobID = ""
+	x.SubmittedAt = time.Time{}
 	x.JobStarted = false
 	x.EventCursor = ""
 	x.PollSeq = 0

@@ -102,7 +102,7 @@ type Decision struct {
 // Planner groups one page's items into batches (staging limits: count,
 // bytes, large files alone). It must be deterministic.
 type Planner interface {
-	Plan(items []Item) [][]Item
+	Plan(m *Migration, items []Item) ([][]Item, error)
 }
 
 // Sealer seals secrets before they are stored.

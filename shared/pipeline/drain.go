@@ -57,11 +57,32 @@ func (e *Engine) Drain(ctx context.Context) (DrainReport, error) {
 	return rep, nil
 }
 
+// InFlightForgetter is optionally implemented by a [Store] whose in-flight
+// index can hold stale rows (a crash between an entity's terminal write and
+// the index delete); the drain calls it for rows whose entity is terminal or
+// gone.
+type InFlightForgetter interface {
+	ForgetInFlight(ctx context.Context, migrationID, batchID string) error
+}
+
+func (e *Engine) forget(ctx context.Context, r Ref) error {
+	if f, ok := e.Store.(InFlightForgetter); ok {
+		return f.ForgetInFlight(ctx, r.MigrationID, r.BatchID)
+	}
+	return nil
+}
+
 func (e *Engine) drainOne(ctx context.Context, r Ref) (redriven, settled bool, err error) {
 	now := e.now()
 	m, b, err := e.load(ctx, r.MigrationID, r.BatchID)
+	if errors.Is(err, ErrNotFound) {
+		return false, false, e.forget(ctx, r)
+	}
 	if err != nil {
 		return false, false, err
+	}
+	if m.Status.Terminal() && (b == nil || b.Status.Terminal()) {
+		return false, false, e.forget(ctx, r)
 	}
 	n := nonce("d", now)
 	if b == nil {
@@ -103,7 +124,10 @@ func (e *Engine) drainOne(ctx context.Context, r Ref) (redriven, settled bool, e
 		return true, false, e.send(ctx, Next{Step: StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Nonce: n})
 	}
 	if b.Status.Terminal() {
-		return false, true, e.settle(ctx, m)
+		if err := e.settle(ctx, m); err != nil {
+			return false, false, err
+		}
+		return false, true, e.forget(ctx, r)
 	}
 	return false, false, nil
 }

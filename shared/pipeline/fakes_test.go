@@ -264,14 +264,14 @@ func (fakeNamer) Name(ctx context.Context, m *Migration, p string, size int64) (
 
 type fakePlanner struct{ n int }
 
-func (p fakePlanner) Plan(items []Item) [][]Item {
+func (p fakePlanner) Plan(_ *Migration, items []Item) ([][]Item, error) {
 	var out [][]Item
 	for len(items) > 0 {
 		k := min(p.n, len(items))
 		out = append(out, items[:k:k])
 		items = items[k:]
 	}
-	return out
+	return out, nil
 }
 
 type fakeSealer struct{}
@@ -316,7 +316,9 @@ func (s fakeSource) Open(ctx context.Context, e source.Entry) (io.ReadCloser, er
 
 type fakeSources struct{ src source.Source }
 
-func (f fakeSources) Source(ctx context.Context, m *Migration) (source.Source, error) { return f.src, nil }
+func (f fakeSources) Source(ctx context.Context, m *Migration) (source.Source, error) {
+	return f.src, nil
+}
 
 // ---- Sender ----
 

@@ -105,13 +105,16 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 		items = append(items, it)
 	}
 
-	groups := e.Planner.Plan(items)
+	groups, err := e.Planner.Plan(m, items)
+	if err != nil {
+		return fmt.Errorf("plan %s page %d: batches: %w", m.ID, page, err)
+	}
 	results := skipped
 	batches := make([]*Batch, len(groups))
 	var next []Next
 	for i, g := range groups {
 		b := &Batch{
-			MigrationID: m.ID, ID: BatchID(page, i), Page: page,
+			MigrationID: m.ID, ID: BatchID(page, i), Page: page, ContainerID: m.ContainerID,
 			Status: BatchPlanned, Attempt: 1, Items: len(g), Updated: e.now(),
 		}
 		for _, it := range g {

@@ -137,6 +137,7 @@ func (e *Engine) ensureContainers(ctx context.Context, m *Migration, b *Batch, f
 		}
 		x.SealedContainers = sealed
 		x.SASExpiry = exp
+		x.ProvisionedAt = e.now()
 		return true, nil
 	})
 	if err != nil {

@@ -138,6 +138,7 @@ func (e *Engine) recordJob(ctx context.Context, b *Batch, jobID string) (*Batch,
 		}
 		x.Status = BatchRunning
 		x.JobID = jobID
+		x.SubmittedAt = e.now()
 		x.JobStarted = false
 		x.EventCursor = ""
 		x.PollSeq = 0

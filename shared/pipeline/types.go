@@ -100,7 +100,8 @@ type MigrationCounters struct {
 type Batch struct {
 	MigrationID string
 	ID          string
-	Page        int // the plan page it came from
+	Page        int    // the plan page it came from
+	ContainerID string // the target container (the migration's)
 	Status      BatchStatus
 	// Attempt counts provision→stage→submit→poll rounds, from 1.
 	Attempt int
@@ -114,11 +115,13 @@ type Batch struct {
 	// secret) so the 12-hour rule can be checked without unsealing.
 	SealedContainers string
 	SASExpiry        time.Time
+	ProvisionedAt    time.Time
 
 	// SubmitStarted is the submit intent: set before the Graph call,
 	// it leases the right to create this attempt's job.
 	SubmitStarted time.Time
 	JobID         string
+	SubmittedAt   time.Time
 	JobStarted    bool // a start event was seen: the job can no longer be deleted
 
 	// Polling: EventCursor is the progress-events cursor; PollSeq the

@@ -27,6 +27,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/google/uuid"
 
+	"github.com/spemigrate/spemigrate/infra/local/graphemu"
 	"github.com/spemigrate/spemigrate/infra/local/stack"
 	"github.com/spemigrate/spemigrate/shared/source"
 	"github.com/spemigrate/spemigrate/shared/spepackage"
@@ -36,7 +37,12 @@ var local *stack.Stack
 
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	s, err := stack.Start(ctx, stack.Options{Azurite: true})
+	s, err := stack.Start(ctx, stack.Options{
+		Azurite: true,
+		Graph:   true,
+		// Strict: a content blob without a snapshot is an import error.
+		GraphOptions: stack.GraphOptions{Knobs: graphemu.Knobs{RequireSnapshots: true}},
+	})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start local stack:", err)

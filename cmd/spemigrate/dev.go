@@ -19,10 +19,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	opts := stack.Options{
-		Dir:     *dir,
-		Azurite: true,
-		Graph:   true,
-		Logger:  slog.New(slog.NewTextHandler(stderr, nil)),
+		Dir:        *dir,
+		Azurite:    true,
+		Graph:      true,
+		ServiceBus: true,
+		Logger:     slog.New(slog.NewTextHandler(stderr, nil)),
 	}
 	if *verbose {
 		opts.Output = stderr
@@ -34,6 +35,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer s.Close()
 	fmt.Fprintf(stdout, "Local stack is up (data in %s).\n", s.Dir)
 	fmt.Fprintf(stdout, "  Blob + Table (Azurite): AzureWebJobsStorage=%s\n", s.StorageConnectionString)
+	fmt.Fprintf(stdout, "  Service Bus emulator: ServiceBusConnection=%s (stats %s/stats)\n", s.ServiceBusConnectionString, s.ServiceBusAdminURL)
 	fmt.Fprintf(stdout, "  Graph SPE emulator: %s (trust %s; admin %s)\n", s.GraphURL, s.GraphCAFile, s.GraphAdminURL)
 	fmt.Fprintf(stdout, "  SPE container: %s (web %s, list %s, root folder %s)\n", s.SPEContainerID, s.SPEWebID, s.SPEListID, s.SPERootFolderID)
 	fmt.Fprintln(stdout, "Press Ctrl-C to stop every service.")

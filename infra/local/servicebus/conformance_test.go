@@ -196,6 +196,7 @@ func TestDeferAndReceiveDeferred(t *testing.T) {
 }
 
 func TestLockExpiryRedelivers(t *testing.T) {
+	t.Parallel() // waits on the clock; its queue is its own
 	c := newClient(t)
 	send(t, newSender(t, c, "lock-expiry"), &azservicebus.Message{MessageID: to.Ptr("le-1")})
 	r := newReceiver(t, c, "lock-expiry", nil)
@@ -218,6 +219,7 @@ func TestLockExpiryRedelivers(t *testing.T) {
 }
 
 func TestLateSettlementLockLost(t *testing.T) {
+	t.Parallel() // waits on the clock; its queue is its own
 	c := newClient(t)
 	send(t, newSender(t, c, "lock-lost"), text("slow"))
 	r := newReceiver(t, c, "lock-lost", nil)
@@ -236,6 +238,7 @@ func TestLateSettlementLockLost(t *testing.T) {
 }
 
 func TestRenewLock(t *testing.T) {
+	t.Parallel() // waits on the clock; its queue is its own
 	c := newClient(t)
 	send(t, newSender(t, c, "renew"), text("long job"))
 	r := newReceiver(t, c, "renew", nil)
@@ -284,6 +287,7 @@ func TestMaxDeliveryCountDeadLetters(t *testing.T) {
 }
 
 func TestTTLExpiryDeadLetters(t *testing.T) {
+	t.Parallel() // waits on the clock; its queue is its own
 	c := newClient(t)
 	send(t, newSender(t, c, "ttl-deadletter"), &azservicebus.Message{MessageID: to.Ptr("ttl-1")})
 	d := receiveN(t, deadLetterReceiver(t, c, "ttl-deadletter"), 1, 10*time.Second)[0]
@@ -299,6 +303,7 @@ func TestTTLExpiryDeadLetters(t *testing.T) {
 }
 
 func TestTTLExpiryWithoutDeadLettering(t *testing.T) {
+	t.Parallel() // waits on the clock; its queue is its own
 	c := newClient(t)
 	send(t, newSender(t, c, "ttl-drop"), &azservicebus.Message{MessageID: to.Ptr("gone")})
 	r := newReceiver(t, c, "ttl-drop", nil)
@@ -312,6 +317,7 @@ func TestTTLExpiryWithoutDeadLettering(t *testing.T) {
 }
 
 func TestMessageTTLExpires(t *testing.T) {
+	t.Parallel() // waits on the clock; its queue is its own
 	// A per-message TTL shorter than the queue's default applies too.
 	c := newClient(t)
 	send(t, newSender(t, c, "basic"), &azservicebus.Message{MessageID: to.Ptr("short-ttl"), TimeToLive: to.Ptr(500 * time.Millisecond)})
@@ -324,6 +330,7 @@ func TestMessageTTLExpires(t *testing.T) {
 }
 
 func TestScheduleAndCancel(t *testing.T) {
+	t.Parallel() // waits on the clock; its queue is its own
 	c := newClient(t)
 	s := newSender(t, c, "schedule")
 	at := time.Now().Add(1500 * time.Millisecond)
@@ -543,4 +550,3 @@ func TestAdminStats(t *testing.T) {
 		t.Fatalf("stats = %+v, want sent 3, received ≥ 2, completed 2, active 1", st)
 	}
 }
-

@@ -17,7 +17,11 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/spemigrate/spemigrate/infra/local/stack"
 	"github.com/spemigrate/spemigrate/shared/graph"
+	"github.com/spemigrate/spemigrate/shared/naming"
 )
+
+// The naming policy's collision memory is this store.
+var _ naming.Claims = (*Store)(nil)
 
 var storageConn string
 

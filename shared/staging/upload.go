@@ -57,6 +57,9 @@ func (p *bufferPool) get(ctx context.Context) (*[]byte, error) {
 
 func (p *bufferPool) put(b *[]byte) { p.free <- b }
 
+// maxBlocks is the most blocks one block blob can commit.
+const maxBlocks = 50000
+
 // blockID is a fixed-width id, as the service requires all ids of a blob to
 // have the same length; the same index always gives the same id.
 func blockID(i int) string {
@@ -121,6 +124,11 @@ func (s *Stager) upload(ctx context.Context, c *container.Client, name string, r
 				return Blob{}, blobErr("put blob", name, err)
 			}
 			break
+		}
+		if idx >= maxBlocks {
+			s.bufs.put(bp)
+			g.Wait()
+			return Blob{}, fmt.Errorf("upload %s: more than %d blocks of %d bytes: raise Options.BlockSize", name, maxBlocks, s.opts.BlockSize)
 		}
 		id := blockID(idx)
 		ids = append(ids, id)

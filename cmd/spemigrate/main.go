@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +17,11 @@ const usage = `spemigrate moves content from Azure Blob Storage into SharePoint 
 
 Usage:
   spemigrate dev        start the local stack and print its connection settings; Ctrl-C stops it
+  spemigrate submit     start a migration (over HTTP, or --queue onto the provision queue)
+  spemigrate status     list recent migrations, or show one
+  spemigrate watch      live progress of a migration until it ends
+  spemigrate cancel     cancel a migration
+  spemigrate report     per-item outcome summary (or --csv for the full report)
   spemigrate help       this text
 `
 
@@ -33,12 +40,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "dev":
 		err = runDev(ctx, args[1:], stdout, stderr)
+	case "submit":
+		err = runSubmit(ctx, args[1:], stdout, stderr)
+	case "status":
+		err = runStatus(ctx, args[1:], stdout, stderr)
+	case "watch":
+		err = runWatch(ctx, args[1:], stdout, stderr)
+	case "cancel":
+		err = runCancel(ctx, args[1:], stdout, stderr)
+	case "report":
+		err = runReport(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "spemigrate: unknown command %q\n\n%s", args[0], usage)
 		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "spemigrate %s: %v\n", args[0], err)

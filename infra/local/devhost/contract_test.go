@@ -558,3 +558,26 @@ func TestStackLauncher(t *testing.T) {
 		t.Errorf("/admin/stats = %+v, want one HttpOrders invocation", st)
 	}
 }
+
+// TestHandlerThatCannotStart: a handler that keeps exiting is restarted
+// until three crashes, then Start fails quoting its stderr.
+func TestHandlerThatCannotStart(t *testing.T) {
+	a := newApp(t, defaultHostJSON, map[string]string{"HttpOrders": httpFunctions})
+	script := filepath.Join(t.TempDir(), "broken.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'config missing: SPEMIGRATE_X' >&2\nexit 2\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := a.config(nil)
+	cfg.HandlerPath = script
+	h, err := devhost.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = h.Start(ctx)
+	if err == nil || !strings.Contains(err.Error(), "3 times") || !strings.Contains(err.Error(), "config missing: SPEMIGRATE_X") {
+		t.Errorf("Start with a crashing handler: %v", err)
+	}
+}

@@ -53,6 +53,7 @@ type worker struct {
 	err      error         // set when the worker gave up
 	crashes  []time.Time
 	restarts int
+	stderr   []string // last lines, quoted when the handler dies
 	closing  bool
 	wg       sync.WaitGroup
 }
@@ -160,8 +161,13 @@ func (w *worker) waitReady(p *workerProc) {
 			return
 		}
 		if time.Now().After(deadline) {
+			// Counted like a crash: a handler that never gets ready must
+			// not be restarted forever.
 			w.log.Error("handler did not answer GET / in time; restarting it", "timeout", w.timeout)
-			w.kill(p)
+			w.mu.Lock()
+			w.stderr = append(w.stderr, fmt.Sprintf("(no answer to GET / within %s)", w.timeout))
+			w.mu.Unlock()
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 			return
 		}
 		select {
@@ -198,7 +204,7 @@ func (w *worker) exited(p *workerProc, err error) {
 		}
 		w.log.Error("handler exited", "code", code, "err", err, "crashes_in_30m", len(w.crashes))
 		if len(w.crashes) >= crashLimit {
-			w.err = fmt.Errorf("devhost: the handler exited unexpectedly %d times within %s; giving up as the host does", crashLimit, crashWindow)
+			w.err = fmt.Errorf("devhost: the handler exited unexpectedly %d times within %s (last exit: %v); giving up as the host does; its last stderr lines: %q", crashLimit, crashWindow, err, w.stderr)
 			w.log.Error(w.err.Error())
 			w.notifyLocked()
 			return
@@ -296,6 +302,14 @@ func (w *worker) forward(r io.Reader, isErr bool) {
 		attrs := []any{"source", "handler"}
 		if fn, id, ok := w.active(); ok {
 			attrs = append(attrs, "function", fn, "invocation_id", id)
+		}
+		if isErr {
+			w.mu.Lock()
+			w.stderr = append(w.stderr, line)
+			if len(w.stderr) > 3 {
+				w.stderr = w.stderr[len(w.stderr)-3:]
+			}
+			w.mu.Unlock()
 		}
 		switch {
 		case !isErr:

@@ -119,10 +119,14 @@ func New(cred azcore.TokenCredential, opts Options) (*Client, error) {
 	if len(scopes) == 0 {
 		scopes = []string{DefaultScope}
 	}
+	maxRetries := opts.MaxRetries
+	if maxRetries == 0 {
+		maxRetries = 5
+	}
 	co := policy.ClientOptions{
 		Transport: opts.Transport,
 		Retry: policy.RetryOptions{
-			MaxRetries:    opts.MaxRetries,
+			MaxRetries:    maxRetries,
 			MaxRetryDelay: opts.MaxRetryDelay,
 			RetryDelay:    opts.RetryDelay,
 		},

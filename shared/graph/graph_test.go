@@ -398,3 +398,16 @@ func TestNewCredentialNamesMissingFields(t *testing.T) {
 		t.Errorf("client secret credential: %v", err)
 	}
 }
+
+func TestRetriesRunOutIntoThrottledError(t *testing.T) {
+	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		graphError(w, 429, "activityLimitReached", "", "slow down") // no Retry-After
+	})
+	_, err := rec.client(t, func(o *Options) { o.MaxRetries = 2 }).ProvisionContainers(context.Background(), testContainer)
+	if d, ok := RetryAfter(err); !errors.Is(err, ErrThrottled) || !ok || d != 0 {
+		t.Fatalf("err = %v (retry after %v, %v)", err, d, ok)
+	}
+	if n := len(rec.requests()); n != 3 {
+		t.Errorf("%d requests, want 1 + 2 retries", n)
+	}
+}

@@ -89,6 +89,9 @@ type Knobs struct {
 	ProgressEvery int
 	// ProgressInterval also emits one when this much time passed. Default 5s.
 	ProgressInterval time.Duration
+	// ArchiveChecksum says what ArchivedFile@Checksum hashes: "plaintext"
+	// (default) or "ciphertext" (the encrypted archive as stored).
+	ArchiveChecksum string
 	// Directory lists the logins that resolve; nil means every
 	// claims-encoded UPN login ("i:0#.f|membership|user@domain") resolves.
 	Directory []string
@@ -166,6 +169,9 @@ func (c *Config) setDefaults() {
 	if k.IntIDCollision == "" {
 		k.IntIDCollision = "error"
 	}
+	if k.ArchiveChecksum == "" {
+		k.ArchiveChecksum = "plaintext"
+	}
 	if k.ProgressEvery <= 0 {
 		k.ProgressEvery = 100
 	}
@@ -234,6 +240,7 @@ func (c *Config) validate() error {
 	oneOf("DeleteProcessing", k.DeleteProcessing, "cancel", "notFound")
 	oneOf("EnumCase", k.EnumCase, "camel", "pascal")
 	oneOf("IntIDCollision", k.IntIDCollision, "error", "overwrite")
+	oneOf("ArchiveChecksum", k.ArchiveChecksum, "plaintext", "ciphertext")
 	return errors.Join(errs...)
 }
 

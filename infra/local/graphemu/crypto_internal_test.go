@@ -72,3 +72,16 @@ func TestIVFromMetadataIsCaseInsensitive(t *testing.T) {
 		t.Error("missing IV accepted")
 	}
 }
+
+func TestQuickXorHashVectors(t *testing.T) {
+	for in, want := range map[string]string{
+		"":            "AAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		"hello world": "aCgDG9jwBhDc4Q1yawMZAAAAAAA=",
+	} {
+		var h quickXorHash
+		_, _ = h.Write([]byte(in))
+		if got := h.Sum(); got != want {
+			t.Errorf("QuickXorHash(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

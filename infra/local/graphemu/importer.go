@@ -130,10 +130,11 @@ type importer struct {
 	lastObject               string
 	sinceProgress            int
 
-	users      map[string]*pkgUser // by User@Id
-	pkgItems   map[string]string   // File/Folder Id → "file"/"folder"
-	fileParent map[string]string   // File Id → ParentId
-	fileInt    map[string]int      // File/Folder Id → ListItemIntId
+	users      map[string]*pkgUser      // by User@Id
+	pkgItems   map[string]string        // File/Folder Id → "file"/"folder"
+	fileParent map[string]string        // File Id → ParentId
+	fileInt    map[string]int           // File/Folder Id → ListItemIntId
+	archives   map[string]archiveMember // FileValue → archive member
 
 	log, wrn, errLog bytes.Buffer
 }
@@ -296,7 +297,8 @@ func (im *importer) writeLogs(ctx context.Context) {
 
 // openBlob downloads the latest snapshot of a blob (or the blob itself) and
 // returns its decrypted stream. missing is true when the blob does not exist.
-func (im *importer) openBlob(ctx context.Context, c *container.Client, name string, wantSnapshot bool) (rc io.ReadCloser, hasSnapshot, missing bool, err error) {
+// A non-nil raw receives the ciphertext as it is read.
+func (im *importer) openBlob(ctx context.Context, c *container.Client, name string, wantSnapshot bool, raw io.Writer) (rc io.ReadCloser, hasSnapshot, missing bool, err error) {
 	bc := c.NewBlobClient(name)
 	if wantSnapshot {
 		snap := ""
@@ -331,7 +333,11 @@ func (im *importer) openBlob(ctx context.Context, c *container.Client, name stri
 		resp.Body.Close()
 		return nil, hasSnapshot, false, &errFatal{err.Error()}
 	}
-	dr, err := newDecryptReader(resp.Body, im.j.key, iv)
+	var body io.Reader = resp.Body
+	if raw != nil {
+		body = io.TeeReader(resp.Body, raw)
+	}
+	dr, err := newDecryptReader(body, im.j.key, iv)
 	if err != nil {
 		resp.Body.Close()
 		return nil, hasSnapshot, false, err
@@ -345,7 +351,7 @@ func (im *importer) openBlob(ctx context.Context, c *container.Client, name stri
 // fetchManifest decrypts a metadata blob into a temporary file. It returns
 // "" when the blob does not exist.
 func (im *importer) fetchManifest(ctx context.Context, name string) (string, error) {
-	rc, _, missing, err := im.openBlob(ctx, im.meta, name, false)
+	rc, _, missing, err := im.openBlob(ctx, im.meta, name, false, nil)
 	if missing {
 		return "", nil
 	}
@@ -535,6 +541,13 @@ func (im *importer) importPackage(ctx context.Context) error {
 			return fatalf("Manifest file %s listed in SystemData.xml is missing from the metadata container", name)
 		}
 		mpaths[i] = p
+	}
+	if p, err := im.fetchManifest(ctx, "ArchivedFiles.xml"); err != nil {
+		return err
+	} else if p != "" {
+		if err := im.loadArchives(ctx, p); err != nil {
+			return err
+		}
 	}
 	im.pkgItems, im.fileParent, im.fileInt = map[string]string{}, map[string]string{}, map[string]int{}
 	for i, p := range mpaths {
@@ -947,7 +960,11 @@ func (im *importer) applyFile(ctx context.Context, n, f *node) error {
 
 // download streams a data blob through decryption to a file.
 func (im *importer) download(ctx context.Context, name, dst string) (size int64, hasSnap, missing bool, err error) {
-	rc, hasSnap, missing, err := im.openBlob(ctx, im.data, name, true)
+	if m, ok := im.archives[name]; ok {
+		size, err := im.openArchived(m, dst)
+		return size, true, false, err
+	}
+	rc, hasSnap, missing, err := im.openBlob(ctx, im.data, name, true, nil)
 	if err != nil || missing {
 		return 0, hasSnap, missing, err
 	}

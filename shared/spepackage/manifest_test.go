@@ -355,3 +355,13 @@ func TestXMLEscapingAndLabels(t *testing.T) {
 		t.Errorf("second version label %q", got)
 	}
 }
+
+func TestNewTarget(t *testing.T) {
+	got, err := NewTarget(testTarget.SiteURL, "{"+testTarget.WebID.String()+"}", strings.ToUpper(testTarget.ListID.String()), testTarget.RootFolderID.String(), "Document Library")
+	if err != nil || got != testTarget {
+		t.Fatalf("NewTarget = %+v, %v", got, err)
+	}
+	if _, err := NewTarget(testTarget.SiteURL, "nope", testTarget.ListID.String(), testTarget.RootFolderID.String(), "x"); err == nil || !strings.Contains(err.Error(), "WebID") {
+		t.Fatalf("bad web id: %v", err)
+	}
+}

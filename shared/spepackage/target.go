@@ -45,6 +45,25 @@ type Target struct {
 	DestinationID uuid.UUID
 }
 
+// NewTarget builds a Target for the library root from the string values the
+// Graph drive calls return (GUIDs with or without braces), and validates it.
+// Set DestinationPath and DestinationID on the result to import below a
+// folder.
+func NewTarget(siteURL, webID, listID, rootFolderID, libraryFolder string) (Target, error) {
+	t := Target{SiteURL: siteURL, LibraryFolder: libraryFolder}
+	for _, f := range []struct {
+		name, val string
+		dst       *uuid.UUID
+	}{{"WebID", webID, &t.WebID}, {"ListID", listID, &t.ListID}, {"RootFolderID", rootFolderID, &t.RootFolderID}} {
+		id, err := uuid.Parse(strings.Trim(f.val, "{}"))
+		if err != nil {
+			return Target{}, fmt.Errorf("target: %s %q is not a GUID: take it from the drive root's sharepointIds", f.name, f.val)
+		}
+		*f.dst = id
+	}
+	return t, t.Validate()
+}
+
 // Validate reports the first field that cannot produce a valid package.
 func (t Target) Validate() error {
 	u, err := url.Parse(t.SiteURL)

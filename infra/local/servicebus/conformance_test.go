@@ -550,3 +550,13 @@ func TestAdminStats(t *testing.T) {
 		t.Fatalf("stats = %+v, want sent 3, received ≥ 2, completed 2, active 1", st)
 	}
 }
+
+func TestSessionsRefusedClearly(t *testing.T) {
+	// Sessions are out of scope; a session receiver gets a plain answer
+	// instead of a hang.
+	c := newClient(t)
+	_, err := c.AcceptSessionForQueue(ctxFor(t, 20*time.Second), "basic", "s1", nil)
+	if err == nil || !strings.Contains(err.Error(), "does not support sessions") {
+		t.Fatalf("accept session: %v, want a refusal saying sessions are not supported", err)
+	}
+}

@@ -105,11 +105,16 @@ function main() {
     stopping = true;
     log(`${sig}: stopping`);
     clearInterval(timer);
-    journal.close();
     if (admin) admin.close();
-    server.close(() => process.exit(0));
-    setTimeout(() => process.exit(0), 1000).unref();
+    // Drop the connections first so no new work arrives, then write out what
+    // the journal still holds.
+    server.close(() => {});
+    journal.close(() => process.exit(0));
+    setTimeout(() => process.exit(0), 3000).unref();
   };
+  // A protocol error rhea throws while handling one connection's bytes must
+  // not take the other clients down with it.
+  process.on('uncaughtException', (e) => log(`internal error (continuing): ${e.stack || e}`));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

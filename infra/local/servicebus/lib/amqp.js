@@ -84,7 +84,11 @@ class Server {
     this.connections.delete(conn);
   }
 
+  // refuse answers an attach with null termini and a detach carrying the
+  // error, which go-amqp then reports to the caller.
   refuse(link, address, why) {
+    link.local.attach.source = null;
+    link.local.attach.target = null;
     link.close({ condition: 'amqp:not-found', description: why || `The messaging entity '${address}' could not be found.` });
   }
 
@@ -100,6 +104,12 @@ class Server {
     const source = addressOf(link.remote.attach.source);
     const target = addressOf(link.remote.attach.target);
     this.echoSettleModes(link);
+    if (hasSessionFilter(link.remote.attach.source)) {
+      // Refused with a null source, so go-amqp reports the detach error.
+      link.local.attach.source = null;
+      link.close({ condition: 'amqp:not-implemented', description: 'The Service Bus emulator does not support sessions.' });
+      return;
+    }
     // Build fresh termini: echoing the peer's decoded ones produces a
     // composite go-amqp rejects.
     link.set_source({ address: source });
@@ -225,6 +235,7 @@ class Server {
       return;
     }
     if (queue.parent) {
+      link.local.attach.target = null;
       link.close({ condition: 'amqp:not-allowed', description: `Cannot send to the dead-letter queue '${queue.name}'.` });
       return;
     }
@@ -398,6 +409,11 @@ function settleDeliveryLocally(m) {
 }
 
 class BadRequest extends Error {}
+
+function hasSessionFilter(source) {
+  const f = source && source.filter;
+  return Boolean(f && typeof f === 'object' && Object.keys(f).some((k) => k.toLowerCase() === 'com.microsoft:session-filter'));
+}
 
 function list(v, name) {
   if (Array.isArray(v)) return v;

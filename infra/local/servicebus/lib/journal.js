@@ -41,6 +41,7 @@ class Journal {
     this.scheduled = false;
     this.size = 0;
     this.snapshot = null; // function returning the live records, set by the broker
+    this.compactMinBytes = COMPACT_MIN_BYTES;
   }
 
   get durable() { return Boolean(this.dir); }
@@ -142,7 +143,7 @@ class Journal {
 
   flush() {
     if (this.flushing || this.pending.length === 0) return;
-    if (this.size > COMPACT_MIN_BYTES && this.size > 4 * this.liveBytes()) {
+    if (this.size > this.compactMinBytes && this.size > 4 * this.liveBytes()) {
       try {
         this.rewrite();
         this.log(`journal ${this.file}: compacted to ${this.size} bytes`);
@@ -172,15 +173,31 @@ class Journal {
 
   liveBytes() { return 0; } // replaced by the broker
 
-  close() {
+  // close writes what is still pending and closes the file. It waits for a
+  // write already in flight, so records reach the file in order.
+  close(cb) {
+    if (this.flushing) {
+      const check = setInterval(() => {
+        if (!this.flushing) {
+          clearInterval(check);
+          this.close(cb);
+        }
+      }, 5);
+      return;
+    }
     if (this.fd >= 0) {
       try {
         if (this.pending.length) fs.writeSync(this.fd, Buffer.concat(this.pending, this.pendingBytes));
         fs.fdatasyncSync(this.fd);
-      } catch { /* closing anyway */ }
+      } catch (e) {
+        this.log(`journal ${this.file}: final write failed: ${e.message}`);
+      }
       fs.closeSync(this.fd);
       this.fd = -1;
     }
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (cb) cb();
   }
 }
 

@@ -1,0 +1,121 @@
+package graphemu_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/spemigrate/spemigrate/infra/local/graphemu"
+)
+
+func TestDriveFolderCreationAndNameClash(t *testing.T) {
+	e := newEmu(t, nil)
+	drive := "/v1.0/drives/" + e.cid
+	r := e.do("POST", drive+"/root/children", map[string]any{"name": "Contracts", "folder": map[string]any{}})
+	if r.status != 201 {
+		t.Fatalf("create folder: %d %s", r.status, r.body)
+	}
+	made := r.json(t)
+	if !strings.HasPrefix(made["eTag"].(string), `"{`) || !strings.HasSuffix(made["eTag"].(string), `},1"`) {
+		t.Errorf("eTag = %v", made["eTag"])
+	}
+	if r := e.do("POST", drive+"/root/children", map[string]any{"name": "contracts", "folder": map[string]any{}}); r.status != 409 {
+		t.Errorf("same name again: %d", r.status)
+	}
+	if r := e.do("POST", drive+"/root/children", map[string]any{"name": "Contracts", "folder": map[string]any{}, "@microsoft.graph.conflictBehavior": "rename"}); r.status != 201 || r.json(t)["name"] != "Contracts 1" {
+		t.Errorf("rename: %d %s", r.status, r.body)
+	}
+	// The package's folder "Contracts" has another id: object error, and
+	// its file then has no parent.
+	ci := e.provision()
+	examplePkg().upload(t, ci)
+	evs := e.waitDone(e.mustCreateJob(ci))
+	assertOutcome(t, evs, rule{level: objError, objType: "folder", objURL: "Document Library/Contracts", msg: "A different item named 'Contracts' already exists"})
+	if len(ofType(evs, "sharePointMigrationJobErrorEvent")) != 2 {
+		t.Errorf("want the folder error and the file's parent-not-found error: %v", ofType(evs, "sharePointMigrationJobErrorEvent"))
+	}
+	// A package can target the folder created through Graph by its eTag GUID.
+	guid := strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(made["eTag"].(string), `"{`), `},1"`))
+	p := examplePkg()
+	_, _, file, foot := manifestParts()
+	head, _, _, _ := manifestParts()
+	p.meta["Manifest.xml"] = []byte(strings.ReplaceAll(head+file+foot, exFolder, guid))
+	ci = e.provision()
+	p.upload(t, ci)
+	assertOutcome(t, e.waitDone(e.mustCreateJob(ci)), rule{level: ""})
+	if r := e.do("GET", drive+"/root:/Contracts/nda.pdf", nil); r.status != 200 {
+		t.Errorf("file in the Graph-created folder: %d", r.status)
+	}
+	// Unknown drive and item.
+	if r := e.do("GET", "/v1.0/drives/b!nope/root", nil); r.status != 404 {
+		t.Errorf("unknown drive: %d", r.status)
+	}
+	if r := e.do("GET", drive+"/root:/Nope/nothing.txt", nil); r.status != 404 {
+		t.Errorf("unknown path: %d", r.status)
+	}
+	// The verification endpoint lists the tree.
+	res, err := e.http.Get(e.srv.URL() + "/_emulator/containers/" + e.cid + "/tree")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("tree: %v %v", err, res)
+	}
+	res.Body.Close()
+}
+
+func TestEnumCasePascalKnob(t *testing.T) {
+	e := newEmu(t, func(c *graphemu.Config) { c.Knobs.EnumCase = "pascal" })
+	ci := e.provision()
+	p := examplePkg()
+	delete(p.data, "src/0001.bin")
+	p.upload(t, ci)
+	evs := e.waitDone(e.mustCreateJob(ci))
+	errs := ofType(evs, "sharePointMigrationJobErrorEvent")
+	if len(errs) != 1 || errs[0]["errorLevel"] != "Error" || errs[0]["objectType"] != "File" {
+		t.Errorf("error events = %v", errs)
+	}
+}
+
+func TestIntIDCollision(t *testing.T) {
+	// The file takes int id 1001, which the folder already holds.
+	clash := func(p *pkg) {
+		replaceIn(p, "Manifest.xml", `ListItemIntId="1002" ListId`, `ListItemIntId="1001" ListId`)
+	}
+	t.Run("default error", func(t *testing.T) {
+		e := newEmu(t, nil)
+		ci := e.provision()
+		p := examplePkg()
+		clash(p)
+		p.upload(t, ci)
+		evs := e.waitDone(e.mustCreateJob(ci))
+		assertOutcome(t, evs, rule{level: objError, objType: "file", objURL: fileURL, msg: "List item id 1001 is already used"})
+	})
+	t.Run("knob overwrite", func(t *testing.T) {
+		e := newEmu(t, func(c *graphemu.Config) { c.Knobs.IntIDCollision = "overwrite" })
+		ci := e.provision()
+		p := examplePkg()
+		clash(p)
+		// The list item then agrees with the file.
+		replaceIn(p, "Manifest.xml", ` IntId="1002" Order`, ` IntId="1001" Order`)
+		p.upload(t, ci)
+		evs := e.waitDone(e.mustCreateJob(ci))
+		assertOutcome(t, evs, rule{level: ""})
+		f := e.do("GET", "/v1.0/drives/"+e.cid+"/items/"+exFile, nil).json(t)
+		if f["sharepointIds"].(map[string]any)["listItemId"] != "1001" {
+			t.Errorf("file listItemId = %v", f["sharepointIds"])
+		}
+		d := e.do("GET", "/v1.0/drives/"+e.cid+"/items/"+exFolder, nil).json(t)
+		if d["sharepointIds"].(map[string]any)["listItemId"] == "1001" {
+			t.Errorf("folder kept the int id the file took")
+		}
+	})
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	_, err := graphemu.New(graphemu.Config{Knobs: graphemu.Knobs{WrongKey: "later"}})
+	if err == nil {
+		t.Fatal("empty config accepted")
+	}
+	for _, want := range []string{"Containers", "Storage", "DataDir", "Knobs.WrongKey \"later\": use one of sync, async"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}

@@ -67,7 +67,7 @@ func loadHostJSON(path string) (*hostConfig, error) {
 		return nil, fmt.Errorf("devhost: read %s: %w", path, err)
 	}
 	var raw rawHostJSON
-	if err := strictJSON(b, &raw); err != nil {
+	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("devhost: %s: %w", path, err)
 	}
 	if raw.Version != "2.0" {
@@ -491,10 +491,6 @@ func resolveSettings(s string, settings map[string]string) (string, error) {
 		return "", fmt.Errorf("%q refers to app setting %q, which is not set (add it to local.settings.json Values)", s, missing)
 	}
 	return out, nil
-}
-
-func strictJSON(b []byte, v any) error {
-	return json.Unmarshal(b, v)
 }
 
 func getFold(m map[string]any, key string) (any, bool) {

@@ -581,3 +581,29 @@ func TestHandlerThatCannotStart(t *testing.T) {
 		t.Errorf("Start with a crashing handler: %v", err)
 	}
 }
+
+// BenchmarkInvoke measures one host→handler round trip: payload encoding,
+// the HTTP call, response interpretation.
+func BenchmarkInvoke(b *testing.B) {
+	root := b.TempDir()
+	os.WriteFile(filepath.Join(root, "host.json"), []byte(defaultHostJSON), 0o644)
+	os.MkdirAll(filepath.Join(root, "handlers", "Echo"), 0o755)
+	os.WriteFile(filepath.Join(root, "handlers", "Echo", "function.json"), []byte(disabledSB["Echo"]), 0o644)
+	h, err := devhost.New(devhost.Config{
+		AppRoot: root, FunctionsDir: "handlers", HandlerPath: handlerBin, HTTPAddr: "127.0.0.1:0",
+		Settings: map[string]string{"AzureWebJobs.Echo.Disabled": "true"},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	input := `{"migrationId":"m-1","batchId":"b-0001","step":"submit"}`
+	for b.Loop() {
+		if err := h.Invoke(context.Background(), "Echo", input); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -64,11 +64,6 @@ func dotnetRoundTrip(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.0000000Z")
 }
 
-// dotnetRoundTripOffset formats a DateTimeOffset with 7 fractional digits.
-func dotnetRoundTripOffset(t time.Time) string {
-	return t.Format("2006-01-02T15:04:05.0000000-07:00")
-}
-
 // invocation is one call into the handler.
 type invocation struct {
 	fn       *Function

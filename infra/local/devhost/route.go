@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // routeTemplate is an ASP.NET-style route template relative to the route
@@ -94,6 +95,8 @@ func (t *routeTemplate) match(path []string) (map[string]string, bool) {
 	return params, true
 }
 
+var guidRE = regexp.MustCompile(`^(?i)\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?$`)
+
 func constraintOK(c, v string) bool {
 	var err error
 	switch c {
@@ -108,9 +111,14 @@ func constraintOK(c, v string) bool {
 	case "double", "decimal", "float":
 		_, err = strconv.ParseFloat(v, 64)
 	case "guid":
-		if !regexp.MustCompile(`^(?i)\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?$`).MatchString(v) {
-			return false
+		return guidRE.MatchString(v)
+	case "datetime":
+		for _, layout := range []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02"} {
+			if _, e := time.Parse(layout, v); e == nil {
+				return true
+			}
 		}
+		return false
 	case "alpha":
 		for _, r := range v {
 			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {

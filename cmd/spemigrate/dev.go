@@ -15,15 +15,17 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	dir := fs.String("data", "", "keep the services' data in `DIR` across restarts (default: a temporary directory, removed on exit)")
 	verbose := fs.Bool("v", false, "show the services' own output")
+	graphFaults := fs.String("graph-faults", "", "inject the Graph emulator faults of JSON `FILE` (see docs/graph-emulator.md)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	opts := stack.Options{
-		Dir:        *dir,
-		Azurite:    true,
-		Graph:      true,
-		ServiceBus: true,
-		Logger:     slog.New(slog.NewTextHandler(stderr, nil)),
+		Dir:          *dir,
+		Azurite:      true,
+		Graph:        true,
+		GraphOptions: stack.GraphOptions{FaultsFile: *graphFaults},
+		ServiceBus:   true,
+		Logger:       slog.New(slog.NewTextHandler(stderr, nil)),
 	}
 	if *verbose {
 		opts.Output = stderr

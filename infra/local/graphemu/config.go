@@ -134,7 +134,11 @@ type Config struct {
 	// JobFaults apply to every job; one-shot job faults can be added on the
 	// admin endpoint.
 	JobFaults JobFaults
-	Knobs     Knobs
+	// FaultsFile is a JSON file {"rules": [FaultRule…], "jobFaults": JobFaults}
+	// read at New; its rules are added to Faults and its jobFaults, when
+	// given, replace JobFaults.
+	FaultsFile string
+	Knobs      Knobs
 	// Now returns the current time; nil means time.Now. Tests use it to
 	// move past SAS expiry and event retention.
 	Now func() time.Time

@@ -1,10 +1,12 @@
 package graphemu
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 )
@@ -23,6 +25,26 @@ const (
 	RouteDriveVersions  = "driveVersions"
 	RouteCreateFolder   = "createFolder"
 )
+
+// faultsFile is the JSON form of Config.FaultsFile.
+type faultsFile struct {
+	Rules     []FaultRule `json:"rules"`
+	JobFaults *JobFaults  `json:"jobFaults"`
+}
+
+func readFaultsFile(path string) (faultsFile, error) {
+	var ff faultsFile
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ff, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ff); err != nil {
+		return ff, fmt.Errorf("%s: %w (want {\"rules\": [...], \"jobFaults\": {...}})", path, err)
+	}
+	return ff, nil
+}
 
 // FaultRule makes calls to a route fail. With Count > 0 it fails the next
 // Count calls and is then spent (a script); otherwise it fails each call

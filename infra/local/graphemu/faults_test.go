@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +194,33 @@ func TestFaultSlowQueue(t *testing.T) {
 	s, _ := time.Parse(time.RFC3339, ofType(evs, "sharePointMigrationJobStartEvent")[0]["eventDateTime"].(string))
 	if s.Sub(q) < delay {
 		t.Errorf("job started %s after it was queued; the queue delay is %s", s.Sub(q), delay)
+	}
+}
+
+func TestFaultsFile(t *testing.T) {
+	path := t.TempDir() + "/faults.json"
+	body := `{"rules": [{"route": "driveRoot", "status": 503, "retryAfter": 4, "count": 1}],
+	          "jobFaults": {"postpone": 1, "postponeDelay": 1000000}}`
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newEmu(t, func(c *graphemu.Config) { c.FaultsFile = path })
+	if r := e.do("GET", "/v1.0/drives/"+e.cid+"/root", nil); r.status != 503 || r.header.Get("Retry-After") != "4" {
+		t.Errorf("first root call: %d", r.status)
+	}
+	if r := e.do("GET", "/v1.0/drives/"+e.cid+"/root", nil); r.status != 200 {
+		t.Errorf("second root call: %d", r.status)
+	}
+	ci := e.provision()
+	examplePkg().upload(t, ci)
+	if evs := e.waitDone(e.mustCreateJob(ci)); len(ofType(evs, "sharePointMigrationJobPostponedEvent")) != 1 {
+		t.Errorf("want one Postponed event from the file's jobFaults")
+	}
+	bad := t.TempDir() + "/bad.json"
+	_ = os.WriteFile(bad, []byte(`{"rulez": []}`), 0o644)
+	cfg := graphemu.Config{Containers: []graphemu.Container{graphemu.DefaultContainer()}, DataDir: t.TempDir(), FaultsFile: bad,
+		Storage: graphemu.Storage{BlobEndpoint: st.BlobEndpoint, Account: "a", Key: "a2V5"}}
+	if _, err := graphemu.New(cfg); err == nil || !strings.Contains(err.Error(), "FaultsFile") {
+		t.Errorf("bad faults file: %v", err)
 	}
 }

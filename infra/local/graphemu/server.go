@@ -77,6 +77,17 @@ func New(cfg Config) (*Server, error) {
 		queue:      make(chan *job, 1024),
 	}
 	s.faults.counts = map[string]int64{}
+	if cfg.FaultsFile != "" {
+		ff, err := readFaultsFile(cfg.FaultsFile)
+		if err != nil {
+			return nil, fmt.Errorf("graphemu: config: FaultsFile: %w", err)
+		}
+		cfg.Faults = append(cfg.Faults, ff.Rules...)
+		if ff.JobFaults != nil {
+			cfg.JobFaults = *ff.JobFaults
+			s.cfg.JobFaults = *ff.JobFaults
+		}
+	}
 	for _, f := range cfg.Faults {
 		if err := s.faults.add(f); err != nil {
 			return nil, fmt.Errorf("graphemu: config: Faults: %w", err)

@@ -18,6 +18,8 @@ type GraphOptions struct {
 	Knobs graphemu.Knobs
 	// JobFaults apply to every job (e.g. a slow queue for a demo).
 	JobFaults graphemu.JobFaults
+	// FaultsFile is a JSON fault file (see docs/graph-emulator.md).
+	FaultsFile string
 }
 
 // graphFields are the Stack fields describing the Graph emulator.
@@ -59,6 +61,7 @@ func (s *Stack) startGraph(ctx context.Context) error {
 		DataDir:    filepath.Join(s.Dir, "graph"),
 		Knobs:      s.opts.GraphOptions.Knobs,
 		JobFaults:  s.opts.GraphOptions.JobFaults,
+		FaultsFile: s.opts.GraphOptions.FaultsFile,
 	}
 	srv, err := graphemu.New(cfg)
 	if err != nil {

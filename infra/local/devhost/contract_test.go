@@ -607,3 +607,27 @@ func BenchmarkInvoke(b *testing.B) {
 		}
 	}
 }
+
+// TestHandlerExitCodes: exit 200 asks for a restart; exit 0 is a clean
+// stop that the host does not restart (spec §2.3).
+func TestHandlerExitCodes(t *testing.T) {
+	a := newApp(t, defaultHostJSON, disabledSB)
+	h := a.start(t, a.config(disabledSettings))
+	ctx := context.Background()
+	if err := h.Invoke(ctx, "Echo", "exit:200"); err == nil {
+		t.Fatal("invocation whose handler exited succeeded")
+	}
+	if err := h.Invoke(ctx, "Echo", "after 200"); err != nil {
+		t.Fatalf("after exit 200 the handler should be restarted: %v", err)
+	}
+	if err := h.Invoke(ctx, "Echo", "exit:0"); err == nil {
+		t.Fatal("invocation whose handler exited succeeded")
+	}
+	eventually(t, 10*time.Second, func() bool {
+		err := h.Invoke(ctx, "Echo", "after 0")
+		return err != nil && strings.Contains(err.Error(), "exited with code 0")
+	}, func() string { return "after exit 0 the handler was restarted" })
+	if n := h.Stats().HandlerRestarts; n != 1 {
+		t.Errorf("%d restarts, want 1 (exit 200 only)", n)
+	}
+}

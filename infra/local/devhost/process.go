@@ -124,6 +124,15 @@ func (w *worker) spawn() error {
 		exited:  make(chan struct{}),
 	}
 	w.mu.Lock()
+	if w.closing {
+		// Close ran while this restart was starting: do not leave it behind.
+		w.mu.Unlock()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		go func() { _, _ = io.Copy(io.Discard, stdout) }()
+		go func() { _, _ = io.Copy(io.Discard, stderr) }()
+		_ = cmd.Wait()
+		return errors.New("devhost: host closed")
+	}
 	w.cur = p
 	w.notifyLocked()
 	w.mu.Unlock()
@@ -265,6 +274,12 @@ func (w *worker) kill(p *workerProc) {
 func (w *worker) close() {
 	w.mu.Lock()
 	w.closing = true
+	if w.err == nil {
+		w.err = errors.New("devhost: host closed")
+	}
+	if w.changed != nil {
+		w.notifyLocked()
+	}
 	p := w.cur
 	w.mu.Unlock()
 	if p != nil {

@@ -123,6 +123,10 @@ func main() {
 				os.Exit(3)
 			}
 			reply(w, map[string]any{"Outputs": map[string]any{}, "Logs": []string{"survived"}})
+		case "exit":
+			var code int
+			fmt.Sscan(arg, &code)
+			os.Exit(code)
 		case "sleep":
 			time.Sleep(time.Minute)
 		case "hold":

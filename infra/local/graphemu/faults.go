@@ -17,6 +17,7 @@ const (
 	RouteCreateJob      = "createMigrationJob"
 	RouteDeleteJob      = "deleteMigrationJob"
 	RouteGetJob         = "getMigrationJob"
+	RouteListJobs       = "listMigrationJobs"
 	RouteProgressEvents = "listProgressEvents"
 	RouteDriveRoot      = "driveRoot"
 	RouteDriveItem      = "driveItem"

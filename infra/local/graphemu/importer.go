@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/google/uuid"
 )
 
 // SharePoint HRESULTs the emulator reports (signed decimal, as in events).
@@ -52,10 +53,26 @@ func (s *Server) worker(ctx context.Context) {
 // enqueue hands a job to the workers after its queue delay.
 func (s *Server) enqueue(j *job) {
 	if d := j.faults.QueueDelay; d > 0 {
-		time.AfterFunc(d, func() { s.queue <- j })
+		time.AfterFunc(d, func() { s.push(j) })
 		return
 	}
-	s.queue <- j
+	s.push(j)
+}
+
+// push puts a job on the worker queue without ever blocking an HTTP
+// handler or a timer: when the queue is full the send waits in its own
+// goroutine (SharePoint gives no ordering guarantee either).
+func (s *Server) push(j *job) {
+	select {
+	case s.queue <- j:
+	default:
+		go func() {
+			select {
+			case s.queue <- j:
+			case <-s.done:
+			}
+		}()
+	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -80,19 +97,23 @@ func (j *job) stateIs(st jobState) bool {
 
 // runJob takes a queued job through postponement, start, import and end.
 func (s *Server) runJob(ctx context.Context, j *job) {
-	for i := 0; i < j.faults.Postpone; i++ {
-		if j.stateIs(stateDeleted) {
-			return
-		}
+	// A postponement gives the worker back and re-queues the job later.
+	j.mu.Lock()
+	postpone := j.state == stateQueued && j.postponed < j.faults.Postpone
+	if postpone {
+		j.postponed++
+	}
+	n := j.postponed
+	j.mu.Unlock()
+	if postpone {
 		s.emit(j, "sharePointMigrationJobPostponedEvent", map[string]any{
-			"jobsInQueue":        int64(1 + i),
+			"jobsInQueue":        int64(n),
 			"nextPickupDateTime": s.cfg.Now().Add(j.faults.PostponeDelay).UTC().Format("2006-01-02T15:04:05.000Z"),
 			"reason":             "Job postponed: the content database is busy (injected).",
 			"totalRetryCount":    0,
 		})
-		if !sleepCtx(ctx, j.faults.PostponeDelay) {
-			return
-		}
+		time.AfterFunc(j.faults.PostponeDelay, func() { s.push(j) })
+		return
 	}
 	jctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -103,6 +124,7 @@ func (s *Server) runJob(ctx context.Context, j *job) {
 	}
 	j.state = stateProcessing
 	j.cancel = cancel
+	j.corr = uuid.NewString() // the processing phase has its own correlation id
 	j.mu.Unlock()
 
 	d := s.container(j.containerID)

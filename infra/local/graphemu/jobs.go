@@ -41,6 +41,7 @@ type job struct {
 	retries   int
 	cancel    context.CancelFunc
 	cancelled bool
+	postponed int
 }
 
 func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request, cid string) {

@@ -254,6 +254,10 @@ func TestAuthAndErrorShape(t *testing.T) {
 	if r := e.do("POST", "/beta/storage/fileStorage/containers/"+e.cid+"/provisionMigrationContainers", nil, "Authorization", "Bearer x"); r.status != 200 {
 		t.Errorf("beta provision: %d %s", r.status, r.body)
 	}
+	// The SDK-only job listing is not a documented operation.
+	if r := e.do("GET", e.containerPath(e.cid)+"/migrationJobs", nil); r.status != 501 {
+		t.Errorf("list jobs: %d", r.status)
+	}
 	// Provisioned SAS grant read and write, not list.
 	ci := e.provision()
 	for _, u := range []string{ci.DataContainerURI, ci.MetadataContainerURI} {

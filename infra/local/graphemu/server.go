@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"math/big"
 	"net"
@@ -40,6 +41,7 @@ type Server struct {
 	jobs       map[string]*job
 
 	queue   chan *job
+	done    chan struct{} // closed by Close
 	url     string
 	certPEM []byte
 	pool    *x509.CertPool
@@ -75,6 +77,7 @@ func New(cfg Config) (*Server, error) {
 		provs:      map[string]*provisioning{},
 		jobs:       map[string]*job{},
 		queue:      make(chan *job, 1024),
+		done:       make(chan struct{}),
 	}
 	s.faults.counts = map[string]int64{}
 	if cfg.FaultsFile != "" {
@@ -123,7 +126,8 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	s.url = "https://" + ln.Addr().String()
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: log.New(logWriter{s}, "", 0)}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	for range s.cfg.Workers {
@@ -159,6 +163,7 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := s.srv.Shutdown(ctx)
+	close(s.done)
 	s.cancel()
 	s.wg.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
@@ -197,6 +202,15 @@ func selfSigned() (tls.Certificate, []byte, error) {
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	return cert, certPEM, err
+}
+
+// logWriter sends net/http's own messages (TLS handshake failures from
+// clients that do not trust the certificate, …) to the server's logger.
+type logWriter struct{ s *Server }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.s.log.Debug(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 type ctxKey int
@@ -258,6 +272,11 @@ func (s *Server) route(method, version, rest string) (string, http.HandlerFunc) 
 			return RouteProvision, func(w http.ResponseWriter, r *http.Request) { s.handleProvision(w, r, cid) }
 		case len(seg) == 2 && seg[1] == "migrationJobs" && method == http.MethodPost:
 			return RouteCreateJob, func(w http.ResponseWriter, r *http.Request) { s.handleCreateJob(w, r, cid) }
+		case len(seg) == 2 && seg[1] == "migrationJobs" && method == http.MethodGet:
+			// Listed in the SDKs, not documented (spec §2.5).
+			return RouteListJobs, func(w http.ResponseWriter, r *http.Request) {
+				writeError(w, r, http.StatusNotImplemented, "notSupported", "", "Listing migration jobs is not a documented operation.")
+			}
 		case len(seg) == 3 && seg[1] == "migrationJobs" && method == http.MethodDelete:
 			return RouteDeleteJob, func(w http.ResponseWriter, r *http.Request) { s.handleDeleteJob(w, r, cid, seg[2]) }
 		case len(seg) == 3 && seg[1] == "migrationJobs" && method == http.MethodGet:

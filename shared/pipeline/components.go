@@ -51,15 +51,25 @@ type Components struct {
 
 // NewEngine wires the production components into an engine.
 func NewEngine(c Components, cfg Config) (*Engine, error) {
+	deps, err := c.Deps()
+	if err != nil {
+		return nil, err
+	}
+	return New(deps, cfg)
+}
+
+// Deps returns the engine's dependencies built from c (for callers that
+// wrap some of them, e.g. tests injecting faults).
+func (c Components) Deps() (Deps, error) {
 	if c.State == nil || c.Sealer == nil || c.Graph == nil || c.Queue == nil {
-		return nil, errors.New("pipeline: State, Sealer, Graph and Queue are required")
+		return Deps{}, errors.New("pipeline: State, Sealer, Graph and Queue are required")
 	}
 	if c.FirstIntID <= 0 {
 		c.FirstIntID = 1000
 	}
 	targets := &TargetCache{Graph: c.Graph}
 	sources := &RequestSources{Getenv: c.Getenv, Credential: c.Credential, BlobClient: c.Staging.ClientOptions}
-	return New(Deps{
+	return Deps{
 		Store:   NewTableStore(c.State, c.Sealer),
 		Graph:   c.Graph,
 		Stager:  &StagingStager{Options: c.Staging, Sources: sources, Targets: targets, State: c.State, FirstIntID: c.FirstIntID, Clock: c.Clock},
@@ -70,7 +80,7 @@ func NewEngine(c Components, cfg Config) (*Engine, error) {
 		Sender:  QueueSender{c.Queue},
 		Clock:   c.Clock,
 		Logger:  c.Logger,
-	}, cfg)
+	}, nil
 }
 
 // DecodeRequest decodes a migration's stored request.
@@ -361,10 +371,15 @@ func (StagingPlanner) Plan(m *Migration, items []Item) ([][]Item, error) {
 
 // ---- staging ----
 
+// SourceOpener opens the source a request names.
+type SourceOpener interface {
+	Open(r request.Request) (source.Source, error)
+}
+
 // StagingStager is the [Stager] over shared/staging.
 type StagingStager struct {
 	Options    staging.Options
-	Sources    *RequestSources
+	Sources    SourceOpener
 	Targets    *TargetCache
 	State      *state.Store
 	FirstIntID int64

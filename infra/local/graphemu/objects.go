@@ -1,0 +1,364 @@
+package graphemu
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// objectURL canonicalises a URL attribute to the web-relative form used in
+// error events ("Document Library/Contracts/nda.pdf").
+func (im *importer) objectURL(raw string) string {
+	u := raw
+	if p, err := url.Parse(raw); err == nil && p.Host != "" {
+		u = p.Path
+	} else if dec, err := url.PathUnescape(raw); err == nil {
+		u = dec
+	}
+	u = strings.Trim(u, "/")
+	web := strings.Trim(sitePath(im.d.c.SiteURL), "/")
+	if web != "" && len(u) >= len(web) && strings.EqualFold(u[:len(web)], web) {
+		u = strings.TrimPrefix(u[len(web):], "/")
+	}
+	return u
+}
+
+func sitePath(site string) string {
+	if p, err := url.Parse(site); err == nil {
+		return p.Path
+	}
+	return site
+}
+
+// resolveUser maps an Author/ModifiedBy value to a person, warning once per
+// user as SharePoint does.
+func (im *importer) resolveUser(ref, objType, objID, objURL string) person {
+	if strings.TrimSpace(ref) == "" {
+		return systemAccount
+	}
+	u := im.users[strings.TrimSpace(ref)]
+	if u == nil {
+		im.warn(objType, objID, objURL, fmt.Sprintf("User id %s is not declared in UserGroup.xml; System Account is used", ref))
+		return systemAccount
+	}
+	if u.resolved != nil {
+		return *u.resolved
+	}
+	var p person
+	switch {
+	case u.deleted:
+		p = person{Name: u.name, Login: u.login, Email: u.email, Deleted: true}
+	case im.s.resolves(u.login):
+		p = person{Name: u.name, Login: u.login, Email: u.email}
+	case u.systemID != "":
+		p = person{Name: u.name, Login: u.login, Email: u.email, Deleted: true}
+		im.warn(objType, objID, objURL, fmt.Sprintf("Failed to retrieve user '%s' attributes from the SiteUsers; falling back to passed in values", u.login))
+	default:
+		p = systemAccount
+		im.warn(objType, objID, objURL, fmt.Sprintf("Failed to ensure user '%s'", u.login))
+	}
+	u.resolved = &p
+	return p
+}
+
+func (s *Server) resolves(login string) bool {
+	if s.cfg.Knobs.Directory == nil {
+		l := strings.ToLower(login)
+		return strings.HasPrefix(l, "i:0#.f|membership|") && strings.Contains(l, "@")
+	}
+	for _, d := range s.cfg.Knobs.Directory {
+		if strings.EqualFold(d, login) {
+			return true
+		}
+	}
+	return false
+}
+
+func (im *importer) times(n *node) (created, modified time.Time) {
+	now := im.s.cfg.Now().UTC()
+	created, modified = now, now
+	if t, err := parseDateTime(n.attr("TimeCreated")); err == nil {
+		created = t
+	}
+	if t, err := parseDateTime(n.attr("TimeLastModified")); err == nil {
+		modified = t
+	}
+	return created, modified
+}
+
+// claimInt checks a package list item id; 0 means allocate. Callers hold d.mu.
+func (im *importer) claimInt(want int, id string) (int, error) {
+	d := im.d
+	if want <= 0 {
+		return d.allocInt(), nil
+	}
+	if other, taken := d.byInt[want]; taken && other != id {
+		if im.s.cfg.Knobs.IntIDCollision == "error" {
+			return 0, fmt.Errorf("List item id %d is already used by another item (%s)", want, other)
+		}
+		if it := d.items[other]; it != nil {
+			it.IntID = d.allocInt()
+			d.byInt[it.IntID] = other
+		}
+	}
+	return want, nil
+}
+
+func (im *importer) applyFolder(n, f *node) {
+	d := im.d
+	id := strings.ToLower(firstNonEmpty(f.attr("Id"), n.attr("Id")))
+	objURL := im.objectURL(firstNonEmpty(f.attr("Url"), n.attr("Url")))
+	parentID := strings.ToLower(firstNonEmpty(f.attr("ParentFolderId"), n.attr("ParentId")))
+	name := firstNonEmpty(f.attr("Name"), lastSeg(objURL))
+	created, modified := im.times(f)
+	author := im.resolveUser(f.attr("Author"), "folder", id, objURL)
+	editor := im.resolveUser(firstNonEmpty(f.attr("ModifiedBy"), f.attr("Author")), "folder", id, objURL)
+	want, _ := strconv.Atoi(f.attr("ListItemIntId"))
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	parent := d.items[parentID]
+	if parent == nil || !parent.Folder {
+		im.objError("folder", id, objURL, codeNotFound, fmt.Sprintf("Parent folder %s was not found", parentID))
+		return
+	}
+	if ex := d.child(parentID, name); ex != nil && ex.ID != id {
+		im.objError("folder", id, objURL, codeFileExists, fmt.Sprintf("A different item named '%s' already exists in the parent folder", name))
+		return
+	}
+	it := d.items[id]
+	intID, err := im.claimInt(want, id)
+	if err != nil {
+		im.objError("folder", id, objURL, codeInvalidArg, err.Error())
+		return
+	}
+	if it == nil {
+		it = &item{ID: id, Folder: true}
+		d.items[id] = it
+	} else {
+		it.ETagN++
+		if d.byInt[it.IntID] == id {
+			delete(d.byInt, it.IntID)
+		}
+	}
+	it.Name, it.ParentID, it.IntID = name, parentID, intID
+	it.Created, it.Modified, it.CreatedBy, it.ModifiedBy = created, modified, author, editor
+	if it.ETagN == 0 {
+		it.ETagN = 1
+	}
+	d.byInt[intID] = id
+}
+
+// applyFile imports a file with its versions. Only I/O failures on the
+// emulator's own disk are returned; package problems become object errors.
+func (im *importer) applyFile(ctx context.Context, n, f *node) error {
+	d := im.d
+	id := strings.ToLower(firstNonEmpty(f.attr("Id"), n.attr("Id")))
+	objURL := im.objectURL(firstNonEmpty(f.attr("Url"), n.attr("Url")))
+	parentID := strings.ToLower(firstNonEmpty(f.attr("ParentId"), n.attr("ParentId")))
+	name := firstNonEmpty(f.attr("Name"), lastSeg(objURL))
+
+	d.mu.Lock()
+	parent := d.items[parentID]
+	d.mu.Unlock()
+	if parent == nil || !parent.Folder {
+		im.objError("file", id, objURL, codeNotFound, fmt.Sprintf("Parent folder %s was not found", parentID))
+		return nil
+	}
+
+	// Versions in ascending label order, then the current one.
+	vnodes := []*node{}
+	if vs := f.kid("Versions"); vs != nil {
+		for _, v := range vs.kids {
+			if v.name.Local == "File" {
+				vnodes = append(vnodes, v)
+			}
+		}
+	}
+	sort.SliceStable(vnodes, func(a, b int) bool { return versionLess(vnodes[a].attr("Version"), vnodes[b].attr("Version")) })
+	vnodes = append(vnodes, f)
+
+	stage := filepath.Join(im.tmp, "f-"+id)
+	if err := os.MkdirAll(stage, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(stage)
+	var versions []version
+	for i, vn := range vnodes {
+		fv := vn.attr("FileValue")
+		label := firstNonEmpty(vn.attr("Version"), "1.0")
+		if fv == "" {
+			im.objError("file", id, objURL, codeNotFound, fmt.Sprintf("Version %s has no FileValue", label))
+			return nil
+		}
+		p := filepath.Join(stage, strconv.Itoa(i)+".bin")
+		size, hasSnap, missing, err := im.download(ctx, fv, p)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			im.objError("file", id, objURL, codeBadData, fmt.Sprintf("Cannot decrypt FileValue '%s' (version %s): %v", fv, label, err))
+			return nil
+		}
+		if missing {
+			im.objError("file", id, objURL, codeNotFound, fmt.Sprintf("FileValue '%s' (version %s) was not found in the data container", fv, label))
+			return nil
+		}
+		if !hasSnap {
+			if im.s.cfg.Knobs.RequireSnapshots {
+				im.objError("file", id, objURL, codeNotFound, fmt.Sprintf("FileValue '%s' has no snapshot", fv))
+				return nil
+			}
+			im.warn("file", id, objURL, fmt.Sprintf("FileValue '%s' has no snapshot; the blob itself was used", fv))
+		}
+		if fs := vn.attr("FileSize"); fs != "" {
+			if want, err := strconv.ParseInt(fs, 10, 64); err != nil || want != size {
+				im.warn("file", id, objURL, fmt.Sprintf("FileSize %s of version %s differs from the decrypted size %d", fs, label, size))
+			}
+		}
+		created, modified := im.times(vn)
+		versions = append(versions, version{
+			Label: label, Size: size, Created: created, Modified: modified, path: p,
+			CreatedBy:  im.resolveUser(vn.attr("Author"), "file", id, objURL),
+			ModifiedBy: im.resolveUser(firstNonEmpty(vn.attr("ModifiedBy"), vn.attr("Author")), "file", id, objURL),
+		})
+	}
+
+	want, _ := strconv.Atoi(f.attr("ListItemIntId"))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.items[parentID] == nil {
+		im.objError("file", id, objURL, codeNotFound, fmt.Sprintf("Parent folder %s was not found", parentID))
+		return nil
+	}
+	etag := 1
+	// Replace semantics: same id or same path → delete with all versions.
+	if ex := d.items[id]; ex != nil {
+		if ex.Folder {
+			im.objError("file", id, objURL, codeFileExists, "The id is already used by a folder")
+			return nil
+		}
+		etag = ex.ETagN + 1
+		d.removeFile(ex)
+	}
+	if ex := d.child(parentID, name); ex != nil {
+		if ex.Folder {
+			im.objError("file", id, objURL, codeFileExists, fmt.Sprintf("A folder named '%s' already exists in the parent folder", name))
+			return nil
+		}
+		d.removeFile(ex)
+	}
+	intID, err := im.claimInt(want, id)
+	if err != nil {
+		im.objError("file", id, objURL, codeInvalidArg, err.Error())
+		return nil
+	}
+	dir := filepath.Join(d.dir, "content", id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i := range versions {
+		dst := filepath.Join(dir, strconv.Itoa(i)+".bin")
+		if err := os.Rename(versions[i].path, dst); err != nil {
+			return err
+		}
+		versions[i].path = dst
+	}
+	cur := versions[len(versions)-1]
+	first := versions[0]
+	d.items[id] = &item{ID: id, Name: name, ParentID: parentID, IntID: intID, ETagN: etag,
+		Created: first.Created, Modified: cur.Modified, CreatedBy: first.CreatedBy, ModifiedBy: cur.ModifiedBy, Versions: versions}
+	if c, err := parseDateTime(f.attr("TimeCreated")); err == nil {
+		d.items[id].Created = c
+	}
+	d.byInt[intID] = id
+	for _, v := range versions {
+		im.files++
+		im.bytes += v.Size
+	}
+	im.filesCurrent++
+	im.bytesCurrent += cur.Size
+	return nil
+}
+
+// download streams a data blob through decryption to a file.
+func (im *importer) download(ctx context.Context, name, dst string) (size int64, hasSnap, missing bool, err error) {
+	if m, ok := im.archives[name]; ok {
+		size, err := im.openArchived(m, dst)
+		return size, true, false, err
+	}
+	rc, hasSnap, missing, err := im.openBlob(ctx, im.data, name, true, nil)
+	if err != nil || missing {
+		return 0, hasSnap, missing, err
+	}
+	defer rc.Close()
+	f, err := os.Create(dst)
+	if err != nil {
+		return 0, hasSnap, false, err
+	}
+	defer f.Close()
+	size, err = io.Copy(f, rc)
+	return size, hasSnap, false, err
+}
+
+var knownFields = []string{"Title", "ContentType", "ContentTypeId", "FileLeafRef", "Created", "Modified", "Author", "Editor",
+	"_CheckinComment", "_ModerationComments", "_ModerationStatus", "_UIVersionString", "Description", "_Comments", "Keywords", "Subject"}
+
+func (im *importer) applyListItem(n, li *node) {
+	d := im.d
+	docID := strings.ToLower(li.attr("DocId"))
+	objURL := im.objectURL(firstNonEmpty(li.attr("FileUrl"), n.attr("Url")))
+	itemID := firstNonEmpty(li.attr("Id"), n.attr("Id"))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	target := d.items[docID]
+	_, inPkg := im.pkgItems[docID]
+	if target == nil && !inPkg {
+		im.objError("listItem", itemID, objURL, codeNotFound, fmt.Sprintf("DocId %s references no File or Folder in the package or the library", li.attr("DocId")))
+		return
+	}
+	if target == nil {
+		return // the File/Folder failed and was reported already
+	}
+	if pf := li.attr("ParentFolderId"); pf != "" && !sameID(pf, target.ParentID) {
+		im.objError("listItem", itemID, objURL, codeInvalidArg, fmt.Sprintf("ParentFolderId %s differs from the parent %s of the item it describes", pf, target.ParentID))
+		return
+	}
+	if iv := li.attr("IntId"); iv != "" {
+		if n, err := strconv.Atoi(iv); err == nil && n != target.IntID {
+			if pkgInt := im.fileInt[docID]; pkgInt != 0 && pkgInt != n {
+				im.warn("listItem", itemID, objURL, fmt.Sprintf("IntId %d differs from the ListItemIntId %d of the item it describes", n, pkgInt))
+			} else if pkgInt == 0 {
+				if _, err := im.claimInt(n, target.ID); err == nil {
+					delete(d.byInt, target.IntID)
+					target.IntID = n
+					d.byInt[n] = target.ID
+				}
+			}
+		}
+	}
+	target.ListItemID = strings.ToLower(itemID)
+	if fs := li.kid("Fields"); fs != nil {
+		for _, fl := range fs.kids {
+			name := firstNonEmpty(fl.attr("Name"), fl.attr("ColName"))
+			if name == "" {
+				continue
+			}
+			if !contains(knownFields, name) {
+				im.warn("listItem", itemID, objURL, fmt.Sprintf("Field '%s' does not exist in the list; its value was ignored", name))
+				continue
+			}
+			if target.Fields == nil {
+				target.Fields = map[string]string{}
+			}
+			target.Fields[name] = fl.attr("Value")
+		}
+	}
+}

@@ -23,7 +23,9 @@ type FunctionsOptions struct {
 	// Settings are app settings laid over the launcher's own: the storage
 	// connection (AzureWebJobsStorage), the Service Bus connection
 	// (ServiceBusConnection) and, when the Graph emulator runs,
-	// SPEMIGRATE_GRAPH_URL.
+	// SPEMIGRATE_GRAPH_URL, SPEMIGRATE_GRAPH_CA_FILE (its certificate) and
+	// SPEMIGRATE_GRAPH_TOKEN (a placeholder bearer token; the emulator takes
+	// any).
 	Settings map[string]string
 	// HTTPAddr is the front door's address. Empty: a free loopback port.
 	HTTPAddr string
@@ -66,6 +68,8 @@ func (s *Stack) startFunctions(ctx context.Context) error {
 	}
 	if s.GraphURL != "" {
 		settings["SPEMIGRATE_GRAPH_URL"] = s.GraphURL
+		settings["SPEMIGRATE_GRAPH_CA_FILE"] = s.GraphCAFile
+		settings["SPEMIGRATE_GRAPH_TOKEN"] = "local-emulator"
 	}
 	for k, v := range o.Settings {
 		settings[k] = v

@@ -108,7 +108,7 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request, cid str
 	s.emit(j, "sharePointMigrationJobQueuedEvent", nil)
 	s.enqueue(j)
 	writeJSON(w, http.StatusCreated, map[string]any{
-		"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#storage/fileStorage/containers('" + d.c.ID + "')/migrationJobs/$entity",
+		"@odata.context": "https://graph.microsoft.com/" + graphVersion(r) + "/$metadata#storage/fileStorage/containers('" + d.c.ID + "')/migrationJobs/$entity",
 		"id":             j.id,
 	})
 }

@@ -30,6 +30,49 @@ func (im *importer) objectURL(raw string) string {
 	return u
 }
 
+// checkURLs warns when a URL attribute disagrees with where the item goes
+// (its parent id and name decide). URLs are compared after canonicalising
+// (spec §6.5: scheme, host, site path, slashes and escapes do not matter).
+// Callers hold d.mu.
+func (im *importer) checkURLs(objType, id, objURL, want string, urls ...string) {
+	for _, raw := range urls {
+		if raw != "" && !strings.EqualFold(im.objectURL(raw), want) {
+			im.warn(objType, id, objURL, fmt.Sprintf("Url '%s' does not match the item's location '%s' (its parent id and name)", raw, want))
+			return
+		}
+	}
+}
+
+// libraryPath is the web-relative path of an item. Callers hold d.mu.
+func (im *importer) libraryPath(it *item) string {
+	p := im.d.pathOf(it)
+	if p == "" {
+		return im.d.c.LibraryFolder
+	}
+	return im.d.c.LibraryFolder + "/" + p
+}
+
+// checkWebURL warns when ParentWebUrl is not the container's web.
+func (im *importer) checkWebURL(objType, id, objURL string, nodes ...*node) {
+	web := strings.Trim(sitePath(im.d.c.SiteURL), "/")
+	for _, n := range nodes {
+		v := n.attr("ParentWebUrl")
+		if v == "" {
+			continue
+		}
+		u := v
+		if p, err := url.Parse(v); err == nil && p.Host != "" {
+			u = p.Path
+		} else if dec, err := url.PathUnescape(v); err == nil {
+			u = dec
+		}
+		if !strings.EqualFold(strings.Trim(u, "/"), web) {
+			im.warn(objType, id, objURL, fmt.Sprintf("ParentWebUrl '%s' is not the container's web '/%s'", v, web))
+			return
+		}
+	}
+}
+
 func sitePath(site string) string {
 	if p, err := url.Parse(site); err == nil {
 		return p.Path
@@ -133,6 +176,7 @@ func (im *importer) applyFolder(n, f *node) {
 		im.objError("folder", id, objURL, codeFileExists, fmt.Sprintf("A different item named '%s' already exists in the parent folder", name))
 		return
 	}
+	im.checkURLs("folder", id, objURL, im.libraryPath(parent)+"/"+name, f.attr("Url"), n.attr("Url"))
 	it := d.items[id]
 	intID, err := im.claimInt(want, id)
 	if err != nil {
@@ -167,11 +211,13 @@ func (im *importer) applyFile(ctx context.Context, n, f *node) error {
 
 	d.mu.Lock()
 	parent := d.items[parentID]
-	d.mu.Unlock()
 	if parent == nil || !parent.Folder {
+		d.mu.Unlock()
 		im.objError("file", id, objURL, codeNotFound, fmt.Sprintf("Parent folder %s was not found", parentID))
 		return nil
 	}
+	im.checkURLs("file", id, objURL, im.libraryPath(parent)+"/"+name, f.attr("Url"), n.attr("Url"))
+	d.mu.Unlock()
 
 	// Versions in ascending label order, then the current one.
 	vnodes := []*node{}
@@ -343,6 +389,10 @@ func (im *importer) applyListItem(n, li *node) {
 				}
 			}
 		}
+	}
+	im.checkURLs("listItem", itemID, objURL, im.libraryPath(target), li.attr("FileUrl"), n.attr("Url"))
+	if parent := d.items[target.ParentID]; parent != nil {
+		im.checkURLs("listItem", itemID, objURL, im.libraryPath(parent), li.attr("DirName"))
 	}
 	target.ListItemID = strings.ToLower(itemID)
 	if fs := li.kid("Fields"); fs != nil {

@@ -367,6 +367,11 @@ func (im *importer) apply(ctx context.Context, n *node) error {
 	}
 	id := n.attr("Id")
 	if child != nil {
+		objType := map[string]string{"Folder": "folder", "File": "file", "ListItem": "listItem"}[child.name.Local]
+		if objType != "" {
+			cid := firstNonEmpty(child.attr("Id"), id)
+			im.checkWebURL(objType, cid, im.objectURL(firstNonEmpty(child.attr("Url"), child.attr("FileUrl"), n.attr("Url"))), n, child)
+		}
 		switch child.name.Local {
 		case "Folder":
 			im.applyFolder(n, child)

@@ -59,7 +59,7 @@ func (s *Server) handleProvision(w http.ResponseWriter, r *http.Request, cid str
 	s.provs[p.meta] = p
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
-		"@odata.context":       "https://graph.microsoft.com/v1.0/$metadata#microsoft.graph.sharePointMigrationContainerInfo",
+		"@odata.context":       "https://graph.microsoft.com/" + graphVersion(r) + "/$metadata#microsoft.graph.sharePointMigrationContainerInfo",
 		"@odata.type":          "#microsoft.graph.sharePointMigrationContainerInfo",
 		"dataContainerUri":     p.dataSAS,
 		"metadataContainerUri": p.metaSAS,

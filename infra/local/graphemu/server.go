@@ -292,6 +292,14 @@ func (s *Server) route(method, version, rest string) (string, http.HandlerFunc) 
 	return "", nil
 }
 
+// graphVersion is "v1.0" or "beta", from the request path.
+func graphVersion(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, "/beta/") {
+		return "beta"
+	}
+	return "v1.0"
+}
+
 // writeError writes the Graph error envelope.
 func writeError(w http.ResponseWriter, r *http.Request, status int, code, innerCode, msg string) {
 	reqID, _ := r.Context().Value(reqIDKey).(string)

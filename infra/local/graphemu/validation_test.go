@@ -156,6 +156,22 @@ func TestValidationRules(t *testing.T) {
               ParentFolderId="3a6f0c2e-1d4b-4f7a-9e8c-2b5d7f9a1c3e"`, `DirName="Document Library/Contracts"
               ParentFolderId="0e9d8c7b-6a5f-4e3d-2c1b-a09f8e7d6c5b"`)
 		}, level: objError, objType: "listItem", objURL: fileURL, msg: "ParentFolderId"},
+		{name: "File Url disagrees with ParentId and Name", mutate: func(p *pkg) {
+			replaceIn(p, "Manifest.xml", `<File Id="9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d" Name="nda.pdf" Url="Document Library/Contracts/nda.pdf"`,
+				`<File Id="9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d" Name="nda.pdf" Url="Shared Documents/Contracts/nda.pdf"`)
+		}, level: warning, objType: "file", objURL: "Shared Documents/Contracts/nda.pdf", msg: "does not match the item's location 'Document Library/Contracts/nda.pdf'"},
+		{name: "ListItem DirName disagrees", mutate: func(p *pkg) {
+			replaceIn(p, "Manifest.xml", `DirName="Document Library/Contracts"`, `DirName="Document Library/Other"`)
+		}, level: warning, objType: "listItem", objURL: fileURL, msg: "Url 'Document Library/Other' does not match"},
+		{name: "ParentWebUrl not the container's web", mutate: func(p *pkg) {
+			replaceIn(p, "Manifest.xml", `ParentWebUrl="/contentstorage/CSP_2f4c8e91-7d3a-4b6e-9c10-5a7b3e2d1f04"
+          Version="2.0"`, `ParentWebUrl="/sites/elsewhere"
+          Version="2.0"`)
+		}, level: warning, objType: "file", objURL: fileURL, msg: "ParentWebUrl '/sites/elsewhere'"},
+		{name: "URLs in other accepted spellings", mutate: func(p *pkg) {
+			replaceIn(p, "Manifest.xml", `<File Id="9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d" Name="nda.pdf" Url="Document Library/Contracts/nda.pdf"`,
+				`<File Id="9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d" Name="nda.pdf" Url="/contentstorage/CSP_2f4c8e91-7d3a-4b6e-9c10-5a7b3e2d1f04/document%20library/Contracts/NDA.pdf/"`)
+		}, level: ""},
 		{name: "ListItem IntId differs from ListItemIntId", mutate: func(p *pkg) { replaceIn(p, "Manifest.xml", ` IntId="1002" Order`, ` IntId="1003" Order`) }, level: warning, objType: "listItem", objURL: fileURL, msg: "IntId 1003 differs"},
 		{name: "unknown list field", mutate: func(p *pkg) {
 			replaceIn(p, "Manifest.xml", `Version="2.0" TimeCreated="2021-06-01T09:30:00" TimeLastModified="2022-02-10T14:05:33" Author="1" ModifiedBy="2">

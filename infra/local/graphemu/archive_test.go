@@ -79,7 +79,7 @@ func TestArchivedFiles(t *testing.T) {
 		p.upload(t, ci)
 		evs := e.waitDone(e.mustCreateJob(ci))
 		assertOutcome(t, evs, rule{level: ""})
-		got := e.do("GET", "/v1.0/drives/"+e.cid+"/items/"+exFile+"/versions/1.0/content", nil).body
+		got := e.do("GET", "/v1.0/drives/"+e.cid+"/root:/Contracts/nda.pdf:/versions/1.0/content", nil).body
 		if !bytes.Equal(got, examplePkg().data["src/0001.bin"]) {
 			t.Errorf("archived version content differs (%d bytes)", len(got))
 		}

@@ -1,6 +1,7 @@
 package graphemu
 
 import (
+	"encoding/base32"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -151,6 +152,27 @@ func (d *drive) removeFile(it *item) {
 
 func guidUpper(id string) string { return strings.ToUpper(id) }
 
+// itemKey is the driveItem id of an item. Like Graph's, it is opaque and is
+// not the item's GUID (that one is in the eTag and in
+// sharepointIds.listItemUniqueId), so a client that confuses the two fails
+// here as it would against Graph.
+func itemKey(guid string) string {
+	u, err := uuid.Parse(guid)
+	if err != nil {
+		return guid
+	}
+	return "01" + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(u[:])
+}
+
+func guidFromKey(key string) string {
+	b, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.TrimPrefix(key, "01"))
+	if err != nil || len(b) != 16 || !strings.HasPrefix(key, "01") {
+		return ""
+	}
+	u, _ := uuid.FromBytes(b)
+	return u.String()
+}
+
 // driveItemJSON renders an item the way Graph renders a driveItem.
 func (s *Server) driveItemJSON(d *drive, it *item) map[string]any {
 	p := d.pathOf(it)
@@ -159,7 +181,7 @@ func (s *Server) driveItemJSON(d *drive, it *item) map[string]any {
 		web += "/" + escapePath(p)
 	}
 	m := map[string]any{
-		"id":                   it.ID,
+		"id":                   itemKey(it.ID),
 		"name":                 it.Name,
 		"eTag":                 fmt.Sprintf("\"{%s},%d\"", guidUpper(it.ID), it.ETagN),
 		"cTag":                 fmt.Sprintf("\"c:{%s},%d\"", guidUpper(it.ID), it.ETagN),
@@ -188,7 +210,7 @@ func (s *Server) driveItemJSON(d *drive, it *item) map[string]any {
 		if parent != nil && parent.ID != d.rootID() {
 			pp += "/" + d.pathOf(parent)
 		}
-		m["parentReference"] = map[string]any{"driveId": d.c.ID, "driveType": "documentLibrary", "id": it.ParentID, "path": pp}
+		m["parentReference"] = map[string]any{"driveId": d.c.ID, "driveType": "documentLibrary", "id": itemKey(it.ParentID), "path": pp}
 	}
 	if it.Folder {
 		m["folder"] = map[string]any{"childCount": len(d.children(it.ID))}
@@ -240,7 +262,7 @@ func (s *Server) driveRoute(method, dr string) (string, http.HandlerFunc) {
 		if sfx != "" {
 			suffix = "/" + sfx
 		}
-		sel = func(d *drive) *item { return d.items[strings.ToLower(strings.Trim(id, "{}"))] }
+		sel = func(d *drive) *item { return d.items[guidFromKey(id)] }
 	default:
 		return "", nil
 	}

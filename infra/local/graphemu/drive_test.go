@@ -97,11 +97,11 @@ func TestIntIDCollision(t *testing.T) {
 		p.upload(t, ci)
 		evs := e.waitDone(e.mustCreateJob(ci))
 		assertOutcome(t, evs, rule{level: ""})
-		f := e.do("GET", "/v1.0/drives/"+e.cid+"/items/"+exFile, nil).json(t)
+		f := e.do("GET", "/v1.0/drives/"+e.cid+"/root:/Contracts/nda.pdf:", nil).json(t)
 		if f["sharepointIds"].(map[string]any)["listItemId"] != "1001" {
 			t.Errorf("file listItemId = %v", f["sharepointIds"])
 		}
-		d := e.do("GET", "/v1.0/drives/"+e.cid+"/items/"+exFolder, nil).json(t)
+		d := e.do("GET", "/v1.0/drives/"+e.cid+"/root:/Contracts:", nil).json(t)
 		if d["sharepointIds"].(map[string]any)["listItemId"] == "1001" {
 			t.Errorf("folder kept the int id the file took")
 		}

@@ -217,8 +217,14 @@ func TestWorkedExampleImports(t *testing.T) {
 	}
 
 	file := e.do("GET", drive+"/root:/Contracts/nda.pdf:", nil).json(t)
-	if file["eTag"] != `"{9B8A7C6D-5E4F-4A3B-8C2D-1E0F9A8B7C6D},1"` || file["id"] != exFile {
-		t.Errorf("file eTag/id = %v / %v", file["eTag"], file["id"])
+	if file["eTag"] != `"{9B8A7C6D-5E4F-4A3B-8C2D-1E0F9A8B7C6D},1"` || file["sharepointIds"].(map[string]any)["listItemUniqueId"] != exFile {
+		t.Errorf("file eTag/listItemUniqueId = %v / %v", file["eTag"], file["sharepointIds"])
+	}
+	// driveItem ids are opaque, as in Graph: the item is reachable by its
+	// id, not by its GUID.
+	fileID := file["id"].(string)
+	if fileID == exFile || e.do("GET", drive+"/items/"+fileID, nil).status != 200 || e.do("GET", drive+"/items/"+exFile, nil).status != 404 {
+		t.Errorf("item id %s: want an opaque id that resolves, and the GUID not to", fileID)
 	}
 	if file["createdDateTime"] != "2021-06-01T09:30:00Z" || file["lastModifiedDateTime"] != "2022-02-10T14:05:33Z" {
 		t.Errorf("file times = %v / %v", file["createdDateTime"], file["lastModifiedDateTime"])
@@ -230,7 +236,7 @@ func TestWorkedExampleImports(t *testing.T) {
 		t.Errorf("file size/listItemId = %v / %v", file["size"], file["sharepointIds"])
 	}
 
-	children := e.do("GET", drive+"/items/"+exFolder+"/children", nil).json(t)["value"].([]any)
+	children := e.do("GET", drive+"/root:/Contracts:/children", nil).json(t)["value"].([]any)
 	if len(children) != 1 || children[0].(map[string]any)["name"] != "nda.pdf" {
 		t.Errorf("children of Contracts = %v", children)
 	}
@@ -239,7 +245,7 @@ func TestWorkedExampleImports(t *testing.T) {
 		t.Errorf("children of root = %v", rootKids)
 	}
 
-	versions := e.do("GET", drive+"/items/"+exFile+"/versions", nil).json(t)["value"].([]any)
+	versions := e.do("GET", drive+"/root:/Contracts/nda.pdf:/versions", nil).json(t)["value"].([]any)
 	if len(versions) != 2 || versions[0].(map[string]any)["id"] != "2.0" || versions[1].(map[string]any)["id"] != "1.0" {
 		t.Fatalf("versions = %v", versions)
 	}
@@ -247,10 +253,10 @@ func TestWorkedExampleImports(t *testing.T) {
 	if v1["lastModifiedDateTime"] != "2021-06-01T09:30:00Z" || displayName(v1["lastModifiedBy"]) != "Alice Example" {
 		t.Errorf("version 1.0 = %v", v1)
 	}
-	if got := e.do("GET", drive+"/items/"+exFile+"/content", nil).body; !bytes.Equal(got, p.data["src/0002.bin"]) {
+	if got := e.do("GET", drive+"/root:/Contracts/nda.pdf:/content", nil).body; !bytes.Equal(got, p.data["src/0002.bin"]) {
 		t.Errorf("current content differs (%d bytes)", len(got))
 	}
-	if got := e.do("GET", drive+"/items/"+exFile+"/versions/1.0/content", nil).body; !bytes.Equal(got, p.data["src/0001.bin"]) {
+	if got := e.do("GET", drive+"/root:/Contracts/nda.pdf:/versions/1.0/content", nil).body; !bytes.Equal(got, p.data["src/0001.bin"]) {
 		t.Errorf("version 1.0 content differs (%d bytes)", len(got))
 	}
 	if got := e.do("GET", drive+"/root:/Contracts/nda.pdf:/content", nil).body; !bytes.Equal(got, p.data["src/0002.bin"]) {
@@ -273,11 +279,11 @@ func TestWorkedExampleImports(t *testing.T) {
 	ci2 := e.provision()
 	p.upload(t, ci2)
 	e.waitDone(e.mustCreateJob(ci2))
-	file = e.do("GET", drive+"/items/"+exFile, nil).json(t)
+	file = e.do("GET", drive+"/root:/Contracts/nda.pdf:", nil).json(t)
 	if file["eTag"] != `"{9B8A7C6D-5E4F-4A3B-8C2D-1E0F9A8B7C6D},2"` {
 		t.Errorf("after re-import eTag = %v", file["eTag"])
 	}
-	if vs := e.do("GET", drive+"/items/"+exFile+"/versions", nil).json(t)["value"].([]any); len(vs) != 2 {
+	if vs := e.do("GET", drive+"/root:/Contracts/nda.pdf:/versions", nil).json(t)["value"].([]any); len(vs) != 2 {
 		t.Errorf("after re-import %d versions, want 2 (replace, not append)", len(vs))
 	}
 }

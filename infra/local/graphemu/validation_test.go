@@ -185,7 +185,7 @@ func TestValidationRules(t *testing.T) {
 		},
 			level: warning, objType: "file", objURL: fileURL, msg: "User id 9 is not declared",
 			check: func(t *testing.T, e *emu, _ []map[string]any) {
-				f := e.do("GET", "/v1.0/drives/"+e.cid+"/items/"+exFile, nil).json(t)
+				f := e.do("GET", "/v1.0/drives/"+e.cid+"/root:/Contracts/nda.pdf:", nil).json(t)
 				if displayName(f["lastModifiedBy"]) != "System Account" {
 					t.Errorf("lastModifiedBy = %v, want System Account", f["lastModifiedBy"])
 				}
@@ -194,7 +194,7 @@ func TestValidationRules(t *testing.T) {
 			mutate: func(p *pkg) { replaceIn(p, "UserGroup.xml", `IsDeleted="true"`, `IsDeleted="false"`) },
 			level:  warning, objType: "file", objURL: fileURL, msg: "Failed to ensure user 'i:0#.f|membership|bob@contoso.com'",
 			check: func(t *testing.T, e *emu, _ []map[string]any) {
-				f := e.do("GET", "/v1.0/drives/"+e.cid+"/items/"+exFile, nil).json(t)
+				f := e.do("GET", "/v1.0/drives/"+e.cid+"/root:/Contracts/nda.pdf:", nil).json(t)
 				if displayName(f["lastModifiedBy"]) != "System Account" {
 					t.Errorf("lastModifiedBy = %v, want System Account", f["lastModifiedBy"])
 				}
@@ -205,7 +205,7 @@ func TestValidationRules(t *testing.T) {
 			},
 			level: warning, objType: "file", objURL: fileURL, msg: "Failed to retrieve user 'i:0#.f|membership|bob@contoso.com' attributes from the SiteUsers; falling back to passed in values",
 			check: func(t *testing.T, e *emu, _ []map[string]any) {
-				f := e.do("GET", "/v1.0/drives/"+e.cid+"/items/"+exFile, nil).json(t)
+				f := e.do("GET", "/v1.0/drives/"+e.cid+"/root:/Contracts/nda.pdf:", nil).json(t)
 				if displayName(f["lastModifiedBy"]) != "Former Employee" {
 					t.Errorf("lastModifiedBy = %v, want the passed-in user", f["lastModifiedBy"])
 				}

@@ -22,6 +22,7 @@ import (
 
 func TestPeekLockReceiveAndComplete(t *testing.T) {
 	c := newClient(t)
+	base := stats(t, "complete")
 	before := time.Now().Add(-time.Second)
 	send(t, newSender(t, c, "complete"), text("hello"))
 	r := newReceiver(t, c, "complete", nil)
@@ -53,7 +54,7 @@ func TestPeekLockReceiveAndComplete(t *testing.T) {
 	if left := peekAll(t, r); len(left) != 0 {
 		t.Fatalf("%d messages left after complete", len(left))
 	}
-	if st := stats(t, "complete"); st.Completed != 1 || st.Active != 0 {
+	if st := stats(t, "complete"); st.Completed != base.Completed+1 || st.Active != 0 {
 		t.Fatalf("stats after complete: %+v", st)
 	}
 }
@@ -61,6 +62,7 @@ func TestPeekLockReceiveAndComplete(t *testing.T) {
 func TestSendBatch(t *testing.T) {
 	c := newClient(t)
 	s := newSender(t, c, "batch")
+	base := stats(t, "batch")
 	b, err := s.NewMessageBatch(ctxFor(t, 10*time.Second), nil)
 	if err != nil {
 		t.Fatalf("new batch: %v", err)
@@ -86,8 +88,8 @@ func TestSendBatch(t *testing.T) {
 			t.Fatalf("message %d has no message id (the SDK fills one in for batches)", i)
 		}
 	}
-	if st := stats(t, "batch"); st.Sent != 5 {
-		t.Fatalf("stats sent = %d, want 5 (one per message in the batch)", st.Sent)
+	if st := stats(t, "batch"); st.Sent-base.Sent != 5 {
+		t.Fatalf("stats sent +%d, want +5 (one per message in the batch)", st.Sent-base.Sent)
 	}
 }
 
@@ -221,10 +223,11 @@ func TestLockExpiryRedelivers(t *testing.T) {
 func TestLateSettlementLockLost(t *testing.T) {
 	t.Parallel() // waits on the clock; its queue is its own
 	c := newClient(t)
+	base := stats(t, "lock-lost")
 	send(t, newSender(t, c, "lock-lost"), text("slow"))
 	r := newReceiver(t, c, "lock-lost", nil)
 	m := receiveN(t, r, 1, 10*time.Second)[0]
-	waitFor(t, 10*time.Second, "the lock to expire", func() bool { return stats(t, "lock-lost").LockExpired >= 1 })
+	waitFor(t, 10*time.Second, "the lock to expire", func() bool { return stats(t, "lock-lost").LockExpired > base.LockExpired })
 	err := r.CompleteMessage(ctxFor(t, 10*time.Second), m, nil)
 	var sbErr *azservicebus.Error
 	if !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeLockLost {
@@ -240,6 +243,7 @@ func TestLateSettlementLockLost(t *testing.T) {
 func TestRenewLock(t *testing.T) {
 	t.Parallel() // waits on the clock; its queue is its own
 	c := newClient(t)
+	base := stats(t, "renew")
 	send(t, newSender(t, c, "renew"), text("long job"))
 	r := newReceiver(t, c, "renew", nil)
 	m := receiveN(t, r, 1, 10*time.Second)[0]
@@ -261,7 +265,7 @@ func TestRenewLock(t *testing.T) {
 	if err := r.CompleteMessage(ctxFor(t, 10*time.Second), m, nil); err != nil {
 		t.Fatalf("complete after renewals past the original lock: %v", err)
 	}
-	if st := stats(t, "renew"); st.LockExpired != 0 || st.Renewed < 2 {
+	if st := stats(t, "renew"); st.LockExpired != base.LockExpired || st.Renewed-base.Renewed < 2 {
 		t.Fatalf("stats: %+v", st)
 	}
 }
@@ -280,9 +284,13 @@ func TestMaxDeliveryCountDeadLetters(t *testing.T) {
 		}
 	}
 	receiveNone(t, r, 300*time.Millisecond)
-	d := receiveN(t, deadLetterReceiver(t, c, "max-delivery"), 1, 10*time.Second)[0]
+	dlq := deadLetterReceiver(t, c, "max-delivery")
+	d := receiveN(t, dlq, 1, 10*time.Second)[0]
 	if d.MessageID != "md-1" || d.DeadLetterReason == nil || *d.DeadLetterReason != "MaxDeliveryCountExceeded" {
 		t.Fatalf("dead-lettered %q reason %v", d.MessageID, d.DeadLetterReason)
+	}
+	if err := dlq.CompleteMessage(ctxFor(t, 10*time.Second), d, nil); err != nil {
+		t.Fatalf("complete from dead-letter queue: %v", err)
 	}
 }
 
@@ -290,7 +298,8 @@ func TestTTLExpiryDeadLetters(t *testing.T) {
 	t.Parallel() // waits on the clock; its queue is its own
 	c := newClient(t)
 	send(t, newSender(t, c, "ttl-deadletter"), &azservicebus.Message{MessageID: to.Ptr("ttl-1")})
-	d := receiveN(t, deadLetterReceiver(t, c, "ttl-deadletter"), 1, 10*time.Second)[0]
+	dlq := deadLetterReceiver(t, c, "ttl-deadletter")
+	d := receiveN(t, dlq, 1, 10*time.Second)[0]
 	if d.MessageID != "ttl-1" || d.DeadLetterReason == nil || *d.DeadLetterReason != "TTLExpiredException" {
 		t.Fatalf("dead-lettered %q reason %v", d.MessageID, d.DeadLetterReason)
 	}
@@ -300,14 +309,18 @@ func TestTTLExpiryDeadLetters(t *testing.T) {
 	if left := peekAll(t, newReceiver(t, c, "ttl-deadletter", nil)); len(left) != 0 {
 		t.Fatalf("%d messages left in the queue after expiry", len(left))
 	}
+	if err := dlq.CompleteMessage(ctxFor(t, 10*time.Second), d, nil); err != nil {
+		t.Fatalf("complete from dead-letter queue: %v", err)
+	}
 }
 
 func TestTTLExpiryWithoutDeadLettering(t *testing.T) {
 	t.Parallel() // waits on the clock; its queue is its own
 	c := newClient(t)
+	base := stats(t, "ttl-drop")
 	send(t, newSender(t, c, "ttl-drop"), &azservicebus.Message{MessageID: to.Ptr("gone")})
 	r := newReceiver(t, c, "ttl-drop", nil)
-	waitFor(t, 10*time.Second, "the message to expire", func() bool { return stats(t, "ttl-drop").Expired == 1 })
+	waitFor(t, 10*time.Second, "the message to expire", func() bool { return stats(t, "ttl-drop").Expired == base.Expired+1 })
 	if left := peekAll(t, r); len(left) != 0 {
 		t.Fatalf("%d messages left after expiry", len(left))
 	}
@@ -320,8 +333,9 @@ func TestMessageTTLExpires(t *testing.T) {
 	t.Parallel() // waits on the clock; its queue is its own
 	// A per-message TTL shorter than the queue's default applies too.
 	c := newClient(t)
+	base := stats(t, "basic")
 	send(t, newSender(t, c, "basic"), &azservicebus.Message{MessageID: to.Ptr("short-ttl"), TimeToLive: to.Ptr(500 * time.Millisecond)})
-	waitFor(t, 10*time.Second, "the message to expire", func() bool { return stats(t, "basic").Expired >= 1 })
+	waitFor(t, 10*time.Second, "the message to expire", func() bool { return stats(t, "basic").Expired > base.Expired })
 	for _, m := range peekAll(t, newReceiver(t, c, "basic", nil)) {
 		if m.MessageID == "short-ttl" {
 			t.Fatal("expired message still in the queue")
@@ -537,6 +551,7 @@ func TestMalformedConfigFailsAtStart(t *testing.T) {
 
 func TestAdminStats(t *testing.T) {
 	c := newClient(t)
+	base, baseTotal := stats(t, "stats"), totalStats(t)
 	send(t, newSender(t, c, "stats"), text("1"), text("2"), text("3"))
 	r := newReceiver(t, c, "stats", nil)
 	ms := receiveN(t, r, 2, 10*time.Second)
@@ -545,9 +560,15 @@ func TestAdminStats(t *testing.T) {
 			t.Fatalf("complete: %v", err)
 		}
 	}
-	st := stats(t, "stats")
-	if st.Sent != 3 || st.Received < 2 || st.Completed != 2 || st.Active != 1 {
-		t.Fatalf("stats = %+v, want sent 3, received ≥ 2, completed 2, active 1", st)
+	st, total := stats(t, "stats"), totalStats(t)
+	if st.Sent-base.Sent != 3 || st.Received-base.Received < 2 || st.Completed-base.Completed != 2 || st.Active != 1 {
+		t.Fatalf("stats %+v after %+v: want sent +3, received +2 or more, completed +2, active 1", st, base)
+	}
+	if total.Sent-baseTotal.Sent < 3 || total.Completed-baseTotal.Completed < 2 {
+		t.Fatalf("total %+v after %+v: want sent +3, completed +2", total, baseTotal)
+	}
+	if err := r.CompleteMessage(ctxFor(t, 10*time.Second), receiveN(t, r, 1, 10*time.Second)[0], nil); err != nil {
+		t.Fatalf("complete: %v", err)
 	}
 }
 
@@ -558,5 +579,39 @@ func TestSessionsRefusedClearly(t *testing.T) {
 	_, err := c.AcceptSessionForQueue(ctxFor(t, 20*time.Second), "basic", "s1", nil)
 	if err == nil || !strings.Contains(err.Error(), "does not support sessions") {
 		t.Fatalf("accept session: %v, want a refusal saying sessions are not supported", err)
+	}
+}
+
+func TestReleasedMessagesAreNotCounted(t *testing.T) {
+	// After ReceiveMessages returns, the SDK keeps the link's unused credit
+	// and hands back ("releases") whatever still arrives on it. Such a
+	// message goes to the next receiver without counting a failed delivery.
+	c := newClient(t)
+	s := newSender(t, c, "release")
+	send(t, s, text("first"))
+	a := newReceiver(t, c, "release", nil)
+	first := receiveN(t, a, 1, 10*time.Second) // asks for 1, so no credit is left over
+	if err := a.CompleteMessage(ctxFor(t, 10*time.Second), first[0], nil); err != nil {
+		t.Fatalf("complete: %v", err)
+	}
+	send(t, s, text("second"))
+	ctx := ctxFor(t, 10*time.Second)
+	got, err := a.ReceiveMessages(ctx, 10, nil) // returns with 9 credits outstanding
+	if err != nil || len(got) != 1 {
+		t.Fatalf("receive: %d %v", len(got), err)
+	}
+	if err := a.CompleteMessage(ctx, got[0], nil); err != nil {
+		t.Fatalf("complete: %v", err)
+	}
+	base := stats(t, "release")
+	send(t, s, &azservicebus.Message{MessageID: to.Ptr("released")})
+	waitFor(t, 10*time.Second, "the SDK to release the message", func() bool { return stats(t, "release").Released > base.Released })
+	b := newReceiver(t, newClient(t), "release", nil)
+	m := receiveN(t, b, 1, 10*time.Second)[0]
+	if m.MessageID != "released" || m.DeliveryCount != 1 {
+		t.Fatalf("got %q with delivery count %d, want the released message with count 1", m.MessageID, m.DeliveryCount)
+	}
+	if err := b.CompleteMessage(ctxFor(t, 10*time.Second), m, nil); err != nil {
+		t.Fatalf("complete: %v", err)
 	}
 }

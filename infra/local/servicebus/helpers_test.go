@@ -140,19 +140,36 @@ type queueStats struct {
 	Active, Locked                                               int
 }
 
-func stats(t testing.TB, queue string) queueStats {
+// statsDoc is the emulator's GET /stats answer.
+type statsDoc struct {
+	Total struct {
+		Sent, Received, Completed, DeadLettered int
+	} `json:"total"`
+	Queues map[string]queueStats `json:"queues"`
+}
+
+func getStats(t testing.TB) statsDoc {
 	t.Helper()
 	resp, err := http.Get(emu.ServiceBusAdminURL + "/stats")
 	if err != nil {
 		t.Fatalf("stats: %v", err)
 	}
 	defer resp.Body.Close()
-	var doc struct {
-		Queues map[string]queueStats `json:"queues"`
-	}
+	var doc statsDoc
 	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
 		t.Fatalf("stats: %v", err)
 	}
+	return doc
+}
+
+func totalStats(t testing.TB) struct{ Sent, Received, Completed, DeadLettered int } {
+	t.Helper()
+	return getStats(t).Total
+}
+
+func stats(t testing.TB, queue string) queueStats {
+	t.Helper()
+	doc := getStats(t)
 	q, ok := doc.Queues[queue]
 	if !ok {
 		t.Fatalf("stats: no queue %q", queue)

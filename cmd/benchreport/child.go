@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -52,9 +53,25 @@ func runChild(name, arg string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if path := os.Getenv("BENCHREPORT_MEMPROFILE"); path != "" {
+		runtime.MemProfileRate = 64 << 10
+		defer func() {
+			if pf, err := os.Create(path); err == nil {
+				pprof.Lookup("allocs").WriteTo(pf, 0)
+				pf.Close()
+			}
+		}()
+	}
 	vals, err := f(context.Background(), arg)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("BENCHREPORT_MEMSTATS") != "" {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Fprintf(os.Stderr, "Sys %d HeapSys %d HeapInuse %d StackSys %d NextGC %d NumGC %d TotalAlloc %d\n", ms.Sys>>20, ms.HeapSys>>20, ms.HeapInuse>>20, ms.StackSys>>20, ms.NextGC>>20, ms.NumGC, ms.TotalAlloc>>20)
+		b, _ := os.ReadFile("/proc/self/status")
+		os.Stderr.Write(b)
 	}
 	res := Result{Values: vals, VmHWM: vmHWM()}
 	return json.NewEncoder(os.Stdout).Encode(res)

@@ -211,7 +211,7 @@ func scenarioStage(ctx context.Context, arg string) (map[string]float64, error) 
 		"procs":     float64(runtime.GOMAXPROCS(0)),
 		"stageWall": sw.Seconds(), "stageCPU": sc.Seconds(),
 		"cbcWall": cw.Seconds(), "cbcCPU": cc.Seconds(),
-		"md5CPU": mc.Seconds(),
+		"md5CPU":   mc.Seconds(),
 		"oneBytes": float64(one), "oneWall": ow.Seconds(),
 	}, nil
 }

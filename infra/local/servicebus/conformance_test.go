@@ -615,3 +615,23 @@ func TestReleasedMessagesAreNotCounted(t *testing.T) {
 		t.Fatalf("complete: %v", err)
 	}
 }
+
+func TestSendWithScheduledEnqueueTime(t *testing.T) {
+	// A plain send carrying ScheduledEnqueueTime (x-opt-scheduled-enqueue-time)
+	// is held until then, as ScheduleMessages is.
+	t.Parallel() // waits on the clock; its queue is its own
+	c := newClient(t)
+	at := time.Now().Add(1200 * time.Millisecond)
+	send(t, newSender(t, c, "schedule-send"), &azservicebus.Message{MessageID: to.Ptr("held"), ScheduledEnqueueTime: &at})
+	r := newReceiver(t, c, "schedule-send", nil)
+	if p := peekAll(t, r); len(p) != 1 || p[0].State != azservicebus.MessageStateScheduled {
+		t.Fatalf("peek right after sending: %d messages", len(p))
+	}
+	m := receiveN(t, r, 1, 10*time.Second)[0]
+	if now := time.Now(); m.MessageID != "held" || now.Before(at) {
+		t.Fatalf("got %q at %v, want held no earlier than %v", m.MessageID, now, at)
+	}
+	if err := r.CompleteMessage(ctxFor(t, 10*time.Second), m, nil); err != nil {
+		t.Fatalf("complete: %v", err)
+	}
+}

@@ -92,6 +92,10 @@ type Knobs struct {
 	// ArchiveChecksum says what ArchivedFile@Checksum hashes: "plaintext"
 	// (default) or "ciphertext" (the encrypted archive as stored).
 	ArchiveChecksum string
+	// StrictItemIDs makes /drives/{id}/items/{itemId} accept only the opaque
+	// driveItem id, as Graph does. Default false: the item's GUID is also
+	// accepted, a shortcut some verifiers use.
+	StrictItemIDs bool
 	// Directory lists the logins that resolve; nil means every
 	// claims-encoded UPN login ("i:0#.f|membership|user@domain") resolves.
 	Directory []string

@@ -262,7 +262,15 @@ func (s *Server) driveRoute(method, dr string) (string, http.HandlerFunc) {
 		if sfx != "" {
 			suffix = "/" + sfx
 		}
-		sel = func(d *drive) *item { return d.items[guidFromKey(id)] }
+		sel = func(d *drive) *item {
+			if g := guidFromKey(id); g != "" {
+				return d.items[g]
+			}
+			if s.cfg.Knobs.StrictItemIDs {
+				return nil
+			}
+			return d.items[strings.ToLower(strings.Trim(id, "{}"))]
+		}
 	default:
 		return "", nil
 	}

@@ -119,3 +119,15 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		}
 	}
 }
+
+func TestStrictItemIDsKnob(t *testing.T) {
+	e := newEmu(t, func(c *graphemu.Config) { c.Knobs.StrictItemIDs = true })
+	drive := "/v1.0/drives/" + e.cid
+	root := e.do("GET", drive+"/root", nil).json(t)
+	if r := e.do("GET", drive+"/items/"+root["id"].(string), nil); r.status != 200 {
+		t.Errorf("root by its id: %d", r.status)
+	}
+	if r := e.do("GET", drive+"/items/"+graphemu.DefaultContainer().RootFolderID, nil); r.status != 404 {
+		t.Errorf("root by its GUID under StrictItemIDs: %d, want 404", r.status)
+	}
+}

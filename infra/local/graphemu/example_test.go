@@ -220,11 +220,11 @@ func TestWorkedExampleImports(t *testing.T) {
 	if file["eTag"] != `"{9B8A7C6D-5E4F-4A3B-8C2D-1E0F9A8B7C6D},1"` || file["sharepointIds"].(map[string]any)["listItemUniqueId"] != exFile {
 		t.Errorf("file eTag/listItemUniqueId = %v / %v", file["eTag"], file["sharepointIds"])
 	}
-	// driveItem ids are opaque, as in Graph: the item is reachable by its
-	// id, not by its GUID.
+	// driveItem ids are opaque, as in Graph; the GUID is accepted too
+	// unless the StrictItemIDs knob is set.
 	fileID := file["id"].(string)
-	if fileID == exFile || e.do("GET", drive+"/items/"+fileID, nil).status != 200 || e.do("GET", drive+"/items/"+exFile, nil).status != 404 {
-		t.Errorf("item id %s: want an opaque id that resolves, and the GUID not to", fileID)
+	if fileID == exFile || e.do("GET", drive+"/items/"+fileID, nil).status != 200 || e.do("GET", drive+"/items/"+exFile, nil).status != 200 {
+		t.Errorf("item id %s: want an opaque id that resolves, and the GUID too (default)", fileID)
 	}
 	if file["createdDateTime"] != "2021-06-01T09:30:00Z" || file["lastModifiedDateTime"] != "2022-02-10T14:05:33Z" {
 		t.Errorf("file times = %v / %v", file["createdDateTime"], file["lastModifiedDateTime"])

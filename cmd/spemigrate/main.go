@@ -16,6 +16,7 @@ import (
 const usage = `spemigrate moves content from Azure Blob Storage into SharePoint Embedded containers.
 
 Usage:
+  spemigrate demo       run a sample migration end to end on the local stack and verify it
   spemigrate dev        start the local stack and print its connection settings; Ctrl-C stops it
   spemigrate submit     start a migration (over HTTP, or --queue onto the provision queue)
   spemigrate status     list recent migrations, or show one
@@ -38,6 +39,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var err error
 	switch args[0] {
+	case "demo":
+		err = runDemo(ctx, args[1:], stdout, stderr)
 	case "dev":
 		err = runDev(ctx, args[1:], stdout, stderr)
 	case "submit":

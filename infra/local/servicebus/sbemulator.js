@@ -52,6 +52,28 @@ function parseArgs(argv) {
   return opts;
 }
 
+// lockDataDir refuses to share a data directory with another running
+// emulator: two writers would interleave their journals.
+function lockDataDir(dir) {
+  const fs = require('fs');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'sbemulator.pid');
+  try {
+    const pid = Number(fs.readFileSync(file, 'utf8').trim());
+    if (pid && pid !== process.pid) {
+      let alive = false;
+      try {
+        process.kill(pid, 0);
+        alive = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('sbemulator');
+      } catch { /* not running */ }
+      if (alive) die(`data dir ${dir} is in use by another emulator (pid ${pid}); stop it or give another --data`);
+    }
+  } catch (e) {
+    if (e.code !== 'ENOENT') throw e;
+  }
+  fs.writeFileSync(file, `${process.pid}\n`);
+}
+
 function main() {
   const opts = parseArgs(process.argv.slice(2));
   let cfg;
@@ -60,6 +82,7 @@ function main() {
   } catch (e) {
     die(e.message);
   }
+  if (opts.data) lockDataDir(path.resolve(opts.data));
   const journal = new Journal(opts.data ? path.resolve(opts.data) : '', log);
   const broker = new Broker(cfg, journal, log);
   try {

@@ -152,7 +152,7 @@ func (im *importer) fetchArchive(ctx context.Context, name, checksum, dst string
 }
 
 // openArchived extracts an archive member to dst.
-func (im *importer) openArchived(m archiveMember, dst string) (int64, error) {
+func (im *importer) openArchived(m archiveMember, dst string, h io.Writer) (int64, error) {
 	if m.err != "" {
 		return 0, errors.New(m.err)
 	}
@@ -171,5 +171,5 @@ func (im *importer) openArchived(m archiveMember, dst string) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	return io.Copy(f, src)
+	return io.Copy(io.MultiWriter(f, h), src)
 }

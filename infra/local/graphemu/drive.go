@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -30,13 +32,14 @@ var systemAccount = person{Name: "System Account", Login: "SHAREPOINT\\system"}
 
 // version is one stored version of a file; its content is a file on disk.
 type version struct {
-	Label      string    `json:"label"`
-	Size       int64     `json:"size"`
-	Created    time.Time `json:"createdDateTime"`
-	Modified   time.Time `json:"lastModifiedDateTime"`
-	CreatedBy  person    `json:"createdBy"`
-	ModifiedBy person    `json:"lastModifiedBy"`
-	path       string
+	Label        string    `json:"label"`
+	Size         int64     `json:"size"`
+	QuickXorHash string    `json:"quickXorHash"`
+	Created      time.Time `json:"createdDateTime"`
+	Modified     time.Time `json:"lastModifiedDateTime"`
+	CreatedBy    person    `json:"createdBy"`
+	ModifiedBy   person    `json:"lastModifiedBy"`
+	path         string
 }
 
 // item is a folder or a file in a container's library.
@@ -218,7 +221,11 @@ func (s *Server) driveItemJSON(d *drive, it *item) map[string]any {
 	} else {
 		cur := it.Versions[len(it.Versions)-1]
 		m["size"] = cur.Size
-		m["file"] = map[string]any{"mimeType": "application/octet-stream"}
+		mt := mime.TypeByExtension(path.Ext(it.Name))
+		if mt == "" {
+			mt = "application/octet-stream"
+		}
+		m["file"] = map[string]any{"mimeType": mt, "hashes": map[string]any{"quickXorHash": cur.QuickXorHash}}
 	}
 	return m
 }

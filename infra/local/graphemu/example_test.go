@@ -236,6 +236,11 @@ func TestWorkedExampleImports(t *testing.T) {
 		t.Errorf("file size/listItemId = %v / %v", file["size"], file["sharepointIds"])
 	}
 
+	hashes := file["file"].(map[string]any)["hashes"].(map[string]any)
+	if hashes["quickXorHash"] != qxh(p.data["src/0002.bin"]) || file["file"].(map[string]any)["mimeType"] != "application/pdf" {
+		t.Errorf("file facet = %v", file["file"])
+	}
+
 	children := e.do("GET", drive+"/root:/Contracts:/children", nil).json(t)["value"].([]any)
 	if len(children) != 1 || children[0].(map[string]any)["name"] != "nda.pdf" {
 		t.Errorf("children of Contracts = %v", children)

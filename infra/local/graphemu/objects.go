@@ -167,6 +167,9 @@ func (im *importer) applyFolder(n, f *node) {
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if id == d.rootID() {
+		return // the library's root folder, described by older packages: nothing to do
+	}
 	parent := d.items[parentID]
 	if parent == nil || !parent.Folder {
 		im.objError("folder", id, objURL, codeNotFound, fmt.Sprintf("Parent folder %s was not found", parentID))
@@ -245,7 +248,7 @@ func (im *importer) applyFile(ctx context.Context, n, f *node) error {
 			return nil
 		}
 		p := filepath.Join(stage, strconv.Itoa(i)+".bin")
-		size, hasSnap, missing, err := im.download(ctx, fv, p)
+		size, hash, hasSnap, missing, err := im.download(ctx, fv, p)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -271,7 +274,7 @@ func (im *importer) applyFile(ctx context.Context, n, f *node) error {
 		}
 		created, modified := im.times(vn)
 		versions = append(versions, version{
-			Label: label, Size: size, Created: created, Modified: modified, path: p,
+			Label: label, Size: size, Created: created, Modified: modified, path: p, QuickXorHash: hash,
 			CreatedBy:  im.resolveUser(vn.attr("Author"), "file", id, objURL),
 			ModifiedBy: im.resolveUser(firstNonEmpty(vn.attr("ModifiedBy"), vn.attr("Author")), "file", id, objURL),
 		})
@@ -334,24 +337,26 @@ func (im *importer) applyFile(ctx context.Context, n, f *node) error {
 	return nil
 }
 
-// download streams a data blob through decryption to a file.
-func (im *importer) download(ctx context.Context, name, dst string) (size int64, hasSnap, missing bool, err error) {
+// download streams a data blob (or an archive member) through decryption
+// to a file, hashing the plaintext with QuickXorHash on the way.
+func (im *importer) download(ctx context.Context, name, dst string) (size int64, hash string, hasSnap, missing bool, err error) {
+	var h quickXorHash
 	if m, ok := im.archives[name]; ok {
-		size, err := im.openArchived(m, dst)
-		return size, true, false, err
+		size, err := im.openArchived(m, dst, &h)
+		return size, h.Sum(), true, false, err
 	}
 	rc, hasSnap, missing, err := im.openBlob(ctx, im.data, name, true, nil)
 	if err != nil || missing {
-		return 0, hasSnap, missing, err
+		return 0, "", hasSnap, missing, err
 	}
 	defer rc.Close()
 	f, err := os.Create(dst)
 	if err != nil {
-		return 0, hasSnap, false, err
+		return 0, "", hasSnap, false, err
 	}
 	defer f.Close()
-	size, err = io.Copy(f, rc)
-	return size, hasSnap, false, err
+	size, err = io.Copy(io.MultiWriter(f, &h), rc)
+	return size, h.Sum(), hasSnap, false, err
 }
 
 var knownFields = []string{"Title", "ContentType", "ContentTypeId", "FileLeafRef", "Created", "Modified", "Author", "Editor",

@@ -336,6 +336,12 @@ func (im *importer) check(n *node) error {
 	}
 	id := strings.ToLower(firstNonEmpty(child.attr("Id"), n.attr("Id")))
 	switch child.name.Local {
+	case "List", "DocumentLibrary":
+		// Describing the library is optional for SPE; if present it must be
+		// the container's library.
+		if !sameID(id, c.ListID) {
+			return listFail(child, "Id")
+		}
 	case "File":
 		im.pkgItems[id] = "file"
 		im.fileParent[id] = strings.ToLower(firstNonEmpty(child.attr("ParentId"), n.attr("ParentId")))

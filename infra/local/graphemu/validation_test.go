@@ -121,6 +121,21 @@ func TestValidationRules(t *testing.T) {
 			replaceIn(p, "Manifest.xml", `ListItemIntId="1002" ListId="5c3a9f1e`, `ListItemIntId="1002" ListId="00000000`)
 		}, level: fatal, msg: "ListId='00000000-2b7d-4e6a-8f01-9d2c4b6a8e10' does not match the container's list id"},
 		{name: "RootObject list id mismatch", mutate: func(p *pkg) { replaceIn(p, "RootObjectMap.xml", `Id="5c3a9f1e`, `Id="00000000`) }, level: fatal, msg: "RootObjectMap.xml: the List root object"},
+		{name: "library and root folder described (older packages)", mutate: func(p *pkg) {
+			replaceIn(p, "Manifest.xml", `  <!-- New folder`, `  <SPObject Id="5c3a9f1e-2b7d-4e6a-8f01-9d2c4b6a8e10" ObjectType="SPDocumentLibrary" ParentId="b7e1c3d5-9f2a-4c6e-8b0d-1a3c5e7f9b2d" ParentWebId="b7e1c3d5-9f2a-4c6e-8b0d-1a3c5e7f9b2d">
+    <DocumentLibrary Id="5c3a9f1e-2b7d-4e6a-8f01-9d2c4b6a8e10" Title="Documents" RootFolderId="0e9d8c7b-6a5f-4e3d-2c1b-a09f8e7d6c5b" RootFolderUrl="Document Library" ParentWebId="b7e1c3d5-9f2a-4c6e-8b0d-1a3c5e7f9b2d" BaseType="DocumentLibrary" BaseTemplate="101" />
+  </SPObject>
+  <SPObject Id="0e9d8c7b-6a5f-4e3d-2c1b-a09f8e7d6c5b" ObjectType="SPFolder" ParentWebId="b7e1c3d5-9f2a-4c6e-8b0d-1a3c5e7f9b2d">
+    <Folder Id="0e9d8c7b-6a5f-4e3d-2c1b-a09f8e7d6c5b" Name="Document Library" Url="Document Library" ContainingDocumentLibrary="5c3a9f1e-2b7d-4e6a-8f01-9d2c4b6a8e10" />
+  </SPObject>
+  <!-- New folder`)
+		}, level: ""},
+		{name: "library described with another list id", mutate: func(p *pkg) {
+			replaceIn(p, "Manifest.xml", `  <!-- New folder`, `  <SPObject Id="00000000-2b7d-4e6a-8f01-9d2c4b6a8e10" ObjectType="SPDocumentLibrary">
+    <DocumentLibrary Id="00000000-2b7d-4e6a-8f01-9d2c4b6a8e10" Title="Documents" BaseType="DocumentLibrary" />
+  </SPObject>
+  <!-- New folder`)
+		}, level: fatal, msg: "DocumentLibrary Id='00000000-2b7d-4e6a-8f01-9d2c4b6a8e10' does not match the container's list id"},
 		{name: "duplicate user id", mutate: func(p *pkg) {
 			replaceIn(p, "UserGroup.xml", `</Users>`, `<User Id="1" Name="Alice Again" Login="i:0#.f|membership|alice2@contoso.com" /></Users>`)
 		}, level: fatal, msg: "duplicate user Id 1"},

@@ -167,11 +167,12 @@ class Queue {
         cb(err);
         return;
       }
+      // "sent" counts every message a client handed over, scheduled or not.
       for (const m of ms) {
         this.insert(m);
         if (m.state === SCHEDULED) this.stats.scheduled++;
-        else this.stats.sent++;
       }
+      this.stats.sent += ms.length;
       this.broker.total.sent += ms.length;
       this.kick();
       cb(null, ms.map((m) => m.seq));
@@ -392,7 +393,6 @@ class Queue {
     };
     dlq.setExpiry(d);
     dlq.insert(d);
-    dlq.stats.sent++;
     this.journal.append(ENQUEUE, dlq.meta(d), codec.encodeStored(d), null);
     dlq.kick();
   }
@@ -488,8 +488,6 @@ class Queue {
         m.state = ACTIVE;
         m.enqueuedAt = now;
         this.setExpiry(m);
-        this.stats.sent++;
-        this.broker.total.sent++;
         this.journal.append(ENQUEUE, this.meta(m), codec.encodeStored(m), null);
         this.makeAvailable(m);
         this.kick();

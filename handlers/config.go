@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Queue names: one per pipeline step, fixed (function.json names them too).
@@ -35,6 +36,10 @@ type Config struct {
 	// TablePrefix is prepended to every table name (SPEMIGRATE_TABLE_PREFIX),
 	// so deployments or tests can share a storage account.
 	TablePrefix string
+	// PollInterval is the wait between polls of a running Graph job
+	// (SPEMIGRATE_POLL_INTERVAL, a Go duration such as 30s; zero: the
+	// engine's default of 60 s). Local runs shorten it.
+	PollInterval time.Duration
 }
 
 // Connection is either a connection string or an identity-based endpoint.
@@ -109,6 +114,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.Graph.StaticToken != "" && c.Graph.Credential == "" {
 		c.Graph.Credential = "static"
+	}
+
+	if v := getenv("SPEMIGRATE_POLL_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			errs = append(errs, errors.New("SPEMIGRATE_POLL_INTERVAL: must be a duration of at least 1s, such as 30s or 2m"))
+		}
+		c.PollInterval = d
 	}
 
 	switch key, err := base64.StdEncoding.DecodeString(c.StateKey); {

@@ -635,3 +635,53 @@ func TestSendWithScheduledEnqueueTime(t *testing.T) {
 		t.Fatalf("complete: %v", err)
 	}
 }
+
+func TestConnectWithSASLAnonymousAndCBS(t *testing.T) {
+	// The SDK authenticates with SASL ANONYMOUS and then puts a SAS token on
+	// $cbs for each entity; the emulator accepts any key, so a connection
+	// string with another key works the same.
+	cs := strings.Replace(emu.ServiceBusConnectionString, "SharedAccessKey="+stack.ServiceBusKey, "SharedAccessKey=any-other-key", 1)
+	if cs == emu.ServiceBusConnectionString {
+		t.Fatalf("connection string %q has no SharedAccessKey to replace", cs)
+	}
+	c, err := azservicebus.NewClientFromConnectionString(cs, nil)
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	defer c.Close(ctxFor(t, 10*time.Second))
+	send(t, newSender(t, c, "basic"), &azservicebus.Message{MessageID: to.Ptr("cbs-1")})
+	r := newReceiver(t, c, "basic", nil)
+	m := receiveN(t, r, 1, 10*time.Second)[0]
+	if err := r.CompleteMessage(ctxFor(t, 10*time.Second), m, nil); err != nil {
+		t.Fatalf("complete: %v", err)
+	}
+}
+
+func TestDefaultConfigDeclaresAppQueues(t *testing.T) {
+	// The shipped queues.json declares the pipeline's queues with a
+	// five-minute lock, as the app expects.
+	s, err := stack.Start(ctxFor(t, 30*time.Second), stack.Options{ServiceBus: true})
+	if err != nil {
+		t.Fatalf("start with the default config: %v", err)
+	}
+	defer s.Close()
+	c, err := azservicebus.NewClientFromConnectionString(s.ServiceBusConnectionString, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctxFor(t, 10*time.Second))
+	for _, q := range []string{"provision", "stage-batch", "submit", "poll"} {
+		send(t, newSender(t, c, q), text(q))
+		r := newReceiver(t, c, q, nil)
+		m := receiveN(t, r, 1, 10*time.Second)[0]
+		if string(m.Body) != q {
+			t.Fatalf("%s: body %q", q, m.Body)
+		}
+		if d := time.Until(*m.LockedUntil); d < 4*time.Minute || d > 5*time.Minute {
+			t.Fatalf("%s: locked for %s, want the configured PT5M", q, d)
+		}
+		if err := r.CompleteMessage(ctxFor(t, 10*time.Second), m, nil); err != nil {
+			t.Fatalf("%s: complete: %v", q, err)
+		}
+	}
+}

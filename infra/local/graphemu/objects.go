@@ -16,18 +16,36 @@ import (
 // objectURL canonicalises a URL attribute to the web-relative form used in
 // error events ("Document Library/Contracts/nda.pdf").
 func (im *importer) objectURL(raw string) string {
+	forms := im.urlForms(raw)
+	return forms[len(forms)-1]
+}
+
+// urlForms are the web-relative readings of a URL attribute: as written and,
+// when it decodes, percent-decoded (last). Scheme, host, the site's path and
+// surrounding slashes are dropped (spec §6.5).
+func (im *importer) urlForms(raw string) []string {
 	u := raw
-	if p, err := url.Parse(raw); err == nil && p.Host != "" {
-		u = p.Path
-	} else if dec, err := url.PathUnescape(raw); err == nil {
-		u = dec
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+		if j := strings.Index(u, "/"); j >= 0 {
+			u = u[j:]
+		} else {
+			u = ""
+		}
 	}
-	u = strings.Trim(u, "/")
 	web := strings.Trim(sitePath(im.d.c.SiteURL), "/")
-	if web != "" && len(u) >= len(web) && strings.EqualFold(u[:len(web)], web) {
-		u = strings.TrimPrefix(u[len(web):], "/")
+	rel := func(u string) string {
+		u = strings.Trim(u, "/")
+		if web != "" && len(u) >= len(web) && strings.EqualFold(u[:len(web)], web) && (len(u) == len(web) || u[len(web)] == '/') {
+			u = strings.TrimPrefix(u[len(web):], "/")
+		}
+		return u
 	}
-	return u
+	forms := []string{rel(u)}
+	if dec, err := url.PathUnescape(u); err == nil && dec != u {
+		forms = append(forms, rel(dec))
+	}
+	return forms
 }
 
 // checkURLs warns when a URL attribute disagrees with where the item goes
@@ -36,11 +54,39 @@ func (im *importer) objectURL(raw string) string {
 // Callers hold d.mu.
 func (im *importer) checkURLs(objType, id, objURL, want string, urls ...string) {
 	for _, raw := range urls {
-		if raw != "" && !strings.EqualFold(im.objectURL(raw), want) {
+		if raw != "" && !im.urlMatches(raw, want) {
 			im.warn(objType, id, objURL, fmt.Sprintf("Url '%s' does not match the item's location '%s' (its parent id and name)", raw, want))
 			return
 		}
 	}
+}
+
+// isWebURL says whether a ParentWebUrl names the container's web.
+func (im *importer) isWebURL(raw string) bool {
+	web := strings.Trim(sitePath(im.d.c.SiteURL), "/")
+	u := raw
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+		j := strings.Index(u, "/")
+		if j < 0 {
+			return web == ""
+		}
+		u = u[j:]
+	}
+	if strings.EqualFold(strings.Trim(u, "/"), web) {
+		return true
+	}
+	dec, err := url.PathUnescape(u)
+	return err == nil && strings.EqualFold(strings.Trim(dec, "/"), web)
+}
+
+func (im *importer) urlMatches(raw, want string) bool {
+	for _, f := range im.urlForms(raw) {
+		if strings.EqualFold(f, want) {
+			return true
+		}
+	}
+	return false
 }
 
 // libraryPath is the web-relative path of an item. Callers hold d.mu.
@@ -54,20 +100,9 @@ func (im *importer) libraryPath(it *item) string {
 
 // checkWebURL warns when ParentWebUrl is not the container's web.
 func (im *importer) checkWebURL(objType, id, objURL string, nodes ...*node) {
-	web := strings.Trim(sitePath(im.d.c.SiteURL), "/")
 	for _, n := range nodes {
-		v := n.attr("ParentWebUrl")
-		if v == "" {
-			continue
-		}
-		u := v
-		if p, err := url.Parse(v); err == nil && p.Host != "" {
-			u = p.Path
-		} else if dec, err := url.PathUnescape(v); err == nil {
-			u = dec
-		}
-		if !strings.EqualFold(strings.Trim(u, "/"), web) {
-			im.warn(objType, id, objURL, fmt.Sprintf("ParentWebUrl '%s' is not the container's web '/%s'", v, web))
+		if v := n.attr("ParentWebUrl"); v != "" && !im.isWebURL(v) {
+			im.warn(objType, id, objURL, fmt.Sprintf("ParentWebUrl '%s' is not the container's web '%s'", v, sitePath(im.d.c.SiteURL)))
 			return
 		}
 	}

@@ -34,3 +34,33 @@ func TestParseDateTime(t *testing.T) {
 		}
 	}
 }
+
+func TestURLCanonicalisation(t *testing.T) {
+	im := &importer{d: &drive{c: Container{SiteURL: "https://contoso.sharepoint.com/contentstorage/CSP_abc"}}}
+	want := "Document Library/A/100% done.txt"
+	for _, raw := range []string{
+		"Document Library/A/100% done.txt",
+		"/contentstorage/CSP_abc/Document Library/A/100% done.txt",
+		"https://contoso.sharepoint.com/contentstorage/CSP_abc/Document Library/A/100% done.txt",
+		"https://contoso.sharepoint.com/contentstorage/CSP_abc/Document%20Library/A/100%25%20done.txt",
+		"document library/a/100% DONE.txt/",
+	} {
+		if !im.urlMatches(raw, want) {
+			t.Errorf("%q does not match %q", raw, want)
+		}
+	}
+	for _, raw := range []string{"Shared Documents/A/100% done.txt", "/contentstorage/CSP_abcd/Document Library/A/100% done.txt"} {
+		if im.urlMatches(raw, want) {
+			t.Errorf("%q matches %q", raw, want)
+		}
+	}
+	for raw, ok := range map[string]bool{
+		"/contentstorage/CSP_abc": true, "/contentstorage/csp_abc/": true,
+		"https://contoso.sharepoint.com/contentstorage/CSP_abc": true,
+		"/": false, "https://contoso.sharepoint.com": false, "/sites/x": false,
+	} {
+		if im.isWebURL(raw) != ok {
+			t.Errorf("isWebURL(%q) = %v", raw, !ok)
+		}
+	}
+}

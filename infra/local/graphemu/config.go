@@ -92,6 +92,10 @@ type Knobs struct {
 	// ArchiveChecksum says what ArchivedFile@Checksum hashes: "plaintext"
 	// (default) or "ciphertext" (the encrypted archive as stored).
 	ArchiveChecksum string
+	// ContentRedirect answers /content with 302 to a pre-authenticated
+	// download URL (no bearer token needed there), as Graph does. Default
+	// false: the content is served directly with 200.
+	ContentRedirect bool
 	// StrictItemIDs makes /drives/{id}/items/{itemId} accept only the opaque
 	// driveItem id, as Graph does. Default false: the item's GUID is also
 	// accepted, a shortcut some verifiers use.

@@ -332,7 +332,7 @@ func (s *Server) driveRoute(method, dr string) (string, http.HandlerFunc) {
 			}
 			v := it.Versions[len(it.Versions)-1]
 			d.mu.Unlock()
-			serveContent(w, r, v)
+			s.content(w, r, v)
 		})
 	case suffix == "/versions" && method == http.MethodGet:
 		return RouteDriveVersions, wrap(func(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
@@ -355,7 +355,7 @@ func (s *Server) driveRoute(method, dr string) (string, http.HandlerFunc) {
 			for _, v := range it.Versions {
 				if v.Label == label {
 					d.mu.Unlock()
-					serveContent(w, r, v)
+					s.content(w, r, v)
 					return
 				}
 			}
@@ -364,6 +364,40 @@ func (s *Server) driveRoute(method, dr string) (string, http.HandlerFunc) {
 		})
 	}
 	return "", nil
+}
+
+// content answers a /content call: the bytes, or with the ContentRedirect
+// knob a 302 to a pre-authenticated download URL, as Graph does.
+func (s *Server) content(w http.ResponseWriter, r *http.Request, v version) {
+	if !s.cfg.Knobs.ContentRedirect {
+		serveContent(w, r, v)
+		return
+	}
+	tok := uuid.NewString()
+	s.mu.Lock()
+	s.downloads[tok] = download{v: v, expires: s.cfg.Now().Add(time.Hour)}
+	s.mu.Unlock()
+	w.Header().Set("Location", s.url+"/_download/"+tok)
+	w.WriteHeader(http.StatusFound)
+}
+
+// download is a pre-authenticated download URL's target.
+type download struct {
+	v       version
+	expires time.Time
+}
+
+// serveDownload answers a pre-authenticated download URL (no token needed,
+// not a Graph call, so not counted).
+func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request, tok string) {
+	s.mu.Lock()
+	dl, ok := s.downloads[tok]
+	s.mu.Unlock()
+	if !ok || s.cfg.Now().After(dl.expires) {
+		http.Error(w, "download URL unknown or expired", http.StatusNotFound)
+		return
+	}
+	serveContent(w, r, dl.v)
 }
 
 func serveContent(w http.ResponseWriter, r *http.Request, v version) {

@@ -1,6 +1,9 @@
 package graphemu_test
 
 import (
+	"bytes"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -129,5 +132,40 @@ func TestStrictItemIDsKnob(t *testing.T) {
 	}
 	if r := e.do("GET", drive+"/items/"+graphemu.DefaultContainer().RootFolderID, nil); r.status != 404 {
 		t.Errorf("root by its GUID under StrictItemIDs: %d, want 404", r.status)
+	}
+}
+
+func TestContentRedirectKnob(t *testing.T) {
+	e := newEmu(t, func(c *graphemu.Config) { c.Knobs.ContentRedirect = true })
+	ci := e.provision()
+	p := examplePkg()
+	p.upload(t, ci)
+	e.waitDone(e.mustCreateJob(ci))
+	noFollow := *e.http
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	req, _ := http.NewRequest("GET", e.srv.URL()+"/v1.0/drives/"+e.cid+"/root:/Contracts/nda.pdf:/content", nil)
+	req.Header.Set("Authorization", "Bearer t")
+	res, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	loc := res.Header.Get("Location")
+	if res.StatusCode != 302 || loc == "" {
+		t.Fatalf("content: %d Location=%q", res.StatusCode, loc)
+	}
+	// The download URL needs no token.
+	res, err = e.http.Get(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !bytes.Equal(body, p.data["src/0002.bin"]) {
+		t.Errorf("download: %d, %d bytes", res.StatusCode, len(body))
+	}
+	// A client that follows redirects gets the bytes in one call.
+	if got := e.do("GET", "/v1.0/drives/"+e.cid+"/root:/Contracts/nda.pdf:/versions/1.0/content", nil).body; !bytes.Equal(got, p.data["src/0001.bin"]) {
+		t.Errorf("followed redirect: %d bytes", len(got))
 	}
 }

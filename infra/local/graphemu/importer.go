@@ -207,6 +207,8 @@ func (im *importer) run(jctx, srvCtx context.Context) {
 		im.event("fatalError", "invalid", "", "", codeInvalidArg, errTypeMigration, "Internal error: "+err.Error())
 	}
 	im.logLine("Information", "", "", "", "Job end")
+	s.log.Info("migration job ended", "job", j.id, "container", j.containerID, "objects", im.objects,
+		"files", im.files, "bytes", im.bytes, "errors", im.errors, "warnings", im.warnings, "cancelled", jctx.Err() != nil)
 	im.writeLogs(srvCtx)
 	j.mu.Lock()
 	j.state = stateFinished

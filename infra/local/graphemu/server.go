@@ -39,6 +39,7 @@ type Server struct {
 	containers map[string]*drive        // by lower-case container id
 	provs      map[string]*provisioning // by data container name
 	jobs       map[string]*job
+	downloads  map[string]download // pre-authenticated download tokens
 
 	queue   chan *job
 	done    chan struct{} // closed by Close
@@ -76,6 +77,7 @@ func New(cfg Config) (*Server, error) {
 		containers: map[string]*drive{},
 		provs:      map[string]*provisioning{},
 		jobs:       map[string]*job{},
+		downloads:  map[string]download{},
 		queue:      make(chan *job, 1024),
 		done:       make(chan struct{}),
 	}
@@ -229,6 +231,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	if rest, ok := strings.CutPrefix(p, "/_admin/"); ok {
 		s.serveAdmin(w, r, rest)
+		return
+	}
+	if tok, ok := strings.CutPrefix(p, "/_download/"); ok && r.Method == http.MethodGet {
+		s.serveDownload(w, r, tok)
 		return
 	}
 	if rest, ok := strings.CutPrefix(p, "/_emulator/"); ok {

@@ -138,6 +138,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 
+	if rs, err := summarise(csvBuf.Bytes()); err == nil {
+		fmt.Fprintln(stdout)
+		rs.print(stdout, m.ID, false)
+	}
 	sum := verify.Summarise(rows)
 	fmt.Fprintf(stdout, "\nSummary of migration %s\n", m.ID)
 	fmt.Fprintf(stdout, "  source:      %d files, %s\n", len(blobs), humanBytes(total))

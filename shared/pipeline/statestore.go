@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/spemigrate/spemigrate/shared/graph"
 	"github.com/spemigrate/spemigrate/shared/source"
@@ -38,6 +39,10 @@ func RequestSealContext(migrationID string) string { return "Migrations/" + migr
 func OpenRequest(sealer *state.Sealer, m state.Migration) ([]byte, error) {
 	if m.Request == "" {
 		return nil, nil
+	}
+	if strings.HasPrefix(m.Request, "{") {
+		// Written in plain text by another writer (tests, older versions).
+		return []byte(m.Request), nil
 	}
 	s, err := sealer.OpenFor(m.Request, RequestSealContext(m.ID))
 	if err != nil {
@@ -98,7 +103,7 @@ func migrationStatus(m state.Migration) MigrationStatus {
 func (s *TableStore) overlayMigration(dst *state.Migration, m *Migration) error {
 	dst.ID = m.ID
 	dst.ContainerID = m.ContainerID
-	if len(m.Request) > 0 {
+	if len(m.Request) > 0 && dst.Request == "" {
 		sealed, err := s.sealer.SealFor(string(m.Request), RequestSealContext(m.ID))
 		if err != nil {
 			return fmt.Errorf("seal request: %w", err)

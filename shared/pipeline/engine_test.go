@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,8 @@ type harness struct {
 	f     *faults
 	logs  *bytes.Buffer
 	fails int // step errors (redeliveries)
+	// concurrent delivers every message twice at the same time.
+	concurrent bool
 	// before runs before each delivery; it may change the world.
 	before func(n Next)
 	// drop, when it returns true, loses the message (as if dead-lettered).
@@ -135,6 +138,28 @@ func (h *harness) run(dup bool) {
 		if h.drop != nil && h.drop(n) {
 			continue
 		}
+		if h.concurrent {
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			for i := range errs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs[i] = h.eng.Run(ctx, n)
+				}()
+			}
+			wg.Wait()
+			for _, err := range errs {
+				if err != nil && !errors.Is(err, ErrConflict) {
+					h.t.Fatalf("%s: unexpected error: %v", n.MessageID(), err)
+				}
+			}
+			if errs[0] != nil || errs[1] != nil {
+				h.fails++
+				h.requeue(n)
+			}
+			continue
+		}
 		deliveries := 1
 		if dup {
 			deliveries = 2
@@ -145,15 +170,19 @@ func (h *harness) run(dup bool) {
 					h.t.Fatalf("%s: unexpected error: %v", n.MessageID(), err)
 				}
 				h.fails++
-				n.NotBefore = time.Time{}
-				h.snd.mu.Lock()
-				h.snd.seq++
-				h.snd.q = append(h.snd.q, queued{n, h.snd.seq})
-				h.snd.mu.Unlock()
+				h.requeue(n)
 				break
 			}
 		}
 	}
+}
+
+func (h *harness) requeue(n Next) {
+	n.NotBefore = time.Time{}
+	h.snd.mu.Lock()
+	h.snd.seq++
+	h.snd.q = append(h.snd.q, queued{n, h.snd.seq})
+	h.snd.mu.Unlock()
 }
 
 // snapshot is the observable end state.
@@ -261,6 +290,25 @@ func TestEveryMessageTwice(t *testing.T) {
 		t.Errorf("end state differs when every message runs twice:\n got %+v\nwant %+v", got, want)
 	}
 	h.assertOneJobPerBatch()
+}
+
+// TestConcurrentDuplicates delivers every message twice at once: ETag
+// races, the submit lease and the poll sequence must still give one job per
+// batch and the same end state.
+func TestConcurrentDuplicates(t *testing.T) {
+	ref := newHarness(t)
+	ref.start()
+	ref.run(false)
+	for range 20 {
+		h := newHarness(t)
+		h.concurrent = true
+		h.start()
+		h.run(false)
+		if got, want := h.snapshot(), ref.snapshot(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("end state differs under concurrent duplicates:\n got %+v\nwant %+v", got, want)
+		}
+		h.assertOneJobPerBatch()
+	}
 }
 
 // TestCrashAtEveryCall fails each dependency call of a clean run in turn,

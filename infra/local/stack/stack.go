@@ -44,7 +44,8 @@ type Options struct {
 	Graph        bool
 	GraphOptions GraphOptions
 	// ServiceBus starts the Service Bus emulator (infra/local/servicebus) with
-	// the queues of ServiceBusConfig (empty: the app's queues).
+	// the queues of the JSON file ServiceBusConfig (empty: the app's queues,
+	// infra/local/servicebus/queues.json; relative to the working directory).
 	ServiceBus       bool
 	ServiceBusConfig string
 

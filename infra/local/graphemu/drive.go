@@ -76,19 +76,20 @@ func newDrive(c Container, dir string) (*drive, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "content"), 0o755); err != nil {
 		return nil, fmt.Errorf("graphemu: drive dir: %w", err)
 	}
-	root := &item{ID: strings.ToLower(c.RootFolderID), Name: c.LibraryFolder, Folder: true, ETagN: 1,
+	root := &item{ID: normID(c.RootFolderID), Name: c.LibraryFolder, Folder: true, ETagN: 1,
 		Created: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), CreatedBy: systemAccount, ModifiedBy: systemAccount}
 	root.Modified = root.Created
 	return &drive{c: c, dir: dir, items: map[string]*item{root.ID: root}, byInt: map[int]string{}, next: 1}, nil
 }
 
-func (d *drive) rootID() string { return strings.ToLower(d.c.RootFolderID) }
+func (d *drive) rootID() string { return normID(d.c.RootFolderID) }
 
 // pathOf is the item's path below the library root ("" for the root).
 // Callers hold d.mu.
 func (d *drive) pathOf(it *item) string {
 	var parts []string
-	for it != nil && it.ID != d.rootID() {
+	// The importer refuses cycles; the depth bound is a second guard.
+	for depth := 0; it != nil && it.ID != d.rootID() && depth < 10000; depth++ {
 		parts = append(parts, it.Name)
 		it = d.items[it.ParentID]
 	}

@@ -163,7 +163,6 @@ type pkgUser struct {
 	id, name, login, email, systemID string
 	deleted                          bool
 	resolved                         *person
-	warned                           bool
 }
 
 func (im *importer) retries() int {
@@ -386,6 +385,9 @@ func versionLess(a, b string) bool {
 	}
 	return false
 }
+
+// normID is the map key of a package GUID: lower case, no braces.
+func normID(id string) string { return strings.ToLower(strings.Trim(strings.TrimSpace(id), "{}")) }
 
 func sameID(a, b string) bool {
 	return strings.EqualFold(strings.Trim(strings.TrimSpace(a), "{}"), strings.Trim(strings.TrimSpace(b), "{}"))

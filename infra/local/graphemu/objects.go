@@ -191,9 +191,9 @@ func (im *importer) claimInt(want int, id string) (int, error) {
 
 func (im *importer) applyFolder(n, f *node) {
 	d := im.d
-	id := strings.ToLower(firstNonEmpty(f.attr("Id"), n.attr("Id")))
+	id := normID(firstNonEmpty(f.attr("Id"), n.attr("Id")))
 	objURL := im.objectURL(firstNonEmpty(f.attr("Url"), n.attr("Url")))
-	parentID := strings.ToLower(firstNonEmpty(f.attr("ParentFolderId"), n.attr("ParentId")))
+	parentID := normID(firstNonEmpty(f.attr("ParentFolderId"), n.attr("ParentId")))
 	name := firstNonEmpty(f.attr("Name"), lastSeg(objURL))
 	created, modified := im.times(f)
 	author := im.resolveUser(f.attr("Author"), "folder", id, objURL)
@@ -209,6 +209,15 @@ func (im *importer) applyFolder(n, f *node) {
 	if parent == nil || !parent.Folder {
 		im.objError("folder", id, objURL, codeNotFound, fmt.Sprintf("Parent folder %s was not found", parentID))
 		return
+	}
+	if objURL == "" {
+		objURL = im.libraryPath(parent) + "/" + name
+	}
+	for a := parent; a != nil && a.ID != d.rootID(); a = d.items[a.ParentID] {
+		if a.ID == id {
+			im.objError("folder", id, objURL, codeInvalidArg, fmt.Sprintf("Folder %s cannot be moved into its own subfolder %s", id, parentID))
+			return
+		}
 	}
 	if ex := d.child(parentID, name); ex != nil && ex.ID != id {
 		im.objError("folder", id, objURL, codeFileExists, fmt.Sprintf("A different item named '%s' already exists in the parent folder", name))
@@ -242,9 +251,9 @@ func (im *importer) applyFolder(n, f *node) {
 // emulator's own disk are returned; package problems become object errors.
 func (im *importer) applyFile(ctx context.Context, n, f *node) error {
 	d := im.d
-	id := strings.ToLower(firstNonEmpty(f.attr("Id"), n.attr("Id")))
+	id := normID(firstNonEmpty(f.attr("Id"), n.attr("Id")))
 	objURL := im.objectURL(firstNonEmpty(f.attr("Url"), n.attr("Url")))
-	parentID := strings.ToLower(firstNonEmpty(f.attr("ParentId"), n.attr("ParentId")))
+	parentID := normID(firstNonEmpty(f.attr("ParentId"), n.attr("ParentId")))
 	name := firstNonEmpty(f.attr("Name"), lastSeg(objURL))
 
 	d.mu.Lock()
@@ -253,6 +262,9 @@ func (im *importer) applyFile(ctx context.Context, n, f *node) error {
 		d.mu.Unlock()
 		im.objError("file", id, objURL, codeNotFound, fmt.Sprintf("Parent folder %s was not found", parentID))
 		return nil
+	}
+	if objURL == "" {
+		objURL = im.libraryPath(parent) + "/" + name
 	}
 	im.checkURLs("file", id, objURL, im.libraryPath(parent)+"/"+name, f.attr("Url"), n.attr("Url"))
 	d.mu.Unlock()
@@ -399,7 +411,7 @@ var knownFields = []string{"Title", "ContentType", "ContentTypeId", "FileLeafRef
 
 func (im *importer) applyListItem(n, li *node) {
 	d := im.d
-	docID := strings.ToLower(li.attr("DocId"))
+	docID := normID(li.attr("DocId"))
 	objURL := im.objectURL(firstNonEmpty(li.attr("FileUrl"), n.attr("Url")))
 	itemID := firstNonEmpty(li.attr("Id"), n.attr("Id"))
 	d.mu.Lock()

@@ -334,7 +334,7 @@ func (im *importer) check(n *node) error {
 			return listFail(child, a)
 		}
 	}
-	id := strings.ToLower(firstNonEmpty(child.attr("Id"), n.attr("Id")))
+	id := normID(firstNonEmpty(child.attr("Id"), n.attr("Id")))
 	switch child.name.Local {
 	case "List", "DocumentLibrary":
 		// Describing the library is optional for SPE; if present it must be
@@ -344,7 +344,7 @@ func (im *importer) check(n *node) error {
 		}
 	case "File":
 		im.pkgItems[id] = "file"
-		im.fileParent[id] = strings.ToLower(firstNonEmpty(child.attr("ParentId"), n.attr("ParentId")))
+		im.fileParent[id] = normID(firstNonEmpty(child.attr("ParentId"), n.attr("ParentId")))
 		im.fileInt[id], _ = strconv.Atoi(child.attr("ListItemIntId"))
 		im.expectedBytes += sizeAttr(child)
 		if vs := child.kid("Versions"); vs != nil {
@@ -354,7 +354,7 @@ func (im *importer) check(n *node) error {
 		}
 	case "Folder":
 		im.pkgItems[id] = "folder"
-		im.fileParent[id] = strings.ToLower(firstNonEmpty(child.attr("ParentFolderId"), n.attr("ParentId")))
+		im.fileParent[id] = normID(firstNonEmpty(child.attr("ParentFolderId"), n.attr("ParentId")))
 		im.fileInt[id], _ = strconv.Atoi(child.attr("ListItemIntId"))
 	}
 	return nil

@@ -163,6 +163,22 @@ func TestValidationRules(t *testing.T) {
 			h, folder, file, f := manifestParts()
 			p.meta["Manifest.xml"] = []byte(h + file + folder + f)
 		}, level: objError, objType: "file", objURL: fileURL, msg: "Parent folder 3a6f0c2e-1d4b-4f7a-9e8c-2b5d7f9a1c3e was not found"},
+		{name: "ids with braces and upper case", fresh: true, mutate: func(p *pkg) {
+			s := string(p.meta["Manifest.xml"])
+			s = strings.ReplaceAll(s, `Id="3a6f0c2e-1d4b-4f7a-9e8c-2b5d7f9a1c3e"`, `Id="{3A6F0C2E-1D4B-4F7A-9E8C-2B5D7F9A1C3E}"`)
+			s = strings.ReplaceAll(s, `ParentId="3a6f0c2e-1d4b-4f7a-9e8c-2b5d7f9a1c3e"`, `ParentId="{3A6F0C2E-1D4B-4F7A-9E8C-2B5D7F9A1C3E}"`)
+			p.meta["Manifest.xml"] = []byte(s)
+		}, level: ""},
+		{name: "folder moved into its own subfolder", fresh: true, mutate: func(p *pkg) {
+			sub := `  <SPObject Id="aaaaaaaa-0000-4000-8000-000000000001" ObjectType="SPFolder" ParentId="3a6f0c2e-1d4b-4f7a-9e8c-2b5d7f9a1c3e">
+    <Folder Id="aaaaaaaa-0000-4000-8000-000000000001" Name="Sub" Url="Document Library/Contracts/Sub" ParentFolderId="3a6f0c2e-1d4b-4f7a-9e8c-2b5d7f9a1c3e" />
+  </SPObject>
+  <SPObject Id="3a6f0c2e-1d4b-4f7a-9e8c-2b5d7f9a1c3e" ObjectType="SPFolder" ParentId="aaaaaaaa-0000-4000-8000-000000000001">
+    <Folder Id="3a6f0c2e-1d4b-4f7a-9e8c-2b5d7f9a1c3e" Name="Contracts" ParentFolderId="aaaaaaaa-0000-4000-8000-000000000001" />
+  </SPObject>
+`
+			replaceIn(p, "Manifest.xml", "</SPObjects>", sub+"</SPObjects>")
+		}, level: objError, objType: "folder", objURL: "Document Library/Contracts/Sub/Contracts", msg: "cannot be moved into its own subfolder"},
 		{name: "ListItem DocId references nothing", mutate: func(p *pkg) {
 			replaceIn(p, "Manifest.xml", `DocType="File" DocId="9b8a7c6d`, `DocType="File" DocId="00000000`)
 		}, level: objError, objType: "listItem", objURL: fileURL, msg: "references no File or Folder"},

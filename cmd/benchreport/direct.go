@@ -79,7 +79,7 @@ func newDirectEngine(ctx context.Context, s *stack.Stack, tableConn, key string,
 		return nil, err
 	}
 	d := &directEngine{
-		basis:     "pipeline engine driven directly (no Functions app yet)",
+		basis:     "pipeline engine driven directly",
 		pollEvery: directPollInterval,
 		eng:       eng, sender: sender, client: client, log: log,
 		count: map[string]int64{},
@@ -138,19 +138,21 @@ func (d *directEngine) handle(ctx context.Context, body []byte) error {
 	return d.eng.Run(ctx, n)
 }
 
-func (d *directEngine) start(ctx context.Context, id, containerID string, req []byte) error {
-	return d.eng.Start(ctx, &pipeline.Migration{ID: id, ContainerID: containerID, Request: req})
+func (d *directEngine) start(ctx context.Context, id, containerID string, req []byte) (string, error) {
+	return id, d.eng.Start(ctx, &pipeline.Migration{ID: id, ContainerID: containerID, Request: req})
 }
 
-func (d *directEngine) invocations() map[string]int64 {
+func (d *directEngine) invocations(context.Context) (map[string]int64, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make(map[string]int64, len(d.count))
 	for k, v := range d.count {
 		out[k] = v
 	}
-	return out
+	return out, nil
 }
+
+func (d *directEngine) describe() (string, time.Duration) { return d.basis, d.pollEvery }
 
 func (d *directEngine) Close() error {
 	if d.cancel != nil {

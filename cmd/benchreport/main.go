@@ -33,6 +33,7 @@ func main() {
 		only  = flag.String("only", "", "comma-separated figures to run (1-6); empty runs all")
 		short = flag.Bool("short", false, "smaller inputs (a quick check of the driver, not the reported figures)")
 		vflag = flag.Bool("v", false, "log progress to stderr")
+		eng   = flag.Bool("engine", false, "figures 4-5: drive the pipeline engine directly instead of running the Functions app")
 	)
 	flag.Parse()
 
@@ -58,7 +59,7 @@ func main() {
 			figs[f] = true
 		}
 	}
-	d := &driver{log: log, short: *short, want: func(f string) bool { return len(figs) == 0 || figs[f] }}
+	d := &driver{log: log, short: *short, engineOnly: *eng, want: func(f string) bool { return len(figs) == 0 || figs[f] }}
 	start := time.Now()
 	machine := describeMachine()
 	rows := d.run(ctx)
@@ -66,7 +67,7 @@ func main() {
 	machine.LoadEnd = loadAverage()
 
 	var out strings.Builder
-	writeReport(&out, machine, rows)
+	writeReport(&out, machine, rows, d.notes)
 	io.WriteString(os.Stdout, out.String())
 	if *write != "" {
 		if err := replaceSection(*write, out.String()); err != nil {
@@ -80,9 +81,13 @@ func main() {
 // driver runs the figures in order; each returns rows, and a figure that
 // cannot run says why in its rows instead of failing the whole report.
 type driver struct {
-	log   *slog.Logger
-	short bool
-	want  func(fig string) bool
+	log        *slog.Logger
+	short      bool
+	engineOnly bool
+	want       func(fig string) bool
+
+	// notes are printed under the table.
+	notes []string
 
 	// The planning child of figure 2 also times figure 3.
 	plan    *Result

@@ -118,7 +118,7 @@ func loadAverage() string {
 	return f[0] + " / " + f[1] + " / " + f[2]
 }
 
-func writeReport(w io.Writer, m Machine, rows []Row) {
+func writeReport(w io.Writer, m Machine, rows []Row, notes []string) {
 	fmt.Fprintf(w, "Run %s, commit %s, %s elapsed.\n\n", m.When.Format("2006-01-02 15:04 UTC"), m.Commit, m.Elapsed.Round(time.Second))
 	fmt.Fprintf(w, "Machine: %d cores (nproc), %s, %s RAM; %s, Node %s.\n", m.Cores, m.CPU, m.MemTotal, m.GoVersion, m.Node)
 	fmt.Fprintf(w, "Load average (1/5/15 min) at start %s, at end %s", m.LoadStart, m.LoadEnd)
@@ -132,6 +132,12 @@ func writeReport(w io.Writer, m Machine, rows []Row) {
 	for _, r := range rows {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n",
 			r.Figure, cell(r.Name), cell(r.Value), cell(r.Baseline), cell(r.Ratio), cell(r.Target), cell(r.Result))
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, n := range notes {
+		fmt.Fprintf(w, "- %s\n", n)
 	}
 }
 

@@ -248,7 +248,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(p, "/beta/"):
 		version, rest = "beta", p[len("/beta/"):]
 	default:
-		writeError(w, r, http.StatusNotFound, "BadRequest", "", "Invalid version: use /v1.0 or /beta.")
+		writeError(w, r, http.StatusBadRequest, "BadRequest", "", "Invalid version: use /v1.0 or /beta.")
 		return
 	}
 	route, handler := s.route(r.Method, version, rest)

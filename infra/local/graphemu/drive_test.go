@@ -169,3 +169,31 @@ func TestContentRedirectKnob(t *testing.T) {
 		t.Errorf("followed redirect: %d bytes", len(got))
 	}
 }
+
+func TestAddContainer(t *testing.T) {
+	e := newEmu(t, nil)
+	c := graphemu.DefaultContainer()
+	c.ID = "b!fresh-container-for-one-test"
+	if err := e.srv.AddContainer(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.AddContainer(c); err == nil {
+		t.Error("the same id was added twice")
+	}
+	e.cid = c.ID
+	ci := e.provision()
+	examplePkg().upload(t, ci)
+	assertOutcome(t, e.waitDone(e.mustCreateJob(ci)), rule{level: ""})
+	body := strings.NewReader(`{"ID": "b!via-admin", "WebID": "` + exWeb + `", "ListID": "` + exList + `", "RootFolderID": "` + exRoot + `", "SiteURL": "https://contoso.sharepoint.com/contentstorage/CSP_x"}`)
+	res, err := e.http.Post(e.srv.AdminURL()+"/containers", "application/json", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 201 {
+		t.Fatalf("admin add container: %d", res.StatusCode)
+	}
+	if r := e.do("GET", "/v1.0/drives/b!via-admin/root", nil); r.status != 200 {
+		t.Errorf("new container's root: %d", r.status)
+	}
+}

@@ -157,6 +157,7 @@ func writeFault(w http.ResponseWriter, r *http.Request, fr *FaultRule) {
 //	POST   /_admin/faults          add a FaultRule (JSON)
 //	DELETE /_admin/faults          remove every rule and queued job fault
 //	POST   /_admin/jobfaults       queue a JobFaults (JSON) for the next job
+//	POST   /_admin/containers      add an SPE container (JSON Container)
 //	GET    /_admin/containers/{id}/tree   imported items (also /_emulator/…)
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request, rest string) {
 	f := &s.faults
@@ -201,6 +202,19 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request, rest string)
 		f.rules, f.jobs = nil, nil
 		f.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
+	case rest == "containers" && r.Method == http.MethodPost:
+		var c Container
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			http.Error(w, "body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := s.AddContainer(c); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
 	case rest == "jobfaults" && r.Method == http.MethodPost:
 		var jf JobFaults
 		if err := json.NewDecoder(r.Body).Decode(&jf); err != nil {

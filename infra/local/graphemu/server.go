@@ -108,6 +108,28 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// AddContainer adds an SPE container while the server runs, e.g. an empty
+// one per test. Its id must be new.
+func (s *Server) AddContainer(c Container) error {
+	cfg := Config{Containers: []Container{c}, Storage: s.cfg.Storage, DataDir: s.cfg.DataDir}
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return fmt.Errorf("graphemu: add container: %w", err)
+	}
+	c = cfg.Containers[0]
+	d, err := newDrive(c, filepath.Join(s.cfg.DataDir, safeName(c.ID)))
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.containers[strings.ToLower(c.ID)] != nil {
+		return fmt.Errorf("graphemu: add container: %q already exists", c.ID)
+	}
+	s.containers[strings.ToLower(c.ID)] = d
+	return nil
+}
+
 // SetLogger sets where the server logs (default: nowhere).
 func (s *Server) SetLogger(l *slog.Logger) { s.log = l }
 

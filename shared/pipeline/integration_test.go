@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 // imports into a library of its own (the big runs can then be compared).
 var itContainers = func() []graphemu.Container {
 	var cs []graphemu.Container
-	for i := range 8 {
+	for i := range 12 {
 		g := func(kind string) string {
 			return uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "pipeline-it-%s-%d", kind, i)).String()
 		}
@@ -185,6 +185,12 @@ func newITEnv(t *testing.T, o itOptions) *itEnv {
 		State: st, Sealer: e.sealer, Graph: gc, Queue: queue.NewSenderFromClient(e.sbc, queue.DefaultQueues()),
 		Staging: staging.Options{Logger: logger, Buffers: 6, FileConcurrency: 3, BlockConcurrency: 2},
 		Logger:  logger, Clock: e.clock.now,
+		Getenv: func(k string) string {
+			if k == "SOURCE_STORAGE" {
+				return s.StorageConnectionString
+			}
+			return ""
+		},
 	}
 	deps, err := comps.Deps()
 	if err != nil {
@@ -228,6 +234,12 @@ type runMode struct {
 	before func(n Next)
 	// after runs after each delivery with its error.
 	after func(n Next, err error)
+	// drop, when it returns true, loses the message (completed unrun, as
+	// if dead-lettered): only the drain can recover.
+	drop func(n Next) bool
+	// parallel handles up to this many messages at once, as the Functions
+	// host does (not with interrupt).
+	parallel int
 }
 
 type delivery struct {
@@ -275,6 +287,9 @@ func (e *itEnv) drive(migID string, mode runMode, timeout time.Duration) *Migrat
 		wg.Wait()
 	}()
 	interrupted := map[string]bool{}
+	sem := make(chan struct{}, max(mode.parallel, 1))
+	var hwg sync.WaitGroup
+	defer hwg.Wait()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	store := NewTableStore(e.st, e.sealer)
@@ -291,6 +306,15 @@ func (e *itEnv) drive(migID string, mode runMode, timeout time.Duration) *Migrat
 				e.t.Logf("drain: %v", err)
 			}
 		case d := <-ch:
+			if mode.parallel > 1 {
+				sem <- struct{}{}
+				hwg.Add(1)
+				go func() {
+					defer func() { <-sem; hwg.Done() }()
+					e.handle(ctx, migID, d, mode, nil)
+				}()
+				continue
+			}
 			e.handle(ctx, migID, d, mode, interrupted)
 		}
 	}
@@ -311,6 +335,10 @@ func (e *itEnv) handle(ctx context.Context, migID string, d delivery, mode runMo
 	}
 	if mode.before != nil {
 		mode.before(n)
+	}
+	if mode.drop != nil && mode.drop(n) {
+		_ = d.r.CompleteMessage(ctx, d.msg, nil)
+		return
 	}
 	run := func() error {
 		sctx, scancel := context.WithCancel(ctx)

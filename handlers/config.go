@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -40,6 +41,11 @@ type Config struct {
 	// (SPEMIGRATE_POLL_INTERVAL, a Go duration such as 30s; zero: the
 	// engine's default of 60 s). Local runs shorten it.
 	PollInterval time.Duration
+	// PageSize is how many source entries one plan message handles
+	// (SPEMIGRATE_PAGE_SIZE); MaxAttempts bounds a batch's
+	// provision→poll rounds (SPEMIGRATE_MAX_ATTEMPTS). Zero: engine defaults.
+	PageSize    int
+	MaxAttempts int
 }
 
 // Connection is either a connection string or an identity-based endpoint.
@@ -122,6 +128,20 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			errs = append(errs, errors.New("SPEMIGRATE_POLL_INTERVAL: must be a duration of at least 1s, such as 30s or 2m"))
 		}
 		c.PollInterval = d
+	}
+
+	for _, n := range []struct {
+		name string
+		dst  *int
+		max  int
+	}{{"SPEMIGRATE_PAGE_SIZE", &c.PageSize, 5000}, {"SPEMIGRATE_MAX_ATTEMPTS", &c.MaxAttempts, 20}} {
+		if v := getenv(n.name); v != "" {
+			i, err := strconv.Atoi(v)
+			if err != nil || i < 1 || i > n.max {
+				errs = append(errs, fmt.Errorf("%s: must be a number from 1 to %d", n.name, n.max))
+			}
+			*n.dst = i
+		}
 	}
 
 	switch key, err := base64.StdEncoding.DecodeString(c.StateKey); {

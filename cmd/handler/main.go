@@ -224,7 +224,7 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 		Staging: staging.Options{Logger: log},
 		Getenv:  os.Getenv,
 		Logger:  log,
-	}, pipeline.Config{PollInterval: cfg.PollInterval})
+	}, pipeline.Config{PollInterval: cfg.PollInterval, PageSize: cfg.PageSize, MaxAttempts: cfg.MaxAttempts})
 	if err != nil {
 		return nil, err
 	}

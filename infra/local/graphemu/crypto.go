@@ -127,19 +127,54 @@ func (d *decryptReader) fill() {
 	d.out = plain
 }
 
-// encrypt pads and encrypts a small payload (logs) with a fresh IV.
-func encrypt(key, plain []byte) (ct, iv []byte, err error) {
+// encryptReader encrypts a stream with AES-256-CBC and PKCS#7 padding,
+// holding one chunk at a time (logs are written back this way).
+type encryptReader struct {
+	src  io.Reader
+	mode cipher.BlockMode
+	buf  []byte
+	tail []byte
+	out  []byte
+	done bool
+}
+
+func newEncryptReader(src io.Reader, key, iv []byte) (*encryptReader, error) {
 	block, err := aes.NewCipher(key)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	iv = make([]byte, aes.BlockSize)
-	if _, err := rand.Read(iv); err != nil {
-		return nil, nil, err
+	return &encryptReader{src: src, mode: cipher.NewCBCEncrypter(block, iv), buf: make([]byte, 32<<10)}, nil
+}
+
+func (e *encryptReader) Read(p []byte) (int, error) {
+	for len(e.out) == 0 {
+		if e.done {
+			return 0, io.EOF
+		}
+		n, err := io.ReadFull(e.src, e.buf)
+		data := append(e.tail[:len(e.tail):len(e.tail)], e.buf[:n]...)
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			pad := aes.BlockSize - len(data)%aes.BlockSize
+			data = append(data, bytes.Repeat([]byte{byte(pad)}, pad)...)
+			e.done, e.tail = true, nil
+		case err != nil:
+			return 0, err
+		default:
+			k := len(data) / aes.BlockSize * aes.BlockSize
+			e.tail = append([]byte(nil), data[k:]...)
+			data = data[:k]
+		}
+		e.mode.CryptBlocks(data, data)
+		e.out = data
 	}
-	pad := aes.BlockSize - len(plain)%aes.BlockSize
-	padded := append(bytes.Clone(plain), bytes.Repeat([]byte{byte(pad)}, pad)...)
-	ct = make([]byte, len(padded))
-	cipher.NewCBCEncrypter(block, iv).CryptBlocks(ct, padded)
-	return ct, iv, nil
+	n := copy(p, e.out)
+	e.out = e.out[n:]
+	return n, nil
+}
+
+func newIV() ([]byte, error) {
+	iv := make([]byte, aes.BlockSize)
+	_, err := rand.Read(iv)
+	return iv, err
 }

@@ -12,6 +12,19 @@ import (
 	"testing/iotest"
 )
 
+// encrypt runs encryptReader over a buffer.
+func encrypt(key, plain []byte) (ct, iv []byte, err error) {
+	if iv, err = newIV(); err != nil {
+		return nil, nil, err
+	}
+	er, err := newEncryptReader(iotest.HalfReader(bytes.NewReader(plain)), key, iv)
+	if err != nil {
+		return nil, nil, err
+	}
+	ct, err = io.ReadAll(er)
+	return ct, iv, err
+}
+
 func TestDecryptReaderRoundTrip(t *testing.T) {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)

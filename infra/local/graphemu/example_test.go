@@ -270,7 +270,7 @@ func TestWorkedExampleImports(t *testing.T) {
 
 	// Logs are written back, encrypted with the job key (§7.5).
 	log := readLog(t, ci, "Import-"+jobID+"-1.log")
-	if !strings.Contains(log, "Job end") {
+	if !strings.Contains(log, "Job end") || strings.Count(log, "\tImported\n") != 4 || !strings.Contains(log, "\tfile\t"+exFile+"\tDocument Library/Contracts/nda.pdf\tImported") {
 		t.Errorf("import log lacks the end line:\n%s", log)
 	}
 

@@ -1,7 +1,7 @@
 package graphemu
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -156,7 +156,9 @@ type importer struct {
 	fileInt    map[string]int           // File/Folder Id → ListItemIntId
 	archives   map[string]archiveMember // FileValue → archive member
 
-	log, wrn, errLog bytes.Buffer
+	// logs are the .log, .wrn and .err files (spec §7.5), kept on disk
+	// until the job ends so memory does not grow with the package.
+	logs [3]*logFile
 }
 
 type pkgUser struct {
@@ -173,6 +175,13 @@ func (im *importer) retries() int {
 
 func (im *importer) run(jctx, srvCtx context.Context) {
 	s, j := im.s, im.j
+	im.tmp = filepath.Join(s.cfg.DataDir, "jobs", j.id)
+	defer os.RemoveAll(im.tmp)
+	defer im.closeLogs()
+	err := os.MkdirAll(im.tmp, 0o755)
+	if err == nil {
+		err = im.openLogs()
+	}
 	s.emit(j, "sharePointMigrationJobStartEvent", map[string]any{"isRestarted": false, "totalRetryCount": 0})
 	im.logLine("Information", "", "", "", "Job started")
 	if j.faults.Restart {
@@ -183,9 +192,6 @@ func (im *importer) run(jctx, srvCtx context.Context) {
 		im.logLine("Information", "", "", "", "Job restarted")
 		s.emit(j, "sharePointMigrationJobStartEvent", map[string]any{"isRestarted": true, "totalRetryCount": r})
 	}
-	im.tmp = filepath.Join(s.cfg.DataDir, "jobs", j.id)
-	defer os.RemoveAll(im.tmp)
-	err := os.MkdirAll(im.tmp, 0o755)
 	if err == nil && sleepCtx(jctx, j.faults.ProcessingDelay) {
 		if j.faults.Fatal != "" {
 			err = &errFatal{j.faults.Fatal}
@@ -287,14 +293,36 @@ func (im *importer) objError(objType, id, objURL, code, msg string) {
 	im.event("error", objType, id, objURL, code, errTypeSPExcept, msg)
 }
 
+// logFile is one import log being written.
+type logFile struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+var logExts = [3]string{".log", ".wrn", ".err"}
+
+func (im *importer) openLogs() error {
+	for i, ext := range logExts {
+		f, err := os.Create(filepath.Join(im.tmp, "import"+ext))
+		if err != nil {
+			return err
+		}
+		im.logs[i] = &logFile{f: f, w: bufio.NewWriter(f)}
+	}
+	return nil
+}
+
 func (im *importer) logLine(level, objType, id, objURL, msg string) {
+	if im.logs[0] == nil {
+		return
+	}
 	line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\n", im.s.cfg.Now().UTC().Format("2006-01-02T15:04:05.000Z"), level, objType, id, objURL, msg)
-	im.log.WriteString(line)
+	_, _ = im.logs[0].w.WriteString(line)
 	switch level {
 	case "Warning":
-		im.wrn.WriteString(line)
+		_, _ = im.logs[1].w.WriteString(line)
 	case "Error", "FatalError":
-		im.errLog.WriteString(line)
+		_, _ = im.logs[2].w.WriteString(line)
 	}
 }
 
@@ -303,17 +331,42 @@ func (im *importer) logLine(level, objType, id, objURL, msg string) {
 func (im *importer) writeLogs(ctx context.Context) {
 	meta := im.s.blob.ServiceClient().NewContainerClient(im.j.prov.meta)
 	stem := fmt.Sprintf("Import-%s-%d", im.j.id, im.retries()+1)
-	for ext, buf := range map[string]*bytes.Buffer{".log": &im.log, ".wrn": &im.wrn, ".err": &im.errLog} {
-		ct, iv, err := encrypt(im.j.key, buf.Bytes())
-		if err != nil {
+	for i, lf := range im.logs {
+		if lf == nil {
 			continue
 		}
-		ivs := b64(iv)
-		_, err = meta.NewBlockBlobClient(stem+ext).UploadBuffer(ctx, ct, &blockblob.UploadBufferOptions{Metadata: map[string]*string{"IV": &ivs}})
-		if err != nil {
-			im.s.log.Warn("write import log", "job", im.j.id, "err", err)
+		if err := im.uploadLog(ctx, meta, stem+logExts[i], lf); err != nil {
+			im.s.log.Warn("write import log", "job", im.j.id, "log", stem+logExts[i], "err", err)
 		}
 	}
+}
+
+func (im *importer) closeLogs() {
+	for _, lf := range im.logs {
+		if lf != nil {
+			lf.f.Close()
+		}
+	}
+}
+
+func (im *importer) uploadLog(ctx context.Context, meta *container.Client, name string, lf *logFile) error {
+	if err := lf.w.Flush(); err != nil {
+		return err
+	}
+	if _, err := lf.f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	iv, err := newIV()
+	if err != nil {
+		return err
+	}
+	er, err := newEncryptReader(lf.f, im.j.key, iv)
+	if err != nil {
+		return err
+	}
+	ivs := b64(iv)
+	_, err = meta.NewBlockBlobClient(name).UploadStream(ctx, er, &blockblob.UploadStreamOptions{Metadata: map[string]*string{"IV": &ivs}})
+	return err
 }
 
 // openBlob downloads the latest snapshot of a blob (or the blob itself) and

@@ -372,11 +372,14 @@ func (im *importer) apply(ctx context.Context, n *node) error {
 		child = n.kids[0]
 	}
 	id := n.attr("Id")
+	objType, objURL := "", im.objectURL(n.attr("Url"))
+	errsBefore := im.errors
 	if child != nil {
-		objType := map[string]string{"Folder": "folder", "File": "file", "ListItem": "listItem"}[child.name.Local]
+		objType = map[string]string{"Folder": "folder", "File": "file", "ListItem": "listItem"}[child.name.Local]
+		id = firstNonEmpty(child.attr("Id"), id)
+		objURL = im.objectURL(firstNonEmpty(child.attr("Url"), child.attr("FileUrl"), n.attr("Url")))
 		if objType != "" {
-			cid := firstNonEmpty(child.attr("Id"), id)
-			im.checkWebURL(objType, cid, im.objectURL(firstNonEmpty(child.attr("Url"), child.attr("FileUrl"), n.attr("Url"))), n, child)
+			im.checkWebURL(objType, id, objURL, n, child)
 		}
 		switch child.name.Local {
 		case "Folder":
@@ -388,7 +391,9 @@ func (im *importer) apply(ctx context.Context, n *node) error {
 		case "ListItem":
 			im.applyListItem(n, child)
 		}
-		id = firstNonEmpty(child.attr("Id"), id)
+	}
+	if im.errors == errsBefore {
+		im.logLine("Information", firstNonEmpty(objType, n.attr("ObjectType")), id, objURL, "Imported")
 	}
 	im.processed(id)
 	return nil

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/source"
 )
 
@@ -665,4 +666,41 @@ func TestMessageIDs(t *testing.T) {
 	}
 	sort.Strings(keys)
 	t.Log(keys)
+}
+
+type badSources struct{}
+
+func (badSources) Source(ctx context.Context, m *Migration) (source.Source, error) {
+	return nil, &request.Error{Fields: []request.FieldError{{Field: "source.path", Message: "must be absolute"}}}
+}
+
+func TestInvalidRequestFailsMigration(t *testing.T) {
+	h := newHarness(t, func(_ *harness, d *Deps, _ *Config) { d.Sources = badSources{} })
+	h.start()
+	h.run(false)
+	m := h.st.migs[migID]
+	if m.Status != MigrationFailed || !strings.Contains(m.Reason, "source.path") {
+		t.Errorf("migration %s reason %q", m.Status, m.Reason)
+	}
+	if h.fails != 0 {
+		t.Errorf("%d redeliveries for a permanent error", h.fails)
+	}
+}
+
+func TestPostponedJobIsPolledAtPickup(t *testing.T) {
+	e := &Engine{cfg: Config{}.withDefaults()}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := &Batch{LastEventAt: now}
+	if got := e.nextPoll(b, now, false, now.Add(3*time.Minute)); !got.Equal(now.Add(3 * time.Minute)) {
+		t.Errorf("postponed to +3m: next poll %s", got.Sub(now))
+	}
+	if got := e.nextPoll(b, now, false, now.Add(3*time.Hour)); !got.Equal(now.Add(5 * time.Minute)) {
+		t.Errorf("postponed to +3h: next poll %s, want the 5 min idle cap", got.Sub(now))
+	}
+	if got := e.nextPoll(b, now, true, time.Time{}); !got.Equal(now) {
+		t.Errorf("more pages: next poll %s, want now", got.Sub(now))
+	}
+	if got := e.nextPoll(&Batch{LastEventAt: now.Add(-2 * time.Hour)}, now, false, time.Time{}); !got.Equal(now.Add(5 * time.Minute)) {
+		t.Errorf("silent job: next poll %s, want the idle interval", got.Sub(now))
+	}
 }

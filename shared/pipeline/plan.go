@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/source"
 )
 
@@ -67,6 +68,10 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 	}
 
 	src, err := e.Sources.Source(ctx, m)
+	if request.IsInvalid(err) {
+		// A stored request that no longer validates will not heal.
+		return e.failMigration(ctx, m, fmt.Sprintf("the migration request is invalid: %v", err))
+	}
 	if err != nil {
 		return fmt.Errorf("plan %s page %d: open source: %w", m.ID, page, err)
 	}
@@ -297,14 +302,36 @@ func (e *Engine) settle(ctx context.Context, m *Migration) error {
 	return nil
 }
 
+// failMigration ends a migration that cannot proceed at all (nothing was
+// planned from it, or planning cannot continue): planning stops, batches
+// already planned still run, and the migration ends failed once they are
+// terminal.
+func (e *Engine) failMigration(ctx context.Context, m *Migration, reason string) error {
+	m, _, err := e.updateMigration(ctx, m, func(x *Migration) (bool, error) {
+		if x.Status.Terminal() || x.PlanDone {
+			return false, nil
+		}
+		x.PlanDone = true
+		x.Reason = reason
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("fail migration %s: %w", m.ID, err)
+	}
+	e.log.Error("migration cannot be planned", "migration", m.ID, "reason", reason)
+	return e.settle(ctx, m)
+}
+
 func finalStatus(m *Migration) MigrationStatus {
 	c := m.Counters
 	switch {
 	case m.CancelRequested:
 		return MigrationCancelled
+	case m.Reason != "" && c.Batches == 0:
+		return MigrationFailed // planning failed before any batch
 	case c.Batches > 0 && c.BatchesFailed == c.Batches:
 		return MigrationFailed
-	case c.BatchesFailed > 0 || c.FilesFailed > 0:
+	case c.BatchesFailed > 0 || c.FilesFailed > 0 || m.Reason != "":
 		return MigrationCompletedWithErrors
 	}
 	return MigrationCompleted

@@ -73,6 +73,12 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 	}
 	now := e.now()
 	deleted := false
+	var pickup time.Time
+	for i := range eb.Events {
+		if p := eb.Events[i].Postponed; p != nil && p.NextPickupDateTime.After(pickup) {
+			pickup = p.NextPickupDateTime
+		}
+	}
 	b, wrote, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
 		if x.Status != BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
 			return false, nil
@@ -87,7 +93,7 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 			}
 		}
 		x.PollSeq++
-		x.NextPollAt = e.nextPoll(x, now, eb.More)
+		x.NextPollAt = e.nextPoll(x, now, eb.More, pickup)
 		return true, nil
 	})
 	if err != nil {
@@ -148,14 +154,24 @@ func applyEvent(x *Batch, ev *graph.Event) (deleted bool) {
 	return false
 }
 
-func (e *Engine) nextPoll(x *Batch, now time.Time, more bool) time.Time {
+// nextPoll is when to look again: at once when the page limit stopped the
+// drain, at the announced pickup of a postponed job (capped by the idle
+// interval), less often once a job has been silent for IdleAfter.
+func (e *Engine) nextPoll(x *Batch, now time.Time, more bool, pickup time.Time) time.Time {
 	if more {
 		return now
 	}
+	next := now.Add(e.cfg.PollInterval)
 	if !x.LastEventAt.IsZero() && now.Sub(x.LastEventAt) > e.cfg.IdleAfter {
-		return now.Add(e.cfg.IdlePollInterval)
+		next = now.Add(e.cfg.IdlePollInterval)
 	}
-	return now.Add(e.cfg.PollInterval)
+	if pickup.After(next) {
+		next = pickup
+		if cap := now.Add(e.cfg.IdlePollInterval); next.After(cap) {
+			next = cap
+		}
+	}
+	return next
 }
 
 // reschedule moves the poll chain to a later time under a new sequence, so

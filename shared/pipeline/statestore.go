@@ -88,7 +88,7 @@ func migrationState(m *Migration) state.MigrationState {
 func migrationStatus(m state.Migration) MigrationStatus {
 	switch m.State {
 	case state.MigrationCompleted:
-		if m.Failed > 0 || m.BatchesFailed > 0 {
+		if m.Failed > 0 || m.BatchesFailed > 0 || m.Reason != "" {
 			return MigrationCompletedWithErrors
 		}
 		return MigrationCompleted

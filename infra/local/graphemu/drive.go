@@ -79,7 +79,11 @@ func newDrive(c Container, dir string) (*drive, error) {
 	root := &item{ID: normID(c.RootFolderID), Name: c.LibraryFolder, Folder: true, ETagN: 1,
 		Created: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), CreatedBy: systemAccount, ModifiedBy: systemAccount}
 	root.Modified = root.Created
-	return &drive{c: c, dir: dir, items: map[string]*item{root.ID: root}, byInt: map[int]string{}, next: 1}, nil
+	d := &drive{c: c, dir: dir, items: map[string]*item{root.ID: root}, byInt: map[int]string{}, next: 1}
+	if err := d.load(); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 func (d *drive) rootID() string { return normID(d.c.RootFolderID) }
@@ -473,6 +477,9 @@ func (s *Server) createFolder(w http.ResponseWriter, r *http.Request, d *drive, 
 		Created: now, Modified: now, CreatedBy: systemAccount, ModifiedBy: systemAccount, ETagN: 1}
 	d.items[it.ID] = it
 	d.byInt[it.IntID] = it.ID
+	if err := d.save(); err != nil {
+		s.log.Warn("save drive", "container", d.c.ID, "err", err)
+	}
 	writeJSON(w, http.StatusCreated, s.driveItemJSON(d, it))
 }
 

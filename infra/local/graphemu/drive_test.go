@@ -197,3 +197,29 @@ func TestAddContainer(t *testing.T) {
 		t.Errorf("new container's root: %d", r.status)
 	}
 }
+
+func TestDriveSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	e := newEmu(t, func(c *graphemu.Config) { c.DataDir = dir })
+	ci := e.provision()
+	p := examplePkg()
+	p.upload(t, ci)
+	e.waitDone(e.mustCreateJob(ci))
+	before := e.do("GET", "/v1.0/drives/"+e.cid+"/root:/Contracts/nda.pdf", nil).json(t)
+	e.srv.Close()
+
+	e2 := newEmu(t, func(c *graphemu.Config) { c.DataDir = dir })
+	after := e2.do("GET", "/v1.0/drives/"+e2.cid+"/root:/Contracts/nda.pdf", nil).json(t)
+	for _, k := range []string{"id", "eTag", "createdDateTime", "lastModifiedDateTime", "size"} {
+		if before[k] != after[k] {
+			t.Errorf("%s: %v before the restart, %v after", k, before[k], after[k])
+		}
+	}
+	if got := e2.do("GET", "/v1.0/drives/"+e2.cid+"/root:/Contracts/nda.pdf:/versions/1.0/content", nil).body; !bytes.Equal(got, p.data["src/0001.bin"]) {
+		t.Errorf("version 1.0 after the restart: %d bytes", len(got))
+	}
+	// Provisioned containers are forgotten: a client re-provisions.
+	if r := e2.createJob(ci); r.status != 400 {
+		t.Errorf("job on containers provisioned before the restart: %d", r.status)
+	}
+}

@@ -215,6 +215,11 @@ func (im *importer) run(jctx, srvCtx context.Context) {
 	s.log.Info("migration job ended", "job", j.id, "container", j.containerID, "objects", im.objects,
 		"files", im.files, "bytes", im.bytes, "errors", im.errors, "warnings", im.warnings, "cancelled", jctx.Err() != nil)
 	im.writeLogs(srvCtx)
+	im.d.mu.Lock()
+	if err := im.d.save(); err != nil {
+		s.log.Warn("save drive", "container", im.d.c.ID, "err", err)
+	}
+	im.d.mu.Unlock()
 	j.mu.Lock()
 	j.state = stateFinished
 	j.ended = s.cfg.Now()

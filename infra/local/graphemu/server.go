@@ -41,15 +41,17 @@ type Server struct {
 	jobs       map[string]*job
 	downloads  map[string]download // pre-authenticated download tokens
 
-	queue   chan *job
-	done    chan struct{} // closed by Close
-	url     string
-	certPEM []byte
-	pool    *x509.CertPool
-	srv     *http.Server
-	ln      net.Listener
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	queue     chan *job
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	closeErr  error
+	url       string
+	certPEM   []byte
+	pool      *x509.CertPool
+	srv       *http.Server
+	ln        net.Listener
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // New checks cfg and prepares a server; [Server.Start] makes it listen.
@@ -180,20 +182,23 @@ func (s *Server) HTTPClient() *http.Client {
 }
 
 // Close stops the listener and the workers. Jobs in flight are abandoned.
+// It is safe to call more than once.
 func (s *Server) Close() error {
 	if s.srv == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	close(s.done)
-	s.cancel()
-	s.wg.Wait()
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.closeErr = s.srv.Shutdown(ctx)
+		close(s.done)
+		s.cancel()
+		s.wg.Wait()
+		if errors.Is(s.closeErr, http.ErrServerClosed) {
+			s.closeErr = nil
+		}
+	})
+	return s.closeErr
 }
 
 func selfSigned() (tls.Certificate, []byte, error) {

@@ -219,3 +219,29 @@ func (g *Graph) Walk(ctx context.Context, driveID, path string) (map[string]Driv
 	}
 	return files, walk(rootID, path)
 }
+
+// JobEvents returns every progress event of a migration job so far (the
+// SPE migration API's progressEvents, paged by @odata.nextLink until a page
+// adds nothing).
+func (g *Graph) JobEvents(ctx context.Context, containerID, jobID string) ([]map[string]any, error) {
+	p := "/storage/fileStorage/containers/" + url.PathEscape(containerID) + "/migrationJobs/" + url.PathEscape(jobID) + "/progressEvents"
+	var out []map[string]any
+	for {
+		var page struct {
+			Value    []map[string]any `json:"value"`
+			NextLink string           `json:"@odata.nextLink"`
+		}
+		if err := g.getJSON(ctx, p, &page); err != nil {
+			return nil, err
+		}
+		out = append(out, page.Value...)
+		if len(page.Value) == 0 || page.NextLink == "" {
+			return out, nil
+		}
+		u, err := url.Parse(page.NextLink)
+		if err != nil {
+			return nil, fmt.Errorf("progress events next link: %w", err)
+		}
+		p = strings.TrimPrefix(u.RequestURI(), "/v1.0")
+	}
+}

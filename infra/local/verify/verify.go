@@ -173,11 +173,12 @@ func Check(ctx context.Context, o Options) (*Result, error) {
 	known := map[string]bool{}
 	type want struct {
 		blob   sample.Blob
-		target string // drive path
+		target string // path in the drive
 	}
 	var wants []want
 	for _, b := range o.Source {
 		rel := strings.TrimPrefix(b.Path, o.SourceRoot)
+		same := joinPath(o.Folder, rel) // report targets are container paths
 		known[rel] = true
 		rows := byPath[rel]
 		if len(rows) != 1 {
@@ -193,13 +194,13 @@ func Check(ctx context.Context, o Options) (*Result, error) {
 			res.Skipped++
 			continue
 		case b.Expect != "":
-			if r.Outcome != "renamed" || !strings.Contains(r.Reason, b.Expect) || r.TargetPath == rel {
+			if r.Outcome != "renamed" || !strings.Contains(r.Reason, b.Expect) || r.TargetPath == same {
 				problem("%q: outcome %s to %q (%s), want renamed for %s", rel, r.Outcome, r.TargetPath, r.Reason, b.Expect)
 				continue
 			}
 			res.Renamed++
 		default:
-			if r.Outcome != "imported" || r.TargetPath != rel {
+			if r.Outcome != "imported" || r.TargetPath != same {
 				problem("%q: outcome %s to %q (%s), want imported under the same path", rel, r.Outcome, r.TargetPath, r.Reason)
 				continue
 			}
@@ -207,7 +208,7 @@ func Check(ctx context.Context, o Options) (*Result, error) {
 		if r.Size != b.Size {
 			problem("%q: report size %d, source %d", rel, r.Size, b.Size)
 		}
-		wants = append(wants, want{b, joinPath(o.Folder, r.TargetPath)})
+		wants = append(wants, want{b, r.TargetPath})
 	}
 	for _, r := range o.Report {
 		if !known[r.SourcePath] {

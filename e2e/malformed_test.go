@@ -59,7 +59,9 @@ func TestMalformedRequestsAreRefused(t *testing.T) {
 		{name: "negative batch bytes", body: good(func(r map[string]any) { r["options"] = map[string]any{"batch": map[string]any{"maxBytes": -1}} }), mention: "options.batch.maxBytes"},
 		{name: "unknown option", body: good(func(r map[string]any) { r["options"] = map[string]any{"speed": "fast"} }), mention: "options.speed"},
 		{name: "unknown top-level field", body: good(func(r map[string]any) { r["colour"] = "blue" }), mention: "colour"},
-		{name: "bad naming policy", body: good(func(r map[string]any) { r["options"] = map[string]any{"naming": map[string]any{"invalidChars": "explode"}} }), mention: "options.naming.invalidChars"},
+		{name: "bad naming policy", body: good(func(r map[string]any) {
+			r["options"] = map[string]any{"naming": map[string]any{"invalidChars": "explode"}}
+		}), mention: "options.naming.invalidChars"},
 		{name: "bad conflict behaviour", body: good(func(r map[string]any) { r["options"] = map[string]any{"conflict": "merge"} }), mention: "options.conflict"},
 		{name: "user map of the wrong type", body: good(func(r map[string]any) { r["options"] = map[string]any{"userMap": map[string]any{"alice": 7}} }), mention: "options.userMap"},
 		{name: "oversized body", body: good(func(r map[string]any) { r["colour"] = strings.Repeat("x", 2<<20) }), status: http.StatusRequestEntityTooLarge, mention: "larger"},

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -164,6 +165,19 @@ func plainCBC(total int64) (wall, cpu time.Duration) {
 	return wall, cpu
 }
 
+// plainCBCAll runs plainCBC on every core at once over total bytes in all:
+// the all-cores baseline.
+func plainCBCAll(total int64) (wall time.Duration) {
+	n := runtime.GOMAXPROCS(0)
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { plainCBC(total / int64(n)) })
+	}
+	wg.Wait()
+	return time.Since(t0)
+}
+
 // plainMD5 hashes total bytes: with plainCBC it gives the best a single
 // core can do for encrypt+hash, whatever the plumbing.
 func plainMD5(total int64) (wall, cpu time.Duration) {
@@ -205,12 +219,13 @@ func scenarioStage(ctx context.Context, arg string) (map[string]float64, error) 
 		return nil, err
 	}
 	cw, cc := plainCBC(total)
+	aw := plainCBCAll(total)
 	_, mc := plainMD5(total)
 	return map[string]float64{
 		"bytes":     float64(total),
 		"procs":     float64(runtime.GOMAXPROCS(0)),
 		"stageWall": sw.Seconds(), "stageCPU": sc.Seconds(),
-		"cbcWall": cw.Seconds(), "cbcCPU": cc.Seconds(),
+		"cbcWall": cw.Seconds(), "cbcCPU": cc.Seconds(), "cbcAllWall": aw.Seconds(),
 		"md5CPU":   mc.Seconds(),
 		"oneBytes": float64(one), "oneWall": ow.Seconds(),
 	}, nil
@@ -274,8 +289,8 @@ func (d *driver) figStaging(ctx context.Context) []Row {
 		},
 		{
 			Figure: "1b", Name: fmt.Sprintf("%s, GOMAXPROCS=%.0f", allCores, v["procs"]),
-			Value: fmt.Sprintf("%.0f MB/s", wall), Baseline: fmt.Sprintf("plain AES-256-CBC loop, one core %.0f MB/s", mbps(v["bytes"], v["cbcWall"])),
-			Ratio: ratio(wall, mbps(v["bytes"], v["cbcWall"])), Target: "≥ 120 MB/s", Result: verdict(wall >= 120),
+			Value: fmt.Sprintf("%.0f MB/s", wall), Baseline: fmt.Sprintf("plain AES-256-CBC loop on every core %.0f MB/s", mbps(v["bytes"], v["cbcAllWall"])),
+			Ratio: ratio(wall, mbps(v["bytes"], v["cbcAllWall"])), Target: "≥ 120 MB/s", Result: verdict(wall >= 120),
 		},
 		{
 			Figure: "1c", Name: fmt.Sprintf("%s, %s", oneFile, mibs(int64(v["oneBytes"]))),

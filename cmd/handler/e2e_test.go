@@ -23,6 +23,7 @@ import (
 
 	"github.com/spemigrate/spemigrate/handlers/api"
 	"github.com/spemigrate/spemigrate/handlers/provision"
+	"github.com/spemigrate/spemigrate/handlers/schedules"
 	"github.com/spemigrate/spemigrate/infra/local/graphemu"
 	"github.com/spemigrate/spemigrate/infra/local/stack"
 )
@@ -88,7 +89,7 @@ func TestMain(m *testing.M) {
 
 // extraContainers give each end-to-end test its own SPE container, so the
 // tests do not depend on each other's content.
-var extraContainers = []graphemu.Container{container("queue", 1), container("sched", 2)}
+var extraContainers = []graphemu.Container{container("queue", 1), container("sched", 2), container("cancel", 3), container("poison", 4)}
 
 func container(name string, n int) graphemu.Container {
 	return graphemu.Container{
@@ -109,8 +110,16 @@ func needStack(t *testing.T) *stack.Stack {
 	return e2e
 }
 
-// seed uploads files to a new source container and returns name → content.
-func seed(t *testing.T, s *stack.Stack, container string, n int) map[string][]byte {
+// seeded is a source container's files: content and last-modified time.
+type seeded map[string]seededFile
+
+type seededFile struct {
+	body     []byte
+	modified time.Time
+}
+
+// seed uploads files to a new source container.
+func seed(t *testing.T, s *stack.Stack, container string, n int) seeded {
 	t.Helper()
 	ctx := context.Background()
 	c, err := azblob.NewClientFromConnectionString(s.StorageConnectionString, nil)
@@ -120,7 +129,7 @@ func seed(t *testing.T, s *stack.Stack, container string, n int) map[string][]by
 	if _, err := c.CreateContainer(ctx, container, nil); err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]byte{}
+	files := seeded{}
 	for i := range n {
 		name := fmt.Sprintf("dir%d/sub/file-%03d.txt", i%3, i)
 		switch i {
@@ -132,10 +141,11 @@ func seed(t *testing.T, s *stack.Stack, container string, n int) map[string][]by
 			name = "empty.txt"
 		}
 		body := bytes.Repeat([]byte(fmt.Sprintf("file %d of %s\n", i, container)), i*37%200)
-		files[name] = body
-		if _, err := c.UploadBuffer(ctx, container, name, body, nil); err != nil {
+		resp, err := c.UploadBuffer(ctx, container, name, body, nil)
+		if err != nil {
 			t.Fatal(err)
 		}
+		files[name] = seededFile{body: body, modified: resp.LastModified.UTC()}
 	}
 	return files
 }
@@ -209,7 +219,7 @@ func waitDone(t *testing.T, s *stack.Stack, id string, within time.Duration) api
 // verify checks every file is in the target, byte-identical, with the
 // source's modification time; names that needed the naming policy are
 // checked through the report.
-func verify(t *testing.T, s *stack.Stack, containerID, folder string, files map[string][]byte, items []api.Item) {
+func verify(t *testing.T, s *stack.Stack, containerID, folder string, files seeded, items []api.Item) {
 	t.Helper()
 	client := s.Graph.HTTPClient()
 	targetOf := map[string]string{}
@@ -230,22 +240,36 @@ func verify(t *testing.T, s *stack.Stack, containerID, folder string, files map[
 		if !strings.HasPrefix(tp, folder+"/") {
 			tp = folder + "/" + tp
 		}
-		req, _ := http.NewRequest("GET", s.GraphURL+"/v1.0/drives/"+containerID+"/root:/"+pathEscape(tp)+":/content", nil)
-		req.Header.Set("Authorization", "Bearer test")
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("%s → %s: HTTP %d %s", name, tp, resp.StatusCode, got)
+		item := s.GraphURL + "/v1.0/drives/" + containerID + "/root:/" + pathEscape(tp)
+		code, got := graphGet(t, client, item+":/content")
+		if code != http.StatusOK {
+			t.Errorf("%s → %s: HTTP %d %s", name, tp, code, got)
 			continue
 		}
-		if sha256.Sum256(got) != sha256.Sum256(files[name]) {
-			t.Errorf("%s → %s: content differs (%d bytes, want %d)", name, tp, len(got), len(files[name]))
+		if sha256.Sum256(got) != sha256.Sum256(files[name].body) {
+			t.Errorf("%s → %s: content differs (%d bytes, want %d)", name, tp, len(got), len(files[name].body))
+		}
+		_, meta := graphGet(t, client, item)
+		var di struct {
+			Modified time.Time `json:"lastModifiedDateTime"`
+		}
+		if err := json.Unmarshal(meta, &di); err != nil || !di.Modified.Equal(files[name].modified.Truncate(time.Second)) {
+			t.Errorf("%s: target modified %v, source %v (%v)", name, di.Modified, files[name].modified, err)
 		}
 	}
+}
+
+func graphGet(t *testing.T, client *http.Client, url string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer test")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
 }
 
 // pathEscape escapes every byte outside the unreserved set, ':' included
@@ -365,4 +389,134 @@ func TestE2EMalformedRequestsEnqueueNothing(t *testing.T) {
 	if after := list(); after != before {
 		t.Errorf("malformed requests created migrations: %d → %d", before, after)
 	}
+}
+
+func TestE2EMigrationFromSchedule(t *testing.T) {
+	s := needStack(t)
+	files := seed(t, s, "sched-src", 8)
+	body := fmt.Sprintf(`{"id":"e2e-nightly","cron":"0 * * * * *","request":%s}`, requestInto(extraContainers[1].ID, s, "sched-src", ""))
+	code, h, resp := call(t, "POST", s.FunctionsURL+"/api/schedules", []byte(body))
+	if code != http.StatusCreated || h.Get("Location") != "/api/schedules/e2e-nightly" {
+		t.Fatalf("POST schedule: %d %s", code, resp)
+	}
+	var sc api.Schedule
+	if err := json.Unmarshal(resp, &sc); err != nil {
+		t.Fatal(err)
+	}
+	// The schedules timer fires every minute; the first slot after the
+	// schedule's creation starts one migration with a deterministic id.
+	id := schedules.MigrationID("e2e-nightly", sc.NextRun)
+	deadline := time.Now().Add(sc.NextRun.Sub(time.Now()) + 90*time.Second)
+	for {
+		code, _, _ := call(t, "GET", s.FunctionsURL+"/api/migrations/"+id, nil)
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no migration %s by %v", id, deadline)
+		}
+		time.Sleep(500 * time.Millisecond) // polling interval; the loop checks the API
+	}
+	// Two more timer runs for the same slot start nothing.
+	for range 2 {
+		code, _, body := call(t, "POST", s.FunctionsURL+"/admin/functions/schedules", []byte(`{"input":""}`))
+		if code != http.StatusAccepted {
+			t.Fatalf("admin invoke: %d %s", code, body)
+		}
+	}
+	m := waitDone(t, s, id, 2*time.Minute)
+	if m.Status != api.StatusCompleted {
+		t.Fatalf("scheduled migration ended %s: %s", m.Status, m.Reason)
+	}
+	verify(t, s, extraContainers[1].ID, "e2e-sched-src", files, itemsOf(t, s, id))
+	_, _, list := call(t, "GET", s.FunctionsURL+"/api/migrations?limit=200", nil)
+	var page struct {
+		Migrations []api.Migration `json:"migrations"`
+	}
+	if err := json.Unmarshal(list, &page); err != nil {
+		t.Fatal(err)
+	}
+	var started []string
+	for _, m := range page.Migrations {
+		if strings.HasPrefix(m.ID, "s-e2e-nightly-") {
+			started = append(started, m.ID)
+		}
+	}
+	if len(started) != 1 {
+		t.Errorf("scheduled migrations %v, want exactly %s", started, id)
+	}
+	if code, _, _ := call(t, "DELETE", s.FunctionsURL+"/api/schedules/e2e-nightly", nil); code != http.StatusNoContent {
+		t.Errorf("DELETE schedule: %d", code)
+	}
+}
+
+func TestE2ECancelQueuedJob(t *testing.T) {
+	s := needStack(t)
+	seed(t, s, "cancel-src", 5)
+	// The next job waits in the queue long enough to be cancelled there.
+	s.Graph.AddJobFaults(graphemu.JobFaults{QueueDelay: time.Minute})
+	defer s.Graph.ClearFaults()
+	code, _, body := call(t, "POST", s.FunctionsURL+"/api/migrations", requestInto(extraContainers[2].ID, s, "cancel-src", "e2e-cancel"))
+	if code != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	// Wait until the batch's job exists (queued), then cancel.
+	deadline := time.Now().Add(time.Minute)
+	var jobID string
+	for jobID == "" {
+		_, _, body := call(t, "GET", s.FunctionsURL+"/api/migrations/e2e-cancel", nil)
+		var m api.Migration
+		_ = json.Unmarshal(body, &m)
+		for _, b := range m.Batches {
+			if b.JobID != "" {
+				jobID = b.JobID
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no job submitted: %s", body)
+		}
+		time.Sleep(200 * time.Millisecond) // polling interval; the loop checks the API
+	}
+	code, _, body = call(t, "DELETE", s.FunctionsURL+"/api/migrations/e2e-cancel", nil)
+	if code != http.StatusAccepted && code != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	m := waitDone(t, s, "e2e-cancel", time.Minute)
+	if m.Status != api.StatusCancelled {
+		t.Fatalf("cancelled migration ended %s: %+v", m.Status, m.Batches)
+	}
+	for _, b := range m.Batches {
+		if b.Status != "cancelled" {
+			t.Errorf("batch %s is %s after cancel", b.ID, b.Status)
+		}
+	}
+	// The queued job was deleted in Graph, before it started: no job is
+	// left running.
+	code, body = graphGet(t, s.Graph.HTTPClient(), s.GraphURL+"/v1.0/storage/fileStorage/containers/"+extraContainers[2].ID+"/migrationJobs/"+jobID+"/progressEvents")
+	if code != http.StatusOK || !strings.Contains(string(body), "sharePointMigrationJobDeletedEvent") || strings.Contains(string(body), "JobStartEvent") {
+		t.Errorf("job %s events after cancel: HTTP %d %s", jobID, code, body)
+	}
+}
+
+func TestE2EPoisonMessageEndsFailedWithReason(t *testing.T) {
+	s := needStack(t)
+	// A source whose connection setting does not exist: the request is
+	// well-formed, but every attempt to plan it fails. Service Bus gives up
+	// after the queue's MaxDeliveryCount and dead-letters the message; the
+	// drain timer records the failure on the migration.
+	req := map[string]any{
+		"v": 1, "id": "e2e-poison",
+		"source": map[string]any{"kind": "azureBlob", "containerUrl": s.BlobEndpoint + "/nowhere",
+			"credential": "connectionString", "connectionSetting": "SPEMIGRATE_NO_SUCH_SETTING"},
+		"target": map[string]any{"containerId": extraContainers[3].ID},
+	}
+	b, _ := json.Marshal(req)
+	if code, _, body := call(t, "POST", s.FunctionsURL+"/api/migrations", b); code != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	m := waitDone(t, s, "e2e-poison", 2*time.Minute)
+	if m.Status != api.StatusFailed || !strings.Contains(m.Reason, "dead-lettered") {
+		t.Fatalf("poisoned migration: status %s, reason %q", m.Status, m.Reason)
+	}
+	t.Logf("reason shown by the API: %s", m.Reason)
 }

@@ -231,6 +231,7 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 	svc := &migrations.Service{
 		Engine: eng, Store: pipeline.NewTableStore(st, sealer), Lister: st,
 		OpenRequest: func(m state.Migration) ([]byte, error) { return pipeline.OpenRequest(sealer, m) },
+		Targets:     &pipeline.TargetCache{Graph: gc},
 	}
 	a.functions, a.api = functionsFor(deps{engine: eng, service: svc, schedules: sched, deadLetter: dls}, log)
 	return a, nil

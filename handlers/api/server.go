@@ -148,6 +148,11 @@ func (s *Server) postMigration(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrIDConflict):
 		writeFieldError(w, http.StatusConflict, idField, fmt.Sprintf("migration %s exists with a different request; choose a new id", id))
 		return
+	case request.IsInvalid(err):
+		// The backend found the request unusable (e.g. an unknown target
+		// container).
+		s.writeRequestError(w, err)
+		return
 	case err != nil:
 		s.internal(w, r, "start migration", err)
 		return

@@ -12,6 +12,7 @@ import (
 	"sort"
 
 	"github.com/spemigrate/spemigrate/handlers/api"
+	"github.com/spemigrate/spemigrate/shared/graph"
 	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/state"
@@ -40,6 +41,11 @@ type Lister interface {
 	ListResults(ctx context.Context, migrationID, pageToken string, n int) ([]state.Result, string, error)
 }
 
+// Targets resolves SPE containers; *pipeline.TargetCache implements it.
+type Targets interface {
+	Get(ctx context.Context, containerID string) (graph.Target, error)
+}
+
 // Service implements api.Backend, the schedules' and the provision queue's
 // Starter, and the drain's Failer.
 type Service struct {
@@ -49,6 +55,10 @@ type Service struct {
 	// OpenRequest returns the request JSON of a listed migration (it is
 	// sealed at rest); pipeline.OpenRequest with the state sealer.
 	OpenRequest func(state.Migration) ([]byte, error)
+	// Targets, when set, checks a new migration's target container before
+	// it starts, so an unknown container is refused up front (a 4xx) rather
+	// than failing the migration later. Nil skips the check.
+	Targets Targets
 }
 
 var _ api.Backend = (*Service)(nil)
@@ -85,6 +95,9 @@ func (s *Service) start(ctx context.Context, id string, req request.Request) (*p
 	case !errors.Is(err, pipeline.ErrNotFound):
 		return nil, false, fmt.Errorf("look up migration %s: %w", id, err)
 	}
+	if err := s.checkTarget(ctx, req.Target.ContainerID); err != nil {
+		return nil, false, err
+	}
 	body, err := jsonOf(req)
 	if err != nil {
 		return nil, false, err
@@ -102,6 +115,27 @@ func (s *Service) start(ctx context.Context, id string, req request.Request) (*p
 		return nil, false, err
 	}
 	return stored, true, nil
+}
+
+// checkTarget refuses a container Graph does not know or will not let the
+// app use, as an invalid request naming the field.
+func (s *Service) checkTarget(ctx context.Context, containerID string) error {
+	if s.Targets == nil {
+		return nil
+	}
+	_, err := s.Targets.Get(ctx, containerID)
+	var msg string
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, graph.ErrNotFound):
+		msg = "no SharePoint Embedded container with this id; check the id (b!…) and that the container exists"
+	case errors.Is(err, graph.ErrAccessDenied):
+		msg = "the app may not use this container; grant its container type to the app registration"
+	default:
+		return fmt.Errorf("look up target container: %w", err)
+	}
+	return &request.Error{Fields: []request.FieldError{{Field: "target.containerId", Message: msg}}}
 }
 
 func sameRequest(m *pipeline.Migration, req request.Request) error {

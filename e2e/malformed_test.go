@@ -50,6 +50,7 @@ func TestMalformedRequestsAreRefused(t *testing.T) {
 		{name: "missing source", body: good(func(r map[string]any) { delete(r, "source") }), mention: "source"},
 		{name: "missing target container", body: good(func(r map[string]any) { delete(tgt(r), "containerId") }), mention: "target.containerId"},
 		{name: "malformed target container id", body: good(func(r map[string]any) { tgt(r)["containerId"] = "not-a-container" }), mention: "target.containerId"},
+		{name: "unknown target container", body: good(func(r map[string]any) { tgt(r)["containerId"] = "b!bm8tc3VjaC1jb250YWluZXI" }), mention: "target.containerId"},
 		{name: "unknown source kind", body: good(func(r map[string]any) { src(r)["kind"] = "ftp" }), mention: "source.kind"},
 		{name: "container URL not a URL", body: good(func(r map[string]any) { src(r)["containerUrl"] = "::not a url" }), mention: "source.containerUrl"},
 		{name: "container URL over plain http", body: good(func(r map[string]any) { src(r)["containerUrl"] = "http://files.example.invalid/docs" }), mention: "source.containerUrl"},

@@ -3,7 +3,14 @@
 // an [Engine] over small interfaces (a [Store] for the truth, a [Graph]
 // client, a [Stager], a [Namer], a [Planner], a [Sealer], a [Sources]
 // resolver and a [Sender] for the next messages). The Functions handlers are
-// thin wrappers: decode a queue message, call one method, return its error.
+// thin wrappers: decode a queue message, call one method ([Engine.Run] with
+// [FromQueue], or the step itself), return its error.
+//
+// [NewEngine] wires the production packages ([Components]: shared/state,
+// shared/graph, shared/queue, shared/staging options) through the adapters
+// in this package: [TableStore], [NamingPolicy], [StagingPlanner],
+// [StagingStager] (with durable list-item ids, [IntIDs]), [RequestSources]
+// and [QueueSender].
 //
 // # Step contract
 //

@@ -321,6 +321,11 @@ func TestE2EMigrationOverHTTP(t *testing.T) {
 	if code, _, body := call(t, "POST", s.FunctionsURL+"/api/migrations", requestFor(s, "http-src", "e2e-http")); code != http.StatusOK {
 		t.Errorf("second POST: %d %s", code, body)
 	}
+	// The same id with a different request is a conflict naming the id.
+	other := bytes.Replace(requestFor(s, "http-src", "e2e-http"), []byte(`"e2e-http-src"`), []byte(`"elsewhere"`), 1)
+	if code, _, body := call(t, "POST", s.FunctionsURL+"/api/migrations", other); code != http.StatusConflict || !bytes.Contains(body, []byte(`"field": "id"`)) {
+		t.Errorf("conflicting POST: %d %s", code, body)
+	}
 	m := waitDone(t, s, "e2e-http", 3*time.Minute)
 	if m.Status != api.StatusCompleted {
 		t.Fatalf("migration ended %s: %s %+v", m.Status, m.Reason, m.Batches)

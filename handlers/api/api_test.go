@@ -459,6 +459,9 @@ func TestReadAndCancel(t *testing.T) {
 	if r := do(t, h, "DELETE", "/api/migrations/nope", nil); r.Code != 404 {
 		t.Errorf("DELETE unknown = %d", r.Code)
 	}
+	if r := do(t, h, "GET", "/api/migrations/a%2Fb/items", nil); r.Code != 404 {
+		t.Errorf("GET with an impossible id = %d %s", r.Code, r.Body)
+	}
 	if r := do(t, h, "PUT", "/api/migrations/gen-2", nil); r.Code != http.StatusMethodNotAllowed {
 		t.Errorf("PUT = %d", r.Code)
 	}

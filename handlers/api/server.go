@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -107,6 +108,20 @@ func (s *Server) newID(prefix string) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return prefix + s.now().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// idPattern is the shape of every migration id (client ids and generated
+// ones alike); anything else cannot name a migration.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// knownID answers 404 for a path id that cannot name a migration, before it
+// reaches storage (where it could be an invalid key).
+func (s *Server) knownID(w http.ResponseWriter, r *http.Request) bool {
+	if idPattern.MatchString(r.PathValue("id")) {
+		return true
+	}
+	writeError(w, http.StatusNotFound, "no migration has this id; ids are 1-64 letters, digits, '.', '_' or '-'")
+	return false
 }
 
 // maxIdempotencyKey bounds the Idempotency-Key header.
@@ -206,6 +221,9 @@ func limitParam(w http.ResponseWriter, r *http.Request, def int) (int, bool) {
 }
 
 func (s *Server) getMigration(w http.ResponseWriter, r *http.Request) {
+	if !s.knownID(w, r) {
+		return
+	}
 	m, err := s.Backend.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.notFoundOr(w, r, "get migration", err)
@@ -215,6 +233,9 @@ func (s *Server) getMigration(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancelMigration(w http.ResponseWriter, r *http.Request) {
+	if !s.knownID(w, r) {
+		return
+	}
 	m, err := s.Backend.Cancel(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.notFoundOr(w, r, "cancel migration", err)
@@ -228,6 +249,9 @@ func (s *Server) cancelMigration(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listItems(w http.ResponseWriter, r *http.Request) {
+	if !s.knownID(w, r) {
+		return
+	}
 	limit, ok := limitParam(w, r, 100)
 	if !ok {
 		return
@@ -249,6 +273,9 @@ var ReportHeader = []string{"source_path", "version_id", "target_path", "batch",
 // report writes every item as CSV. In payload mode the host buffers the body
 // anyway, so it is built in memory and its size is bounded by the migration.
 func (s *Server) report(w http.ResponseWriter, r *http.Request) {
+	if !s.knownID(w, r) {
+		return
+	}
 	id := r.PathValue("id")
 	if _, err := s.Backend.Get(r.Context(), id); err != nil {
 		s.notFoundOr(w, r, "report", err)

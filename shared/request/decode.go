@@ -63,7 +63,7 @@ func Decode(r io.Reader) (Request, error) {
 		return Request{}, fmt.Errorf("read migration request: %w", err)
 	}
 	if len(body) > MaxBodyBytes {
-		e := invalid("", "request body is larger than %d bytes; put large user maps in fewer, shorter entries", MaxBodyBytes)
+		e := invalid("", "request body is larger than %d bytes", MaxBodyBytes)
 		e.TooLarge = true
 		return Request{}, e
 	}
@@ -117,6 +117,11 @@ func DecodeBytes(body []byte) (Request, error) {
 	req.ApplyDefaults()
 	if err := req.Validate(); err != nil {
 		return Request{}, err
+	}
+	if enc, err := json.Marshal(req); err != nil || len(enc) > MaxEncodedBytes {
+		e := invalid("", "request is %d bytes once encoded; at most %d can be stored: shorten options.userMap", len(enc), MaxEncodedBytes)
+		e.TooLarge = true
+		return Request{}, e
 	}
 	return req, nil
 }

@@ -23,9 +23,13 @@ const Version = 1
 
 // Limits and defaults of the request format.
 const (
-	// MaxBodyBytes bounds a request body; a user map of tens of thousands of
-	// entries still fits.
-	MaxBodyBytes = 1 << 20
+	// MaxBodyBytes bounds a request body as read.
+	MaxBodyBytes = 64 << 10
+	// MaxEncodedBytes bounds the request once decoded and re-encoded with
+	// its defaults: it is stored sealed in one Table Storage property
+	// (at most 32 KiB after sealing and base64). A user map of a few
+	// hundred entries fits.
+	MaxEncodedBytes = 24000
 
 	// MaxBatchItems and MaxBatchBytes are the SPE migration API's recommended
 	// package limits (≤ 250 items or ≤ 250 MB, each version counting); they are

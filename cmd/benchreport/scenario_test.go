@@ -9,7 +9,7 @@ import (
 // packages they drive breaks the test rather than `make bench`.
 
 func TestStageScenario(t *testing.T) {
-	v, err := scenarioStage(context.Background(), "3:1048576")
+	v, err := scenarioStage(context.Background(), "3:1048576:2")
 	if err != nil {
 		t.Fatal(err)
 	}

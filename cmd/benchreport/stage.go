@@ -193,42 +193,60 @@ func plainMD5(total int64) (wall, cpu time.Duration) {
 	return wall, cpu
 }
 
-// scenarioStage: arg is "files:size". Stages them with all cores, then runs
-// the plain baselines over the same byte count.
+// scenarioStage: arg is "files:size[:reps]". Stages them with all cores,
+// one file alone, then runs the plain baselines over the same byte count;
+// reps times (default 3), interleaved, keeping the best of each, since on a
+// shared machine the best run is the one least disturbed.
 func scenarioStage(ctx context.Context, arg string) (map[string]float64, error) {
-	var files int
+	var files, reps int
 	var size int64
-	if _, err := fmt.Sscanf(arg, "%d:%d", &files, &size); err != nil {
-		return nil, fmt.Errorf("stage scenario argument %q: want files:size", arg)
+	n, _ := fmt.Sscanf(arg, "%d:%d:%d", &files, &size, &reps)
+	if n < 2 || files < 1 || size < 1 {
+		return nil, fmt.Errorf("stage scenario argument %q: want files:size[:reps]", arg)
+	}
+	if n < 3 || reps < 1 {
+		reps = 3
 	}
 	total := int64(files) * size
+	// One file alone: CBC is serial, so this is one stream's speed with its
+	// MD5 overlapped on another core.
+	one := min(size*4, total)
 	// Warm up the sink connection and the pools so the first block's
 	// setup is not timed.
 	if _, _, err := stageFiles(ctx, 1, 1<<20); err != nil {
 		return nil, err
 	}
-	sw, sc, err := stageFiles(ctx, files, size)
-	if err != nil {
-		return nil, err
+	best := map[string]float64{}
+	keep := func(k string, d time.Duration) {
+		if v, ok := best[k]; !ok || d.Seconds() < v {
+			best[k] = d.Seconds()
+		}
 	}
-	// One file alone: CBC is serial, so this is one stream's speed with its
-	// MD5 overlapped on another core.
-	one := min(size*4, total)
-	ow, _, err := stageFiles(ctx, 1, one)
-	if err != nil {
-		return nil, err
+	for range reps {
+		sw, sc, err := stageFiles(ctx, files, size)
+		if err != nil {
+			return nil, err
+		}
+		ow, _, err := stageFiles(ctx, 1, one)
+		if err != nil {
+			return nil, err
+		}
+		cw, cc := plainCBC(total)
+		aw := plainCBCAll(total)
+		_, mc := plainMD5(total)
+		keep("stageWall", sw)
+		keep("stageCPU", sc)
+		keep("oneWall", ow)
+		keep("cbcWall", cw)
+		keep("cbcCPU", cc)
+		keep("cbcAllWall", aw)
+		keep("md5CPU", mc)
 	}
-	cw, cc := plainCBC(total)
-	aw := plainCBCAll(total)
-	_, mc := plainMD5(total)
-	return map[string]float64{
-		"bytes":     float64(total),
-		"procs":     float64(runtime.GOMAXPROCS(0)),
-		"stageWall": sw.Seconds(), "stageCPU": sc.Seconds(),
-		"cbcWall": cw.Seconds(), "cbcCPU": cc.Seconds(), "cbcAllWall": aw.Seconds(),
-		"md5CPU":   mc.Seconds(),
-		"oneBytes": float64(one), "oneWall": ow.Seconds(),
-	}, nil
+	best["bytes"] = float64(total)
+	best["oneBytes"] = float64(one)
+	best["procs"] = float64(runtime.GOMAXPROCS(0))
+	best["reps"] = float64(reps)
+	return best, nil
 }
 
 // scenarioStageBig stages one file of arg bytes; the parent reads the peak
@@ -254,14 +272,14 @@ func mbps(bytes, sec float64) float64 {
 
 // figStaging is figure 1.
 func (d *driver) figStaging(ctx context.Context) []Row {
-	files, size := 16, int64(64<<20)
+	files, size, reps := 8, int64(64<<20), 3
 	if d.short {
-		files, size = 4, 16<<20
+		files, size, reps = 4, 16<<20, 1
 	}
 	const perCore = "staging per core: source → AES-256-CBC + MD5 → upload client → in-process sink (MB per CPU-second)"
 	const allCores = "staging with all cores (MB/s wall)"
 	const oneFile = "staging one file alone (MB/s wall; CBC is serial, its MD5 runs on another core)"
-	r, err := spawn(ctx, "stage", fmt.Sprintf("%d:%d", files, size))
+	r, err := spawn(ctx, "stage", fmt.Sprintf("%d:%d:%d", files, size, reps))
 	if err != nil {
 		d.log.Error("figure 1", "err", err)
 		return []Row{
@@ -278,7 +296,7 @@ func (d *driver) figStaging(ctx context.Context) []Row {
 	wall := mbps(v["bytes"], v["stageWall"])
 	return []Row{
 		{
-			Figure: "1a", Name: fmt.Sprintf("%s, %d × %s", perCore, files, mibs(size)),
+			Figure: "1a", Name: fmt.Sprintf("%s, %d × %s, best of %.0f", perCore, files, mibs(size), v["reps"]),
 			Value: fmt.Sprintf("%.0f MB/s", stage), Baseline: fmt.Sprintf("plain AES-256-CBC loop %.0f MB/s", cbc),
 			Ratio: ratio(stage, cbc), Target: "ratio ≥ 0.70", Result: verdict(stage/cbc >= 0.7),
 		},

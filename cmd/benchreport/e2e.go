@@ -359,7 +359,7 @@ func (d *driver) runEndToEnd(ctx context.Context, files, size int) (*e2eRun, err
 		return nil, err
 	}
 	w := watcher{store: store, id: mid}
-	status, planned, lastStaged, done, err := w.wait(ctx, 8*time.Minute)
+	status, planned, lastStaged, done, err := w.wait(ctx, 5*time.Minute)
 	if err != nil {
 		return nil, err
 	}

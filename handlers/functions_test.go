@@ -27,10 +27,11 @@ import (
 
 // engine records the steps the functions call and fails on demand.
 type engine struct {
-	mu    sync.Mutex
-	calls []string
-	err   error
-	start map[string]request.Request
+	mu       sync.Mutex
+	calls    []string
+	err      error
+	start    map[string]request.Request
+	rejected map[string]string
 }
 
 func (e *engine) record(format string, args ...any) error {
@@ -70,6 +71,16 @@ func (e *engine) StartMigration(_ context.Context, id string, req request.Reques
 	return true, nil
 }
 
+func (e *engine) RejectRequest(_ context.Context, id, containerID, reason string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.rejected == nil {
+		e.rejected = map[string]string{}
+	}
+	e.rejected[id] = reason
+	return nil
+}
+
 func (e *engine) last() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -84,7 +95,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 func functions(e *engine) http.Handler {
 	log := quiet()
 	return handlers.NewMux(log, map[string]handlers.Function{
-		"provision":  provision.Function(&provision.Handler{Planner: e, Starter: e, Log: log, IsConflict: func(err error) bool { return errors.Is(err, errConflict) }}),
+		"provision":  provision.Function(&provision.Handler{Planner: e, Starter: e, Rejecter: e, Log: log, IsConflict: func(err error) bool { return errors.Is(err, errConflict) }}),
 		"stagebatch": stagebatch.Function(log, e),
 		"submit":     submit.Function(log, e),
 		"poll":       poll.Function(log, e),
@@ -219,13 +230,23 @@ func TestProvisionQueueStartsRequests(t *testing.T) {
 	if code := invoke(t, h, "provision", hostPayload(other, true, "msg-44")); code != http.StatusOK {
 		t.Errorf("conflicting request answered %d", code)
 	}
-	// Invalid request: completed, nothing started.
+	// Invalid request: completed, nothing started, and recorded as a failed
+	// migration under the derived id (a queue has no reply).
 	n := len(e.calls)
 	if code := invoke(t, h, "provision", hostPayload(`{"v":1,"source":{"kind":"ftp"}}`, true, "msg-45")); code != http.StatusOK {
 		t.Errorf("invalid request answered %d", code)
 	}
 	if len(e.calls) != n {
 		t.Errorf("an invalid request reached the engine: %v", e.calls[n:])
+	}
+	if r := e.rejected[provision.IDForMessage("msg-45")]; !strings.Contains(r, "source.kind") {
+		t.Errorf("rejection recorded as %q (all: %v)", r, e.rejected)
+	}
+	// With a usable id in the body, under that id; an SAS is never quoted.
+	bad := `{"v":1,"id":"script-7","source":{"kind":"azureBlob","containerUrl":"https://a.blob.core.windows.net/c/d?sig=S3cr3t"},"target":{"containerId":"b!ISJs1WRro0y0EWgkUYcktDa0mE8z"}}`
+	invoke(t, h, "provision", hostPayload(bad, true, "msg-46"))
+	if r := e.rejected["script-7"]; !strings.Contains(r, "source.containerUrl") || strings.Contains(r, "S3cr3t") {
+		t.Errorf("rejection of script-7 = %q", r)
 	}
 }
 

@@ -358,6 +358,19 @@ func TestE2EMigrationFromQueue(t *testing.T) {
 	if err := snd.SendMessage(ctx, &azservicebus.Message{Body: requestInto(extraContainers[0].ID, s, "queue-src", ""), MessageID: to.Ptr("e2e-queue-msg-1")}, nil); err != nil {
 		t.Fatal(err)
 	}
+	// A malformed request on the queue starts nothing, and the API says why
+	// under the id derived from its MessageId.
+	if err := snd.SendMessage(ctx, &azservicebus.Message{Body: []byte(`{"v":1,"source":{"kind":"azureBlob"},"target":{}}`), MessageID: to.Ptr("e2e-queue-bad-1")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	bad := waitDone(t, s, provision.IDForMessage("e2e-queue-bad-1"), time.Minute)
+	if bad.Status != api.StatusFailed || !strings.Contains(bad.Reason, "source.containerUrl") || !strings.Contains(bad.Reason, "target.containerId") {
+		t.Errorf("rejected queue request: %s %q", bad.Status, bad.Reason)
+	}
+	if len(bad.Batches) != 0 {
+		t.Errorf("a rejected request has batches: %+v", bad.Batches)
+	}
+
 	id := provision.IDForMessage("e2e-queue-msg-1")
 	m := waitDone(t, s, id, 3*time.Minute)
 	if m.Status != api.StatusCompleted {

@@ -119,7 +119,7 @@ func functionsFor(d deps, log *slog.Logger) (map[string]handlers.Function, http.
 	apiHandler := (&api.Server{Backend: d.service, Schedules: d.schedules, Log: log}).Handler()
 	httpFn := handlers.HTTP("req", "res", apiHandler)
 	fns := map[string]handlers.Function{
-		"provision":  provision.Function(&provision.Handler{Planner: d.engine, Starter: d.service, Log: log, IsConflict: migrations.IsConflict}),
+		"provision":  provision.Function(&provision.Handler{Planner: d.engine, Starter: d.service, Rejecter: d.service, Log: log, IsConflict: migrations.IsConflict}),
 		"stagebatch": stagebatch.Function(log, d.engine),
 		"submit":     submit.Function(log, d.engine),
 		"poll":       poll.Function(log, d.engine),

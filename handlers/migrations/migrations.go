@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/spemigrate/spemigrate/handlers/api"
 	"github.com/spemigrate/spemigrate/shared/graph"
@@ -27,6 +28,7 @@ type Engine interface {
 
 // Store is the engine's view of state; *pipeline.TableStore implements it.
 type Store interface {
+	CreateMigration(ctx context.Context, m *pipeline.Migration) error
 	GetMigration(ctx context.Context, id string) (*pipeline.Migration, error)
 	UpdateMigration(ctx context.Context, m *pipeline.Migration) error
 	GetBatch(ctx context.Context, migrationID, batchID string) (*pipeline.Batch, error)
@@ -266,6 +268,23 @@ func (s *Service) FailMigration(ctx context.Context, migrationID, reason string)
 		return nil
 	}
 	return fmt.Errorf("fail migration %s: %w", migrationID, pipeline.ErrConflict)
+}
+
+// RejectRequest records a request that arrived on the queue but cannot be
+// started, as a failed migration with the reason, so whoever sent it can
+// read why through the API (a queue has no reply). An id that exists is left
+// alone: it names a migration that did start.
+func (s *Service) RejectRequest(ctx context.Context, id, containerID, reason string) error {
+	now := time.Now().UTC()
+	m := &pipeline.Migration{ID: id, ContainerID: containerID, Status: pipeline.MigrationFailed, Reason: reason, Created: now, Updated: now}
+	err := s.Store.CreateMigration(ctx, m)
+	if errors.Is(err, pipeline.ErrExists) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("record rejected request %s: %w", id, err)
+	}
+	return nil
 }
 
 func notFound(err error) error {

@@ -9,9 +9,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 
 	"github.com/spemigrate/spemigrate/handlers"
 	"github.com/spemigrate/spemigrate/shared/pipeline"
@@ -31,11 +33,19 @@ type Starter interface {
 	StartMigration(ctx context.Context, id string, req request.Request) (created bool, err error)
 }
 
+// Rejecter records a queued request that cannot start as a failed migration
+// with the reason: a queue has no reply, so the API is where the sender
+// learns why.
+type Rejecter interface {
+	RejectRequest(ctx context.Context, id, containerID, reason string) error
+}
+
 // Handler handles provision-queue messages.
 type Handler struct {
-	Planner Planner
-	Starter Starter
-	Log     *slog.Logger
+	Planner  Planner
+	Starter  Starter
+	Rejecter Rejecter // nil: rejected requests are only logged
+	Log      *slog.Logger
 	// IsConflict recognises the Starter's "id used for another request"
 	// error, which redelivery cannot fix.
 	IsConflict func(error) bool
@@ -71,9 +81,8 @@ func (h *Handler) Handle(ctx context.Context, body []byte, meta handlers.Message
 func (h *Handler) start(ctx context.Context, body []byte, meta handlers.MessageMeta) error {
 	req, err := request.DecodeBytes(body)
 	if err != nil {
-		// The request is logged by the adapter; its fields are named, its
-		// secrets never quoted.
-		return handlers.Permanent(fmt.Errorf("rejected migration request (message %s): %w", meta.MessageID, err))
+		// Field errors name fields and never quote secrets.
+		return h.reject(ctx, body, meta, err)
 	}
 	if req.ID == "" {
 		if meta.MessageID == "" {
@@ -84,7 +93,11 @@ func (h *Handler) start(ctx context.Context, body []byte, meta handlers.MessageM
 	created, err := h.Starter.StartMigration(ctx, req.ID, req)
 	if err != nil {
 		if h.IsConflict != nil && h.IsConflict(err) {
+			// The id names a migration that did start: leave it alone.
 			return handlers.Permanent(fmt.Errorf("migration request %s: %w", req.ID, err))
+		}
+		if request.IsInvalid(err) { // e.g. a target container Graph does not know
+			return h.reject(ctx, body, meta, err)
 		}
 		return fmt.Errorf("start migration %s: %w", req.ID, err)
 	}
@@ -93,6 +106,35 @@ func (h *Handler) start(ctx context.Context, body []byte, meta handlers.MessageM
 	}
 	return nil
 }
+
+// reject records why a queued request cannot start, under the id it asked
+// for (when that is a usable id) or the one derived from its MessageId.
+func (h *Handler) reject(ctx context.Context, body []byte, meta handlers.MessageMeta, cause error) error {
+	var probe struct {
+		ID     string `json:"id"`
+		Target struct {
+			ContainerID string `json:"containerId"`
+		} `json:"target"`
+	}
+	_ = json.Unmarshal(body, &probe)
+	id := probe.ID
+	if !idPattern.MatchString(id) {
+		if meta.MessageID == "" {
+			return handlers.Permanent(fmt.Errorf("rejected migration request: %w", cause))
+		}
+		id = IDForMessage(meta.MessageID)
+	}
+	reason := "request rejected: " + cause.Error()
+	if h.Rejecter != nil {
+		if err := h.Rejecter.RejectRequest(ctx, id, probe.Target.ContainerID, reason); err != nil {
+			return fmt.Errorf("record rejected request %s: %w", id, err) // transient: retried
+		}
+	}
+	return handlers.Permanent(fmt.Errorf("rejected migration request %s (message %s): %w", id, meta.MessageID, cause))
+}
+
+// idPattern is the request format's id rule.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // IDForMessage is the migration id for a request message without an id.
 func IDForMessage(messageID string) string {

@@ -11,12 +11,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/spemigrate/spemigrate/handlers/api"
 	"github.com/spemigrate/spemigrate/infra/local/localapp"
 	demosample "github.com/spemigrate/spemigrate/infra/local/sample"
+	"github.com/spemigrate/spemigrate/infra/local/stack"
 	"github.com/spemigrate/spemigrate/infra/local/verify"
 	"github.com/spemigrate/spemigrate/shared/request"
 )
@@ -55,8 +58,22 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
 	}
 
-	step("building the handler and starting the local stack (Azurite, Service Bus emulator, Graph SPE emulator, Functions dev host)")
-	opts := localapp.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	root, err := stack.FindRoot()
+	if err != nil {
+		return err
+	}
+	binDir, err := os.MkdirTemp("", "spemigrate-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(binDir)
+	step("building the handler (go build ./cmd/handler)")
+	handler := filepath.Join(binDir, "handler")
+	if err := localapp.BuildHandler(ctx, root, handler); err != nil {
+		return err
+	}
+	step("starting the local stack (Azurite, Service Bus emulator, Graph SPE emulator, Functions dev host + handler)")
+	opts := localapp.Options{Root: root, HandlerPath: handler, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if *verbose {
 		opts.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 		opts.Output = stderr

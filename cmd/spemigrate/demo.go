@@ -161,7 +161,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	sum := verify.Summarise(rows)
 	fmt.Fprintf(stdout, "\nSummary of migration %s\n", m.ID)
-	fmt.Fprintf(stdout, "  source:      %d files, %s\n", len(blobs), humanBytes(total))
+	revised := 0
+	for _, b := range blobs {
+		if b.Modified.Sub(b.Created) >= time.Second {
+			revised++
+		}
+	}
+	fmt.Fprintf(stdout, "  source:      %d files, %s (%d modified at least a second after creation)\n", len(blobs), humanBytes(total), revised)
 	outcomes := make([]string, 0, len(sum.Outcomes))
 	for o := range sum.Outcomes {
 		outcomes = append(outcomes, o)

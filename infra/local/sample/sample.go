@@ -30,6 +30,11 @@ type File struct {
 	// ASCII, as blob metadata travels in HTTP headers.
 	Metadata map[string]string
 
+	// Revised files get their metadata updated after every file is
+	// uploaded, so their last-modified time comes later than their creation
+	// time (the storage service sets both).
+	Revised bool
+
 	// Expect is what the default naming policy should do with the path: ""
 	// for an import under the same path, otherwise the rule the per-item
 	// report must name (e.g. "invalid-character", "case-collision").
@@ -142,7 +147,7 @@ func Generate(opts Options) []File {
 		if i%97 == 13 {
 			size = opts.MaxSmall * 8 // a few heavier files
 		}
-		f := File{Path: path.Join(dir, name), Size: size, ContentType: k.contentType}
+		f := File{Path: path.Join(dir, name), Size: size, ContentType: k.contentType, Revised: i%5 == 2}
 		if i%3 == 0 {
 			f.Metadata = map[string]string{"author": authors[r.IntN(len(authors))]}
 			if i%6 == 0 {

@@ -69,6 +69,29 @@ func Seed(ctx context.Context, c *container.Client, files []File, opts SeedOptio
 		return nil, err
 	}
 
+	// Revise after all uploads, so the gap from creation is as long as the
+	// upload took.
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(opts.Concurrency)
+	for _, f := range files {
+		if !f.Revised {
+			continue
+		}
+		g.Go(func() error {
+			md := map[string]*string{"revised": to.Ptr("true")}
+			for k, v := range f.Metadata {
+				md[k] = to.Ptr(v)
+			}
+			if _, err := c.NewBlobClient(f.Path).SetMetadata(gctx, md, nil); err != nil {
+				return fmt.Errorf("sample: revise %q: %w", f.Path, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+
 	index := make(map[string]int, len(out))
 	for i, b := range out {
 		index[b.Path] = i

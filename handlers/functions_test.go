@@ -330,7 +330,7 @@ func TestDrainRecordsDeadLetters(t *testing.T) {
 	if d.runs != 1 {
 		t.Errorf("Drain ran %d times", d.runs)
 	}
-	want := "message dead-lettered on queue stage-batch after 10 deliveries: MaxDeliveryCountExceeded: Message could not be consumed after 10 delivery attempts."
+	want := "message dead-lettered on queue stage-batch: MaxDeliveryCountExceeded: Message could not be consumed after 10 delivery attempts."
 	if got := f.failed["m1/p000000-b000"]; got != want {
 		t.Errorf("batch reason = %q", got)
 	}

@@ -132,10 +132,10 @@ func (h *Handler) deadLetters(ctx context.Context, log *slog.Logger) error {
 
 // Reason is the failure reason recorded for a dead-lettered message.
 func Reason(dl DeadLetter) string {
+	// The delivery count is left out: reading the dead letter is itself a
+	// delivery, so the count is one more than the attempts that failed; the
+	// broker's description states those.
 	r := fmt.Sprintf("message dead-lettered on queue %s", dl.Queue)
-	if dl.DeliveryCount > 0 {
-		r += fmt.Sprintf(" after %d deliveries", dl.DeliveryCount)
-	}
 	switch {
 	case dl.Reason != "" && dl.Description != "":
 		r += ": " + dl.Reason + ": " + dl.Description

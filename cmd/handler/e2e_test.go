@@ -67,10 +67,7 @@ func TestMain(m *testing.M) {
 			Functions: &stack.FunctionsOptions{
 				HandlerPath: bin,
 				Settings: map[string]string{
-					"SPEMIGRATE_STATE_KEY": stateKey,
-					// The launcher writes the Graph emulator's certificate here.
-					"SPEMIGRATE_GRAPH_CA_FILE":  filepath.Join(stackDir, "graph-ca.pem"),
-					"SPEMIGRATE_GRAPH_TOKEN":    "local-emulator-token",
+					"SPEMIGRATE_STATE_KEY":      stateKey,
 					"SPEMIGRATE_DRAIN_SCHEDULE": "*/5 * * * * *",
 					"SPEMIGRATE_POLL_INTERVAL":  "1s",
 				},

@@ -138,6 +138,16 @@ type Options struct {
 	UserMap map[string]string `json:"userMap,omitempty"`
 	// Versions migrates blob versions as file versions.
 	Versions bool `json:"versions,omitempty"`
+	// Incremental (default true) leaves out source files that are unchanged
+	// since they were last imported into the same container and target
+	// path (same ETag, or same size and last-modified time when the source
+	// has no ETag); they are reported skipped. False imports everything.
+	Incremental *bool `json:"incremental,omitempty"`
+}
+
+// IsIncremental reports whether unchanged files are left out (default true).
+func (o Options) IsIncremental() bool {
+	return o.Incremental == nil || *o.Incremental
 }
 
 // Naming is the policy for source names SharePoint cannot take as they are.
@@ -216,6 +226,10 @@ func (r *Request) ApplyDefaults() {
 	if o.Preserve.Authors == nil {
 		o.Preserve.Authors = &t
 	}
+	if o.Incremental == nil {
+		i := true
+		o.Incremental = &i
+	}
 }
 
 // Redacted returns a copy safe to store in plain text, return from the API
@@ -239,6 +253,10 @@ func (r Request) Redacted() Request {
 	if r.Options.Preserve.Authors != nil {
 		v := *r.Options.Preserve.Authors
 		c.Options.Preserve.Authors = &v
+	}
+	if r.Options.Incremental != nil {
+		v := *r.Options.Incremental
+		c.Options.Incremental = &v
 	}
 	return c
 }

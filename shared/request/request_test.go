@@ -81,6 +81,9 @@ func TestDecodeValid(t *testing.T) {
 			if o.Conflict != ConflictReplace || !o.PreserveTimestamps() || !o.PreserveAuthors() || o.Versions {
 				t.Errorf("option defaults = %+v", o)
 			}
+			if !o.IsIncremental() || o.Incremental == nil || !*o.Incremental {
+				t.Errorf("incremental default = %v, want true (set explicitly)", o.Incremental)
+			}
 		}},
 		{"managed identity when the URL has no query", with("source.containerUrl", "https://acct.blob.core.windows.net/source"), func(t *testing.T, r Request) {
 			if r.Source.Credential != CredentialManagedIdentity {
@@ -103,7 +106,10 @@ func TestDecodeValid(t *testing.T) {
 			"target":{"containerId":"` + testContainerID + `","folder":"/Imports/2026/"},
 			"options":{"naming":{"invalidChars":"skip","collisions":"skip"},"batch":{"maxItems":10,"maxBytes":1048576},
 			"conflict":"skip","preserve":{"timestamps":false,"authors":true},
-			"userMap":{"CONTOSO\\alice":"alice@contoso.com"},"versions":true}}`), func(t *testing.T, r Request) {
+			"userMap":{"CONTOSO\\alice":"alice@contoso.com"},"versions":true,"incremental":false}}`), func(t *testing.T, r Request) {
+			if r.Options.IsIncremental() {
+				t.Error("incremental: false was not kept")
+			}
 			if r.Target.Folder != "Imports/2026" {
 				t.Errorf("folder = %q, want slashes trimmed", r.Target.Folder)
 			}
@@ -199,6 +205,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"user map value not a UPN", with("options.userMap", map[string]any{"bob": "Bob Smith"}), `options.userMap["bob"]`, "user principal name"},
 		{"user map value not a string", with("options.userMap", map[string]any{"bob": 7}), `options.userMap["bob"]`, "expected a string"},
 		{"versions as a number", with("options.versions", 1), "options.versions", "boolean"},
+		{"incremental as a string", with("options.incremental", "yes"), "options.incremental", "boolean"},
 		{"bad idempotency id", with("id", "my id/with slash"), "id", "1-64 characters"},
 		{"user map too large to store", func() []byte {
 			um := map[string]any{}

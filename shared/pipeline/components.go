@@ -426,7 +426,7 @@ func (ss *StagingStager) Stage(ctx context.Context, m *Migration, b *Batch, item
 		Target:     target,
 		Namespace:  Namespace(m.ContainerID, ""),
 		SourceType: st,
-		IDs:        NewIntIDs(ss.State, m.ID, ss.FirstIntID, 64),
+		IDs:        NewIntIDs(ss.State, m.ContainerID, ss.FirstIntID, 64),
 	}
 	if !r.Options.PreserveAuthors() {
 		req.Identities = func(source.Entry) (spepackage.Identity, spepackage.Identity) {

@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 // imports into a library of its own (the big runs can then be compared).
 var itContainers = func() []graphemu.Container {
 	var cs []graphemu.Container
-	for i := range 12 {
+	for i := range 14 {
 		g := func(kind string) string {
 			return uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "pipeline-it-%s-%d", kind, i)).String()
 		}

@@ -471,30 +471,31 @@ func (s *TableStore) ForgetInFlight(ctx context.Context, migrationID, batchID st
 
 // ---- list-item int ids ----
 
-// IntIDs hands out SharePoint list-item int ids for one migration: a block
-// of ids is reserved from the migration's NextIntID counter (a conditional
-// write), and each library path claims its id through the migration's
-// claims (insert-if-absent), so the same path gets the same id on every
-// staging, in every process, and no id is handed to two paths. Ids
-// reserved but lost to a concurrent claimant are never reused (gaps are
-// harmless).
+// IntIDs hands out SharePoint list-item int ids for one target container
+// (one library): a block of ids is reserved from the container's counter
+// (state.Store.ReserveIntIDs, a conditional write), and each library path
+// claims its id in the container's claims (insert-if-absent), so the same
+// path gets the same id on every staging, in every process and in every
+// migration into the container (a re-run replaces), and no id is handed to
+// two paths. Ids reserved but lost to a concurrent claimant are never
+// reused (gaps are harmless).
 type IntIDs struct {
 	st          *state.Store
-	migrationID string
+	containerID string
 	first       int64
 	block       int64
 
 	next, end int64
 }
 
-// NewIntIDs returns the allocator for a migration; first is the lowest id
-// to hand out (above the library's existing items), block how many ids one
-// counter write reserves.
-func NewIntIDs(st *state.Store, migrationID string, first, block int64) *IntIDs {
+// NewIntIDs returns the allocator for a target container; first is the
+// lowest id to hand out (above the library's existing items), block how
+// many ids one counter write reserves.
+func NewIntIDs(st *state.Store, containerID string, first, block int64) *IntIDs {
 	if block <= 0 {
 		block = 64
 	}
-	return &IntIDs{st: st, migrationID: migrationID, first: first, block: block}
+	return &IntIDs{st: st, containerID: containerID, first: first, block: block}
 }
 
 // IntID implements spepackage.IntIDs.
@@ -506,7 +507,7 @@ func (a *IntIDs) IntID(ctx context.Context, libraryPath string) (int, error) {
 		}
 	}
 	cand := strconv.FormatInt(a.next, 10)
-	owner, err := a.st.Claim(ctx, a.migrationID, key, cand)
+	owner, err := a.st.ClaimInContainer(ctx, a.containerID, key, cand)
 	if err != nil {
 		return 0, fmt.Errorf("claim list item id for %q: %w", libraryPath, err)
 	}
@@ -521,14 +522,9 @@ func (a *IntIDs) IntID(ctx context.Context, libraryPath string) (int, error) {
 }
 
 func (a *IntIDs) reserve(ctx context.Context) error {
-	var from int64
-	_, err := a.st.UpdateMigration(ctx, a.migrationID, func(m *state.Migration) error {
-		from = max(m.NextIntID, a.first)
-		m.NextIntID = from + a.block
-		return nil
-	})
+	from, err := a.st.ReserveIntIDs(ctx, a.containerID, a.first, a.block)
 	if err != nil {
-		return fmt.Errorf("reserve list item ids: %w", err)
+		return fmt.Errorf("reserve list item ids in container %s: %w", a.containerID, err)
 	}
 	a.next, a.end = from, from+a.block
 	return nil

@@ -17,6 +17,10 @@ func (s *Store) Claim(ctx context.Context, migrationID, key, owner string) (exis
 	if err := checkKey("migration id", migrationID); err != nil {
 		return "", err
 	}
+	return s.claim(ctx, migrationID, key, owner)
+}
+
+func (s *Store) claim(ctx context.Context, pk, key, owner string) (string, error) {
 	if key == "" || owner == "" {
 		return "", fmt.Errorf("state: claim: key and owner are required")
 	}
@@ -25,7 +29,7 @@ func (s *Store) Claim(ctx context.Context, migrationID, key, owner string) (exis
 	p := props{}
 	p.setStr("Key", key)
 	p.setStr("Owner", owner)
-	data, err := marshalEntity(migrationID, rk, p)
+	data, err := marshalEntity(pk, rk, p)
 	if err != nil {
 		return "", err
 	}
@@ -34,11 +38,11 @@ func (s *Store) Claim(ctx context.Context, migrationID, key, owner string) (exis
 		return owner, nil
 	}
 	if !isConflict(err) {
-		return "", storageErr("claim in migration "+migrationID, err)
+		return "", storageErr("claim in "+pk, err)
 	}
-	resp, err := s.claims.GetEntity(ctx, migrationID, rk, nil)
+	resp, err := s.claims.GetEntity(ctx, pk, rk, nil)
 	if err != nil {
-		return "", storageErr("read claim in migration "+migrationID, err)
+		return "", storageErr("read claim in "+pk, err)
 	}
 	e, err := unmarshalEntity(resp.Value, resp.ETag)
 	if err != nil {

@@ -102,8 +102,8 @@ type Migration struct {
 	PlanComplete bool
 	// NextBatch is the index the next planned batch gets.
 	NextBatch int64
-	// NextIntID is the next SharePoint list-item int id to allocate; ids are
-	// never reused within a migration.
+	// NextIntID is no longer used: list-item ids are allocated per target
+	// container ([Target.NextIntID]). Kept so rows written before read back.
 	NextIntID int64
 	CreatedAt time.Time
 	UpdatedAt time.Time

@@ -22,7 +22,9 @@
 //	Events      PK=migration id + "|" + batch id, RK=event id
 //	Items       PK=migration id + "|" + batch id, RK=sequence: a batch's items
 //	Results     PK=migration id, RK=sha256(source path, version): the report
-//	Claims      PK=migration id, RK=sha256 of the claimed key
+//	Claims      PK=migration id (naming collisions) or "container|" + container
+//	            id (list-item ids per library path), RK=sha256 of the key
+//	Targets     PK=container id, RK="t": the container's list-item id counter
 package state
 
 import (
@@ -66,7 +68,7 @@ type Options struct {
 
 // Store reads and writes spemigrate's state. Safe for concurrent use.
 type Store struct {
-	migrations, batches, inflight, events, items, results, claims *aztables.Client
+	migrations, batches, inflight, events, items, results, claims, targets *aztables.Client
 
 	svc         *aztables.ServiceClient
 	names       []string
@@ -101,7 +103,7 @@ func New(svc *aztables.ServiceClient, opts Options) (*Store, error) {
 	for _, t := range []struct {
 		c    **aztables.Client
 		name string
-	}{{&s.migrations, "Migrations"}, {&s.batches, "Batches"}, {&s.inflight, "InFlight"}, {&s.events, "Events"}, {&s.items, "Items"}, {&s.results, "Results"}, {&s.claims, "Claims"}} {
+	}{{&s.migrations, "Migrations"}, {&s.batches, "Batches"}, {&s.inflight, "InFlight"}, {&s.events, "Events"}, {&s.items, "Items"}, {&s.results, "Results"}, {&s.claims, "Claims"}, {&s.targets, "Targets"}} {
 		*t.c = svc.NewClient(p + t.name)
 		s.names = append(s.names, p+t.name)
 	}

@@ -1,0 +1,145 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+)
+
+// Target is what spemigrate keeps per target container (one SharePoint
+// Embedded container is one document library), shared by every migration
+// into it: list-item int ids are unique per library, not per migration.
+type Target struct {
+	ContainerID string
+	// NextIntID is the next SharePoint list-item int id to reserve in the
+	// container's library; ids are never handed out twice.
+	NextIntID int64
+	UpdatedAt time.Time
+	// ETag is the version read; writes are conditional on it.
+	ETag azcore.ETag
+}
+
+const targetRK = "t"
+
+func (t *Target) props() props {
+	p := props{}
+	p.setI64("NextIntID", t.NextIntID)
+	p.setTime("UpdatedAt", t.UpdatedAt)
+	return p
+}
+
+func targetFrom(e rawEntity) Target {
+	return Target{ContainerID: e.pk, NextIntID: e.p.i64("NextIntID"), UpdatedAt: e.p.time("UpdatedAt"), ETag: e.etag}
+}
+
+// GetTarget reads a container's entity; ErrNotFound if no migration has
+// reserved anything in it yet.
+func (s *Store) GetTarget(ctx context.Context, containerID string) (Target, error) {
+	if err := checkKey("container id", containerID); err != nil {
+		return Target{}, err
+	}
+	resp, err := s.targets.GetEntity(ctx, containerID, targetRK, nil)
+	if isNotFound(err) {
+		return Target{}, fmt.Errorf("target container %s: %w", containerID, ErrNotFound)
+	}
+	if err != nil {
+		return Target{}, storageErr("get target container "+containerID, err)
+	}
+	e, err := unmarshalEntity(resp.Value, resp.ETag)
+	if err != nil {
+		return Target{}, err
+	}
+	return targetFrom(e), nil
+}
+
+// UpdateTarget reads the container's entity (a zero one if absent), applies
+// fn and writes the result conditionally: an insert that fails because
+// another writer created the row, or a replace whose ETag no longer
+// matches, re-reads and calls fn again (up to MaxAttempts, then
+// ErrConflict). fn returning ErrNoChange ends without a write.
+func (s *Store) UpdateTarget(ctx context.Context, containerID string, fn func(*Target) error) (Target, error) {
+	if err := checkKey("container id", containerID); err != nil {
+		return Target{}, err
+	}
+	for attempt := 0; attempt < s.maxAttempts; attempt++ {
+		t, err := s.GetTarget(ctx, containerID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return Target{}, err
+		}
+		exists := err == nil
+		if !exists {
+			t = Target{ContainerID: containerID}
+		}
+		read := t
+		if err := fn(&t); err != nil {
+			if errors.Is(err, ErrNoChange) {
+				return read, nil
+			}
+			return read, err
+		}
+		t.ContainerID, t.UpdatedAt = containerID, s.now().UTC()
+		data, err := marshalEntity(containerID, targetRK, t.props())
+		if err != nil {
+			return Target{}, err
+		}
+		if !exists {
+			resp, err := s.targets.AddEntity(ctx, data, nil)
+			if isConflict(err) {
+				continue
+			}
+			if err != nil {
+				return read, storageErr("create target container "+containerID, err)
+			}
+			t.ETag = resp.ETag
+			return t, nil
+		}
+		etag := read.ETag
+		resp, err := s.targets.UpdateEntity(ctx, data, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
+		if isPrecondition(err) || isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return read, storageErr("update target container "+containerID, err)
+		}
+		t.ETag = resp.ETag
+		return t, nil
+	}
+	return Target{}, fmt.Errorf("update target container %s: %w", containerID, ErrConflict)
+}
+
+// ReserveIntIDs reserves n consecutive list-item int ids in a container's
+// library and returns the first: at least floor (ids the library may hold
+// already), after every id reserved before by any migration.
+func (s *Store) ReserveIntIDs(ctx context.Context, containerID string, floor, n int64) (int64, error) {
+	if n <= 0 {
+		return 0, fmt.Errorf("state: reserve list item ids: count %d must be positive", n)
+	}
+	var from int64
+	_, err := s.UpdateTarget(ctx, containerID, func(t *Target) error {
+		from = max(t.NextIntID, floor)
+		t.NextIntID = from + n
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return from, nil
+}
+
+// containerClaimPK scopes claims to a container. Migration ids cannot
+// contain "|", so these partitions never meet a migration's claims.
+func containerClaimPK(containerID string) string { return "container|" + containerID }
+
+// ClaimInContainer is [Store.Claim] scoped to a target container instead of
+// a migration: every migration into the container sees the same holders
+// (list-item ids per library path).
+func (s *Store) ClaimInContainer(ctx context.Context, containerID, key, owner string) (existingOwner string, err error) {
+	if err := checkKey("container id", containerID); err != nil {
+		return "", err
+	}
+	return s.claim(ctx, containerClaimPK(containerID), key, owner)
+}

@@ -50,6 +50,10 @@ type Options struct {
 	Logger   *slog.Logger
 	// Output receives the services' and handler's own output; nil drops it.
 	Output io.Writer
+	// Dir keeps the services' data across runs; empty: a temporary directory.
+	Dir string
+	// HTTPAddr is the front door's address; empty: a free loopback port.
+	HTTPAddr string
 }
 
 // App is the running app and its stack.
@@ -113,12 +117,13 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	}
 	s, err := stack.Start(ctx, stack.Options{
 		Root:             root,
+		Dir:              o.Dir,
 		Azurite:          true,
 		Graph:            true,
 		GraphOptions:     o.Graph,
 		ServiceBus:       true,
 		ServiceBusConfig: o.ServiceBusConfig,
-		Functions:        &stack.FunctionsOptions{HandlerPath: handler, Settings: settings},
+		Functions:        &stack.FunctionsOptions{HandlerPath: handler, Settings: settings, HTTPAddr: o.HTTPAddr},
 		Logger:           o.Logger,
 		Output:           o.Output,
 	})

@@ -86,7 +86,8 @@ func (m Migration) Terminal() bool {
 type Counters struct {
 	Entries      int64 `json:"entries"`      // source entries seen so far
 	Items        int64 `json:"items"`        // entries planned for import
-	Skipped      int64 `json:"skipped"`      // skipped by the naming policy
+	Skipped      int64 `json:"skipped"`      // skipped by the naming policy or as unchanged
+	Unchanged    int64 `json:"unchanged"`    // of skipped: unchanged since an earlier import (options.incremental)
 	Renamed      int64 `json:"renamed"`      // imported under another name
 	BytesPlanned int64 `json:"bytesPlanned"` // bytes of planned items
 	PlanDone     bool  `json:"planDone"`     // the whole source has been read

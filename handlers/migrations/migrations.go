@@ -299,7 +299,7 @@ func view(m *pipeline.Migration, bs []*pipeline.Batch) api.Migration {
 		ID: m.ID, Status: status(m.Status, m.CancelRequested), CancelRequested: m.CancelRequested, Reason: m.Reason,
 		Created: m.Created, Updated: m.Updated,
 		Counters: api.Counters{
-			Entries: m.Counters.Entries, Items: m.Counters.Items, Skipped: m.Counters.Skipped, Renamed: m.Counters.Renamed,
+			Entries: m.Counters.Entries, Items: m.Counters.Items, Skipped: m.Counters.Skipped, Unchanged: m.Counters.Unchanged, Renamed: m.Counters.Renamed,
 			BytesPlanned: m.Counters.BytesPlanned, PlanDone: m.PlanDone,
 			Batches: m.Counters.Batches, BatchesDone: m.Counters.BatchesDone, BatchesFailed: m.Counters.BatchesFailed,
 			BatchesCancelled: m.Counters.BatchesCancelled, FilesMigrated: m.Counters.FilesMigrated, FilesFailed: m.Counters.FilesFailed,
@@ -342,7 +342,7 @@ func (s *Service) listView(m state.Migration) api.Migration {
 	v := api.Migration{
 		ID: m.ID, CancelRequested: m.CancelRequested, Reason: m.Reason, Created: m.CreatedAt, Updated: m.UpdatedAt,
 		Counters: api.Counters{
-			Entries: m.Entries, Items: m.Items, Skipped: m.Skipped, Renamed: m.Renamed, BytesPlanned: m.Bytes, PlanDone: m.PlanComplete,
+			Entries: m.Entries, Items: m.Items, Skipped: m.Skipped, Unchanged: m.Unchanged, Renamed: m.Renamed, BytesPlanned: m.Bytes, PlanDone: m.PlanComplete,
 			Batches: m.Batches, BatchesDone: m.BatchesCompleted + m.BatchesFailed + m.BatchesCancelled, BatchesFailed: m.BatchesFailed,
 			BatchesCancelled: m.BatchesCancelled, FilesMigrated: m.Imported, FilesFailed: m.Failed, BytesMigrated: m.BytesImported,
 			Errors: m.Errors, Warnings: m.Warnings,

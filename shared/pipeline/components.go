@@ -78,6 +78,7 @@ func (c Components) Deps() (Deps, error) {
 		Sealer:  c.Sealer,
 		Sources: sources,
 		Sender:  QueueSender{c.Queue},
+		Imports: ImportLog{State: c.State},
 		Clock:   c.Clock,
 		Logger:  c.Logger,
 	}, nil

@@ -116,6 +116,21 @@ type Sources interface {
 	Source(ctx context.Context, m *Migration) (source.Source, error)
 }
 
+// Imports remembers, per target container and library path, which source
+// file version was imported there last, so a re-run can leave unchanged
+// files alone (request option incremental).
+type Imports interface {
+	// Unchanged returns, by index into items (planned into m's container,
+	// Target set), the id of the earlier migration that imported exactly
+	// the item's current source version at its target path. It returns
+	// nothing when m's request is not incremental, and never names m
+	// itself (a re-planned page must not skip what m imported).
+	Unchanged(ctx context.Context, m *Migration, items []Item) (map[int]string, error)
+	// Record notes that items of batch batchID were imported by m.
+	// Recording the same items again is harmless.
+	Record(ctx context.Context, m *Migration, batchID string, items []Item) error
+}
+
 // Sender sends the steps' next messages (scheduled when NotBefore is set).
 type Sender interface {
 	Send(ctx context.Context, msgs []Next) error

@@ -72,8 +72,8 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Deps are the engine's collaborators. All are required except Clock and
-// Logger.
+// Deps are the engine's collaborators. All are required except Imports,
+// Clock and Logger.
 type Deps struct {
 	Store   Store
 	Graph   Graph
@@ -83,6 +83,9 @@ type Deps struct {
 	Sealer  Sealer
 	Sources Sources
 	Sender  Sender
+	// Imports is optional: without it nothing is recorded and every planned
+	// file is imported (options.incremental has no effect).
+	Imports Imports
 	Clock   Clock
 	Logger  *slog.Logger
 }

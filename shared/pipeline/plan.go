@@ -81,7 +81,7 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 	}
 
 	var (
-		items   []Item
+		named   []Item
 		skipped []ItemResult
 		c       MigrationCounters
 	)
@@ -89,6 +89,8 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 		c.Entries++
 		cur := vs[len(vs)-1]
 		it := Item{Path: cur.Path, Versions: vs}
+		// Every entry is named, unchanged or not, so the collision claims
+		// (first come, first served) fall as they did in the earlier run.
 		d, err := e.Namer.Name(ctx, m, cur.Path, cur.Size)
 		if err != nil {
 			return fmt.Errorf("plan %s page %d: name %q: %w", m.ID, page, cur.Path, err)
@@ -101,12 +103,31 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 			})
 			continue
 		}
+		it.Target, it.Renamed, it.NamingReason = d.Target, d.Renamed, d.Reason
+		named = append(named, it)
+	}
+	var unchanged map[int]string
+	if e.Imports != nil && len(named) > 0 {
+		if unchanged, err = e.Imports.Unchanged(ctx, m, named); err != nil {
+			return fmt.Errorf("plan %s page %d: earlier imports: %w", m.ID, page, err)
+		}
+	}
+	items := named[:0:0]
+	for i, it := range named {
+		if prev, ok := unchanged[i]; ok {
+			c.Skipped++
+			c.Unchanged++
+			skipped = append(skipped, ItemResult{
+				MigrationID: m.ID, SourcePath: it.Path, TargetPath: it.Target, Size: it.Size(),
+				Outcome: OutcomeSkipped, Reason: "unchanged since migration " + prev,
+			})
+			continue
+		}
 		c.Items++
 		c.BytesPlanned += it.Size()
-		if d.Renamed {
+		if it.Renamed {
 			c.Renamed++
 		}
-		it.Target, it.Renamed, it.NamingReason = d.Target, d.Renamed, d.Reason
 		items = append(items, it)
 	}
 
@@ -151,6 +172,7 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 		x.Counters.Entries += c.Entries
 		x.Counters.Items += c.Items
 		x.Counters.Skipped += c.Skipped
+		x.Counters.Unchanged += c.Unchanged
 		x.Counters.Renamed += c.Renamed
 		x.Counters.BytesPlanned += c.BytesPlanned
 		x.Counters.Batches += c.Batches
@@ -163,7 +185,7 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 		// Another delivery planned this page first; it sent the messages.
 		return nil
 	}
-	log.Info("page planned", "entries", c.Entries, "items", c.Items, "skipped", c.Skipped,
+	log.Info("page planned", "entries", c.Entries, "items", c.Items, "skipped", c.Skipped, "unchanged", c.Unchanged,
 		"renamed", c.Renamed, "batches", len(groups), "last", m.PlanDone)
 	if !m.PlanDone {
 		next = append(next, Next{Step: StepPlan, MigrationID: m.ID, Page: page + 1})

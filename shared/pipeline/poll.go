@@ -233,6 +233,7 @@ func (e *Engine) finish(ctx context.Context, m *Migration, b *Batch) error {
 	}
 	var (
 		rs            = make([]ItemResult, 0, len(items))
+		imported      = make([]Item, 0, len(items))
 		bytesMigrated int64
 	)
 	for i, it := range items {
@@ -245,9 +246,16 @@ func (e *Engine) finish(ctx context.Context, m *Migration, b *Batch) error {
 		}
 		bytesMigrated += it.Size()
 		rs = append(rs, itemResult(m, b, it, OutcomeMigrated, it.NamingReason))
+		imported = append(imported, it)
 	}
 	if err := e.Store.PutItemResults(ctx, rs); err != nil {
 		return fmt.Errorf("finish %s/%s: item results: %w", m.ID, b.ID, err)
+	}
+	// Before the batch is final, so a crash re-records on the next delivery.
+	if e.Imports != nil && len(imported) > 0 {
+		if err := e.Imports.Record(ctx, m, b.ID, imported); err != nil {
+			return fmt.Errorf("finish %s/%s: record imports: %w", m.ID, b.ID, err)
+		}
 	}
 	success := b.Progress.Errors == 0 && !b.FailingEvents
 	status, reason := BatchSucceeded, ""

@@ -222,3 +222,109 @@ func TestMigrationsShareOneContainer(t *testing.T) {
 		ids[a.ListItemID] = p
 	}
 }
+
+// TestIncrementalRerun: a re-run imports only what changed since the last
+// import into the container (one file modified, one added) and reports the
+// rest unchanged; with incremental off it imports everything again.
+func TestIncrementalRerun(t *testing.T) {
+	e := newITEnv(t, itOptions{})
+	cid := itContainer(t, 13)
+	dir := t.TempDir()
+	specs := genSource(t, dir, 34, false)
+
+	m1 := e.run("incr-1", fullRequest(dir, cid))
+	if m1.Counters.Unchanged != 0 || m1.Counters.FilesMigrated != m1.Counters.Items {
+		t.Fatalf("first run into an empty container: counters %+v", m1.Counters)
+	}
+	lib1 := e.libraryItems(cid)
+	e.checkPresent("incr-1", lib1, specs)
+	rs1 := e.results("incr-1")
+
+	const changed, added = "dept-1/team-1/project-1/doc-001.txt", "added/new file.txt"
+	if _, ok := specs[changed]; !ok {
+		t.Fatalf("%q is not in the generated source", changed)
+	}
+	later := itEpoch.Add(1000 * time.Hour)
+	for p, sp := range writeSource(t, dir, map[string]string{changed: "rewritten\n", added: "brand new\n"}, later) {
+		specs[p] = sp
+	}
+
+	m2 := e.run("incr-2", fullRequest(dir, cid))
+	t.Logf("incremental re-run: counters %+v", m2.Counters)
+	lib2 := e.libraryItems(cid)
+	e.checkPresent("incr-2", lib2, specs)
+	rs2 := e.results("incr-2")
+	var unchanged int64
+	for p := range specs {
+		r1, r2 := rs1[p], rs2[p]
+		switch {
+		case p == changed || p == added:
+			if r2.Outcome != state.OutcomeImported {
+				t.Errorf("%q: %s (%s), want imported", p, r2.Outcome, r2.Reason)
+			}
+		case r1.Outcome == state.OutcomeSkipped:
+			if r2.Outcome != state.OutcomeSkipped || r2.Reason != r1.Reason {
+				t.Errorf("%q: skipped by the policy the first time (%s), now %s (%s)", p, r1.Reason, r2.Outcome, r2.Reason)
+			}
+		default:
+			unchanged++
+			if r2.Outcome != state.OutcomeSkipped || r2.Reason != "unchanged since migration incr-1" || r2.TargetPath != r1.TargetPath {
+				t.Errorf("%q: %s %q (%s), want skipped at %q as unchanged since migration incr-1", p, r2.Outcome, r2.TargetPath, r2.Reason, r1.TargetPath)
+			}
+		}
+	}
+	c := m2.Counters
+	if c.FilesMigrated != 2 || c.FilesFailed != 0 || c.Items != 2 || c.Unchanged != unchanged || c.Skipped != unchanged+(m1.Counters.Skipped) {
+		t.Errorf("incremental run counters %+v; want 2 migrated, %d unchanged", c, unchanged)
+	}
+	if unchanged < 20 {
+		t.Fatalf("only %d files unchanged", unchanged)
+	}
+	for p, a := range lib2 {
+		b, existed := lib1[p]
+		target := rs2[changed].TargetPath
+		switch {
+		case p == rs2[added].TargetPath:
+			if existed {
+				t.Errorf("%q existed before it was added", p)
+			}
+		case !existed:
+			if !a.Folder {
+				t.Errorf("unexpected %q after the incremental run", p)
+			}
+		case a.GUID != b.GUID || a.ListItemID != b.ListItemID:
+			t.Errorf("%q: identity changed", p)
+		case a.Folder:
+		case p == target && a.ETagN != b.ETagN+1:
+			t.Errorf("%q (changed): eTag version %d, want %d", p, a.ETagN, b.ETagN+1)
+		case p != target && a.ETagN != b.ETagN:
+			t.Errorf("%q (unchanged): eTag version %d, want %d: it was imported again", p, a.ETagN, b.ETagN)
+		}
+	}
+	if len(lib2) < len(lib1)+1 {
+		t.Errorf("%d items after adding a file, %d before", len(lib2), len(lib1))
+	}
+
+	// Incremental off: everything is imported again, in place.
+	off := fullRequest(dir, cid)
+	f := false
+	off.Options.Incremental = &f
+	m3 := e.run("incr-3", off)
+	if m3.Counters.Unchanged != 0 || m3.Counters.FilesMigrated != m3.Counters.Items || m3.Counters.Items != c.Items+unchanged {
+		t.Errorf("non-incremental run counters %+v; want %d migrated, none unchanged", m3.Counters, c.Items+unchanged)
+	}
+	lib3 := e.libraryItems(cid)
+	if len(lib3) != len(lib2) {
+		t.Errorf("%d items after the full re-run, %d before: duplicates", len(lib3), len(lib2))
+	}
+	for p, a := range lib3 {
+		if b := lib2[p]; !a.Folder && (a.GUID != b.GUID || a.ETagN != b.ETagN+1) {
+			t.Errorf("%q: %s,%d after the full re-run, was %s,%d", p, a.GUID, a.ETagN, b.GUID, b.ETagN)
+		}
+	}
+	for p, r := range e.results("incr-3") {
+		if r.Outcome == state.OutcomeSkipped && r.Reason != rs1[p].Reason {
+			t.Errorf("%q skipped in the full re-run: %s", p, r.Reason)
+		}
+	}
+}

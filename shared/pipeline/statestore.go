@@ -118,6 +118,7 @@ func (s *TableStore) overlayMigration(dst *state.Migration, m *Migration) error 
 	dst.PlanComplete = m.PlanDone
 	c := m.Counters
 	dst.Entries, dst.Items, dst.Skipped, dst.Renamed, dst.Bytes = c.Entries, c.Items, c.Skipped, c.Renamed, c.BytesPlanned
+	dst.Unchanged = c.Unchanged
 	dst.Batches = c.Batches
 	dst.BatchesCompleted = c.BatchesDone - c.BatchesFailed - c.BatchesCancelled
 	dst.BatchesFailed, dst.BatchesCancelled = c.BatchesFailed, c.BatchesCancelled
@@ -139,7 +140,7 @@ func (s *TableStore) fromStateMigration(sm state.Migration) (*Migration, error) 
 		Status: migrationStatus(sm), CancelRequested: sm.CancelRequested, Reason: sm.Reason,
 		PlanPage: int(sm.PlanPage), PlanCursor: sm.SourceCursor, PlanDone: sm.PlanComplete,
 		Counters: MigrationCounters{
-			Entries: sm.Entries, Items: sm.Items, Skipped: sm.Skipped, Renamed: sm.Renamed, BytesPlanned: sm.Bytes,
+			Entries: sm.Entries, Items: sm.Items, Skipped: sm.Skipped, Unchanged: sm.Unchanged, Renamed: sm.Renamed, BytesPlanned: sm.Bytes,
 			Batches: sm.Batches, BatchesDone: sm.BatchesCompleted + sm.BatchesFailed + sm.BatchesCancelled,
 			BatchesFailed: sm.BatchesFailed, BatchesCancelled: sm.BatchesCancelled,
 			FilesMigrated: sm.Imported, FilesFailed: sm.Failed, BytesMigrated: sm.BytesImported,

@@ -80,7 +80,8 @@ type Migration struct {
 type MigrationCounters struct {
 	Entries      int64 // source entries seen by planning
 	Items        int64 // entries planned for migration
-	Skipped      int64 // entries skipped by the naming policy
+	Skipped      int64 // entries skipped by the naming policy or as unchanged
+	Unchanged    int64 // of Skipped: unchanged since an earlier import (incremental)
 	Renamed      int64 // planned entries whose target name differs
 	BytesPlanned int64
 

@@ -42,6 +42,7 @@ type Counters struct {
 	Imported         int64 // per-item outcomes
 	Renamed          int64
 	Skipped          int64
+	Unchanged        int64 // of Skipped: unchanged since an earlier import (incremental re-runs)
 	Failed           int64
 	BytesImported    int64
 	FilesProcessed   int64 // from the latest progress event
@@ -53,12 +54,12 @@ type Counters struct {
 }
 
 var counterNames = []string{"Entries", "Items", "Bytes", "Batches", "BatchesCompleted", "BatchesFailed", "BatchesCancelled",
-	"Imported", "Renamed", "Skipped", "Failed", "BytesImported",
+	"Imported", "Renamed", "Skipped", "Unchanged", "Failed", "BytesImported",
 	"FilesProcessed", "BytesProcessed", "ObjectsProcessed", "ExpectedObjects", "Errors", "Warnings"}
 
 func (c *Counters) fields() []*int64 {
 	return []*int64{&c.Entries, &c.Items, &c.Bytes, &c.Batches, &c.BatchesCompleted, &c.BatchesFailed, &c.BatchesCancelled,
-		&c.Imported, &c.Renamed, &c.Skipped, &c.Failed, &c.BytesImported,
+		&c.Imported, &c.Renamed, &c.Skipped, &c.Unchanged, &c.Failed, &c.BytesImported,
 		&c.FilesProcessed, &c.BytesProcessed, &c.ObjectsProcessed, &c.ExpectedObjects, &c.Errors, &c.Warnings}
 }
 

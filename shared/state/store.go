@@ -25,6 +25,8 @@
 //	Claims      PK=migration id (naming collisions) or "container|" + container
 //	            id (list-item ids per library path), RK=sha256 of the key
 //	Targets     PK=container id, RK="t": the container's list-item id counter
+//	Imports     PK=container id, RK=sha256 of the lower-cased library path:
+//	            what was last imported there (for incremental re-runs)
 package state
 
 import (
@@ -68,7 +70,7 @@ type Options struct {
 
 // Store reads and writes spemigrate's state. Safe for concurrent use.
 type Store struct {
-	migrations, batches, inflight, events, items, results, claims, targets *aztables.Client
+	migrations, batches, inflight, events, items, results, claims, targets, imports *aztables.Client
 
 	svc         *aztables.ServiceClient
 	names       []string
@@ -103,7 +105,7 @@ func New(svc *aztables.ServiceClient, opts Options) (*Store, error) {
 	for _, t := range []struct {
 		c    **aztables.Client
 		name string
-	}{{&s.migrations, "Migrations"}, {&s.batches, "Batches"}, {&s.inflight, "InFlight"}, {&s.events, "Events"}, {&s.items, "Items"}, {&s.results, "Results"}, {&s.claims, "Claims"}, {&s.targets, "Targets"}} {
+	}{{&s.migrations, "Migrations"}, {&s.batches, "Batches"}, {&s.inflight, "InFlight"}, {&s.events, "Events"}, {&s.items, "Items"}, {&s.results, "Results"}, {&s.claims, "Claims"}, {&s.targets, "Targets"}, {&s.imports, "Imports"}} {
 		*t.c = svc.NewClient(p + t.name)
 		s.names = append(s.names, p+t.name)
 	}

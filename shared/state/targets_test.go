@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestReserveIntIDsPerContainer(t *testing.T) {
@@ -79,5 +80,38 @@ func TestClaimInContainer(t *testing.T) {
 	// A migration named like the container does not share its claims.
 	if got, err := s.Claim(ctx, "b!c1", "intid|a/b.txt", "7"); err != nil || got != "7" {
 		t.Fatalf("migration claims and container claims met: %q, %v", got, err)
+	}
+}
+
+func TestImports(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	mod := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := s.GetImport(ctx, "b!c1", "Docs/a.txt"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("before any import: %v", err)
+	}
+	err := s.PutImports(ctx, []Import{
+		{ContainerID: "b!c1", LibraryPath: "Docs/a.txt", Source: "src", SourcePath: "docs/a.txt", ETag: "e1", Size: 3, Modified: mod, Versions: 1, MigrationID: "m1", BatchID: "b1"},
+		{ContainerID: "b!c2", LibraryPath: "Docs/a.txt", Source: "src", SourcePath: "docs/a.txt", ETag: "other", Size: 3, MigrationID: "m1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Library paths match case-insensitively; a later import replaces.
+	got, err := s.GetImport(ctx, "b!c1", "/docs/A.TXT")
+	if err != nil || got.ETag != "e1" || got.Size != 3 || !got.Modified.Equal(mod) || got.Versions != 1 || got.MigrationID != "m1" || got.BatchID != "b1" || got.ImportedAt.IsZero() {
+		t.Fatalf("GetImport: %+v, %v", got, err)
+	}
+	if err := s.PutImports(ctx, []Import{{ContainerID: "b!c1", LibraryPath: "docs/a.txt", ETag: "e2", MigrationID: "m2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetImport(ctx, "b!c1", "Docs/a.txt"); err != nil || got.ETag != "e2" || got.MigrationID != "m2" {
+		t.Fatalf("after the re-import: %+v, %v", got, err)
+	}
+	if got, err := s.GetImport(ctx, "b!c2", "Docs/a.txt"); err != nil || got.ETag != "other" {
+		t.Fatalf("imports are per container: %+v, %v", got, err)
+	}
+	if err := s.PutImports(ctx, []Import{{ContainerID: "b!c1"}}); err == nil {
+		t.Error("an import without a library path was accepted")
 	}
 }

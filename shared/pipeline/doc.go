@@ -9,8 +9,9 @@
 // [NewEngine] wires the production packages ([Components]: shared/state,
 // shared/graph, shared/queue, shared/staging options) through the adapters
 // in this package: [TableStore], [NamingPolicy], [StagingPlanner],
-// [StagingStager] (with durable list-item ids, [IntIDs]), [RequestSources]
-// and [QueueSender].
+// [StagingStager] (with durable list-item ids per target container,
+// [IntIDs]), [ImportLog] (what was imported where, for incremental re-runs;
+// the optional [Imports] dependency), [RequestSources] and [QueueSender].
 //
 // # Step contract
 //

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spemigrate/spemigrate/shared/request"
+	"github.com/spemigrate/spemigrate/shared/source"
 	"github.com/spemigrate/spemigrate/shared/state"
 )
 
@@ -326,5 +328,39 @@ func TestIncrementalRerun(t *testing.T) {
 		if r.Outcome == state.OutcomeSkipped && r.Reason != rs1[p].Reason {
 			t.Errorf("%q skipped in the full re-run: %s", p, r.Reason)
 		}
+	}
+}
+
+// TestImportLogIgnoresOwnImports: a page planned again after the
+// migration's own batches finished must not call their items unchanged;
+// and a request with incremental off looks nothing up.
+func TestImportLogIgnoresOwnImports(t *testing.T) {
+	e := newITEnv(t, itOptions{})
+	ctx := t.Context()
+	dir := t.TempDir()
+	cid := itContainer(t, 13) // only rows in this test's tables are touched
+	req := fullRequest(dir, cid)
+	req.ApplyDefaults()
+	body, _ := json.Marshal(req)
+	m := &Migration{ID: "own", ContainerID: cid, Request: body}
+	mod := itEpoch
+	it := Item{Path: "a/b.txt", Target: "a/b.txt", Versions: []source.Entry{{Path: "a/b.txt", Size: 4, Modified: mod, ETag: "e1"}}}
+	log := ImportLog{State: e.st}
+	if err := log.Record(ctx, m, "p000000-b000", []Item{it}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := log.Unchanged(ctx, m, []Item{it}); err != nil || len(got) != 0 {
+		t.Fatalf("own import reported unchanged: %v, %v", got, err)
+	}
+	later := &Migration{ID: "later", ContainerID: cid, Request: body}
+	if got, err := log.Unchanged(ctx, later, []Item{it}); err != nil || got[0] != "own" {
+		t.Fatalf("a later migration: %v, %v; want index 0 unchanged since own", got, err)
+	}
+	f := false
+	req.Options.Incremental = &f
+	body, _ = json.Marshal(req)
+	off := &Migration{ID: "off", ContainerID: cid, Request: body}
+	if got, err := log.Unchanged(ctx, off, []Item{it}); err != nil || len(got) != 0 {
+		t.Fatalf("incremental off: %v, %v", got, err)
 	}
 }

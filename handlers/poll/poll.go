@@ -7,12 +7,9 @@ package poll
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 
 	"github.com/spemigrate/spemigrate/handlers"
-	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/queue"
 )
 
@@ -23,20 +20,7 @@ type Poller interface {
 
 // Function is the "poll" function (trigger binding "msg").
 func Function(log *slog.Logger, p Poller) handlers.Function {
-	return handlers.ServiceBus(log, "msg", func(ctx context.Context, body []byte, _ handlers.MessageMeta) error {
-		msg, err := queue.Decode(body)
-		if err != nil {
-			return handlers.Permanent(fmt.Errorf("bad poll message: %w", err))
-		}
-		if msg.Step != queue.StepPoll {
-			return handlers.Permanent(fmt.Errorf("a %s message on the poll queue (migration %s)", msg.Step, msg.MigrationID))
-		}
-		if err := p.Poll(ctx, msg.MigrationID, msg.BatchID, msg.Attempt, msg.Seq); err != nil {
-			if errors.Is(err, pipeline.ErrNotFound) {
-				return handlers.Permanent(fmt.Errorf("poll %s/%s: unknown migration or batch: %w", msg.MigrationID, msg.BatchID, err))
-			}
-			return fmt.Errorf("poll %s/%s: %w", msg.MigrationID, msg.BatchID, err)
-		}
-		return nil
-	})
+	return handlers.ServiceBus(log, "msg", handlers.StepHandler(queue.StepPoll, func(ctx context.Context, m queue.Message) error {
+		return p.Poll(ctx, m.MigrationID, m.BatchID, m.Attempt, m.Seq)
+	}))
 }

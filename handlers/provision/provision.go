@@ -16,7 +16,6 @@ import (
 	"regexp"
 
 	"github.com/spemigrate/spemigrate/handlers"
-	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/queue"
 	"github.com/spemigrate/spemigrate/shared/request"
 )
@@ -59,20 +58,9 @@ func (h *Handler) Handle(ctx context.Context, body []byte, meta handlers.Message
 	if !queue.IsStepMessage(body) {
 		return h.start(ctx, body, meta)
 	}
-	msg, err := queue.Decode(body)
-	if err != nil {
-		return handlers.Permanent(fmt.Errorf("bad provision message: %w", err))
-	}
-	if msg.Step != queue.StepProvision {
-		return handlers.Permanent(fmt.Errorf("a %s message on the provision queue (migration %s)", msg.Step, msg.MigrationID))
-	}
-	if err := h.Planner.Plan(ctx, msg.MigrationID, msg.Page); err != nil {
-		if errors.Is(err, pipeline.ErrNotFound) {
-			return handlers.Permanent(fmt.Errorf("plan page %d: unknown migration %s: %w", msg.Page, msg.MigrationID, err))
-		}
-		return fmt.Errorf("plan %s page %d: %w", msg.MigrationID, msg.Page, err)
-	}
-	return nil
+	return handlers.StepHandler(queue.StepProvision, func(ctx context.Context, m queue.Message) error {
+		return h.Planner.Plan(ctx, m.MigrationID, m.Page)
+	})(ctx, body, meta)
 }
 
 // start starts the migration a request message asks for. Without a client

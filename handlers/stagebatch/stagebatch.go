@@ -6,12 +6,9 @@ package stagebatch
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 
 	"github.com/spemigrate/spemigrate/handlers"
-	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/queue"
 )
 
@@ -22,20 +19,7 @@ type Stager interface {
 
 // Function is the "stagebatch" function (trigger binding "msg").
 func Function(log *slog.Logger, s Stager) handlers.Function {
-	return handlers.ServiceBus(log, "msg", func(ctx context.Context, body []byte, _ handlers.MessageMeta) error {
-		msg, err := queue.Decode(body)
-		if err != nil {
-			return handlers.Permanent(fmt.Errorf("bad stage-batch message: %w", err))
-		}
-		if msg.Step != queue.StepStageBatch {
-			return handlers.Permanent(fmt.Errorf("a %s message on the stage-batch queue (migration %s)", msg.Step, msg.MigrationID))
-		}
-		if err := s.Stage(ctx, msg.MigrationID, msg.BatchID); err != nil {
-			if errors.Is(err, pipeline.ErrNotFound) {
-				return handlers.Permanent(fmt.Errorf("stage %s/%s: unknown migration or batch: %w", msg.MigrationID, msg.BatchID, err))
-			}
-			return fmt.Errorf("stage %s/%s: %w", msg.MigrationID, msg.BatchID, err)
-		}
-		return nil
-	})
+	return handlers.ServiceBus(log, "msg", handlers.StepHandler(queue.StepStageBatch, func(ctx context.Context, m queue.Message) error {
+		return s.Stage(ctx, m.MigrationID, m.BatchID)
+	}))
 }

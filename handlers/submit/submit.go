@@ -5,12 +5,9 @@ package submit
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 
 	"github.com/spemigrate/spemigrate/handlers"
-	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/queue"
 )
 
@@ -21,20 +18,7 @@ type Submitter interface {
 
 // Function is the "submit" function (trigger binding "msg").
 func Function(log *slog.Logger, s Submitter) handlers.Function {
-	return handlers.ServiceBus(log, "msg", func(ctx context.Context, body []byte, _ handlers.MessageMeta) error {
-		msg, err := queue.Decode(body)
-		if err != nil {
-			return handlers.Permanent(fmt.Errorf("bad submit message: %w", err))
-		}
-		if msg.Step != queue.StepSubmit {
-			return handlers.Permanent(fmt.Errorf("a %s message on the submit queue (migration %s)", msg.Step, msg.MigrationID))
-		}
-		if err := s.Submit(ctx, msg.MigrationID, msg.BatchID); err != nil {
-			if errors.Is(err, pipeline.ErrNotFound) {
-				return handlers.Permanent(fmt.Errorf("submit %s/%s: unknown migration or batch: %w", msg.MigrationID, msg.BatchID, err))
-			}
-			return fmt.Errorf("submit %s/%s: %w", msg.MigrationID, msg.BatchID, err)
-		}
-		return nil
-	})
+	return handlers.ServiceBus(log, "msg", handlers.StepHandler(queue.StepSubmit, func(ctx context.Context, m queue.Message) error {
+		return s.Submit(ctx, m.MigrationID, m.BatchID)
+	}))
 }

@@ -96,7 +96,11 @@ func printMigration(w io.Writer, m api.Migration) {
 	if k.PlanDone {
 		planned = "planned"
 	}
-	fmt.Fprintf(w, "  source:   %d entries seen (%s), %d to import, %d skipped, %d renamed\n", k.Entries, planned, k.Items, k.Skipped, k.Renamed)
+	skipped := fmt.Sprintf("%d skipped", k.Skipped)
+	if k.Unchanged > 0 {
+		skipped += fmt.Sprintf(" (%d unchanged since an earlier run)", k.Unchanged)
+	}
+	fmt.Fprintf(w, "  source:   %d entries seen (%s), %d to import, %s, %d renamed\n", k.Entries, planned, k.Items, skipped, k.Renamed)
 	fmt.Fprintf(w, "  imported: %d files, %s of %s; %d failed\n", k.FilesMigrated, humanBytes(k.BytesMigrated), humanBytes(k.BytesPlanned), k.FilesFailed)
 	fmt.Fprintf(w, "  batches:  %d done of %d (%d failed, %d cancelled)\n", k.BatchesDone, k.Batches, k.BatchesFailed, k.BatchesCancelled)
 	if len(m.Batches) > 0 {

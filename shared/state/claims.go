@@ -4,7 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 )
 
 // Claim records owner as the holder of key within a migration, if nobody
@@ -24,8 +29,7 @@ func (s *Store) claim(ctx context.Context, pk, key, owner string) (string, error
 	if key == "" || owner == "" {
 		return "", fmt.Errorf("state: claim: key and owner are required")
 	}
-	sum := sha256.Sum256([]byte(key))
-	rk := hex.EncodeToString(sum[:])
+	rk := claimRK(key)
 	p := props{}
 	p.setStr("Key", key)
 	p.setStr("Owner", owner)
@@ -49,4 +53,133 @@ func (s *Store) claim(ctx context.Context, pk, key, owner string) (string, error
 		return "", err
 	}
 	return e.p.str("Owner"), nil
+}
+
+// claimRK is the row key of a claim: keys may hold any character.
+func claimRK(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// ClaimMany is [Store.Claim] for many keys at once, with the same result as
+// claiming them one by one in order: owners[i] is the holder of keys[i]
+// afterwards (a key repeated in keys is held by its first claimant).
+//
+// New keys are inserted in entity-group transactions of up to 100 rows, so
+// a first claim of n keys costs about n/100 transactions. A transaction
+// that fails because some of its keys are held already is followed by
+// reads of just those keys (filter queries of a few keys each), and the
+// rest is inserted again; a concurrent claimant that wins in between is
+// read the same way.
+func (s *Store) ClaimMany(ctx context.Context, migrationID string, keys, owners []string) ([]string, error) {
+	if err := checkKey("migration id", migrationID); err != nil {
+		return nil, err
+	}
+	return s.claimMany(ctx, migrationID, keys, owners)
+}
+
+// ClaimManyInContainer is [Store.ClaimMany] scoped to a target container,
+// like [Store.ClaimInContainer].
+func (s *Store) ClaimManyInContainer(ctx context.Context, containerID string, keys, owners []string) ([]string, error) {
+	if err := checkKey("container id", containerID); err != nil {
+		return nil, err
+	}
+	return s.claimMany(ctx, containerClaimPK(containerID), keys, owners)
+}
+
+// claimFilterKeys bounds the row keys one read filter names: Table Storage
+// accepts at most 15 comparisons in a filter, the partition key is one.
+const claimFilterKeys = 14
+
+func (s *Store) claimMany(ctx context.Context, pk string, keys, owners []string) ([]string, error) {
+	if len(keys) != len(owners) {
+		return nil, fmt.Errorf("state: claim: %d keys but %d owners", len(keys), len(owners))
+	}
+	held := make(map[string]string, len(keys)) // row key -> owner now holding it
+	var pending []int                          // indexes of first occurrences, in order
+	seen := make(map[string]bool, len(keys))
+	for i, k := range keys {
+		if k == "" || owners[i] == "" {
+			return nil, fmt.Errorf("state: claim: key and owner are required")
+		}
+		rk := claimRK(k)
+		if !seen[rk] {
+			seen[rk] = true
+			pending = append(pending, i)
+		}
+	}
+	for len(pending) > 0 {
+		chunk := pending[:min(len(pending), 100)]
+		pending = pending[len(chunk):]
+		if err := s.claimChunk(ctx, pk, keys, owners, chunk, held); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = held[claimRK(k)]
+	}
+	return out, nil
+}
+
+// claimChunk claims up to 100 distinct keys of one partition, recording
+// every holder in held.
+func (s *Store) claimChunk(ctx context.Context, pk string, keys, owners []string, chunk []int, held map[string]string) error {
+	for attempt := 0; attempt < s.maxAttempts && len(chunk) > 0; attempt++ {
+		actions := make([]aztables.TransactionAction, 0, len(chunk))
+		for _, i := range chunk {
+			p := props{}
+			p.setStr("Key", keys[i])
+			p.setStr("Owner", owners[i])
+			data, err := marshalEntity(pk, claimRK(keys[i]), p)
+			if err != nil {
+				return err
+			}
+			actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: data})
+		}
+		_, err := s.claims.SubmitTransaction(ctx, actions, nil)
+		if err == nil {
+			for _, i := range chunk {
+				held[claimRK(keys[i])] = owners[i]
+			}
+			return nil
+		}
+		var re *azcore.ResponseError
+		if !errors.As(err, &re) {
+			return storageErr("claim in "+pk, err)
+		}
+		// The transaction names neither the failing row nor, through the
+		// SDK, its status: read which of the chunk's keys are held.
+		found := 0
+		var rest []int
+		for from := 0; from < len(chunk); from += claimFilterKeys {
+			part := chunk[from:min(len(chunk), from+claimFilterKeys)]
+			var ors []string
+			for _, i := range part {
+				ors = append(ors, "RowKey eq "+quote(claimRK(keys[i])))
+			}
+			filter := "PartitionKey eq " + quote(pk) + " and (" + strings.Join(ors, " or ") + ")"
+			err := s.list(ctx, s.claims, filter, 0, func(e rawEntity) {
+				held[e.rk] = e.p.str("Owner")
+				found++
+			})
+			if err != nil {
+				return fmt.Errorf("read claims in %s: %w", pk, err)
+			}
+		}
+		for _, i := range chunk {
+			if _, ok := held[claimRK(keys[i])]; !ok {
+				rest = append(rest, i)
+			}
+		}
+		if found == 0 {
+			// Nothing was held, so the failure was not a conflict.
+			return storageErr("claim in "+pk, err)
+		}
+		chunk = rest
+	}
+	if len(chunk) > 0 {
+		return fmt.Errorf("state: claim in %s: %w", pk, ErrConflict)
+	}
+	return nil
 }

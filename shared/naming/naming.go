@@ -1,9 +1,10 @@
 // Package naming decides, for every source path of a migration, the
 // SharePoint path it is imported under, or that it is skipped, and why.
 //
-// The one entry point is [Mapper.Map]. It applies SharePoint's rules in a
-// fixed order, so that the same source under the same [Policy] always yields
-// the same [Decision]:
+// The entry points are [Mapper.MapPage], for a page of files (its claims go
+// out level by level in batches, see [BatchClaims]), and [Mapper.Map], for
+// one. They apply SharePoint's rules in a fixed order, so that the same
+// source under the same [Policy] always yields the same [Decision]:
 //
 //  1. files over the size limit (15 GB by default) are skipped;
 //  2. each path segment is checked on its own: invalid UTF-8, the characters
@@ -107,6 +108,13 @@ type Claims interface {
 	Claim(ctx context.Context, migrationID, key, owner string) (existingOwner string, err error)
 }
 
+// BatchClaims is a [Claims] that claims many keys in one call, with the
+// result of claiming them one by one in order: owners[i] is the holder of
+// keys[i] afterwards. [Mapper.MapPage] uses it when Claims provides it.
+type BatchClaims interface {
+	ClaimMany(ctx context.Context, migrationID string, keys, owners []string) ([]string, error)
+}
+
 // Key is the claim key for a target path: the path with case folded the way
 // SharePoint compares names.
 func Key(target string) string {
@@ -157,104 +165,273 @@ func (m *Mapper) Policy() Policy { return m.p }
 
 // Map decides the SharePoint path of the file at sourcePath (slash-separated,
 // relative to the source root) whose size is size bytes. The error is only
-// for failures of Claims; every naming problem is a Decision.
+// for failures of Claims; every naming problem is a Decision. It is
+// MapPage of one entry.
 func (m *Mapper) Map(ctx context.Context, sourcePath string, size int64) (Decision, error) {
-	d := Decision{Source: sourcePath}
-	if size > m.p.MaxFileSize {
-		return skip(d, []note{{RuleFileTooLarge, fmt.Sprintf("file is %d bytes, over the migration API's limit of %d bytes (%s)", size, m.p.MaxFileSize, RuleFileTooLarge)}}), nil
-	}
-
-	segs := strings.Split(sourcePath, "/")
-	var notes []note
-	// Empty segments carry nothing; a trailing one would make the path a folder.
-	var kept []int
-	for i, s := range segs {
-		if s == "" {
-			continue
-		}
-		kept = append(kept, i)
-	}
-	if len(kept) != len(segs) {
-		n := note{RuleEmptySegment, fmt.Sprintf("path %q has empty segments, which SharePoint cannot name; dropped (%s)", sourcePath, RuleEmptySegment)}
-		if len(kept) == 0 || kept[len(kept)-1] != len(segs)-1 || m.p.Invalid == SkipInvalid {
-			if len(kept) == 0 || kept[len(kept)-1] != len(segs)-1 {
-				n.text = fmt.Sprintf("path %q does not end in a file name (%s)", sourcePath, RuleEmptySegment)
-			} else {
-				n.text = fmt.Sprintf("path %q has empty segments, which SharePoint cannot name (%s)", sourcePath, RuleEmptySegment)
-			}
-			return skip(d, []note{n}), nil
-		}
-		notes = append(notes, n)
-	}
-
-	parent := ""
-	for k, i := range kept[:len(kept)-1] {
-		src := strings.Join(segs[:i+1], "/")
-		f, err := m.folder(ctx, src, parent, segs[i], k == 0)
-		if err != nil {
-			return Decision{}, err
-		}
-		notes = append(notes, f.notes...)
-		if f.skip {
-			return skip(d, notes), nil
-		}
-		d.Folders = append(d.Folders, Folder{Source: src, Target: f.target})
-		parent = f.target
-	}
-
-	name, fileNotes, bad := m.cleanSegment(segs[len(segs)-1], false, false)
-	notes = append(notes, fileNotes...)
-	if bad {
-		d.Folders = nil
-		return skip(d, notes), nil
-	}
-	target, claimNotes, ok, err := m.claim(ctx, parent, name, "file:"+sourcePath, false, "file", sourcePath)
+	ds, err := m.MapPage(ctx, []Entry{{Path: sourcePath, Size: size}})
 	if err != nil {
 		return Decision{}, err
 	}
-	notes = append(notes, claimNotes...)
-	if !ok {
-		d.Folders = nil
-		return skip(d, notes), nil
-	}
-	d.Target = target
-	d.Action = Keep
-	if target != sourcePath || len(notes) > 0 {
-		d.Action = Rename
-	}
-	if d.Action == Keep {
-		d.Reason = "name accepted as is"
-		return d, nil
-	}
-	d.Rules, d.Reason = summarise(notes)
-	if d.Reason == "" {
-		d.Reason = "renamed"
-	}
-	return d, nil
+	return ds[0], nil
 }
 
-// folder resolves one source folder, once per Mapper.
-func (m *Mapper) folder(ctx context.Context, src, parentTarget, seg string, root bool) (folderResult, error) {
-	m.mu.Lock()
-	f, ok := m.folders[src]
-	m.mu.Unlock()
-	if ok {
-		return f, nil
+// Entry is one source file to map.
+type Entry struct {
+	Path string
+	Size int64
+}
+
+// MapPage decides the SharePoint paths of a page of files, one Decision per
+// entry, in order. It claims the page's names level by level (the
+// outermost folders first, then what they hold), each level in one call of
+// [BatchClaims.ClaimMany] when claims provides it, so a page costs a few
+// round trips instead of one per file and folder. A name whose claim is
+// lost is then renamed one candidate at a time.
+//
+// Within a page, names that are free as they are win over the numbered
+// renames of colliding names ("a (2).txt" keeps its name and the second
+// "A.txt" becomes "A (3).txt"), and earlier entries win over later ones;
+// the decisions are deterministic for the same page, also when it is
+// mapped again after a crash or concurrently, because claims are
+// persistent and a claim owned by the same source path is not a
+// collision.
+func (m *Mapper) MapPage(ctx context.Context, entries []Entry) ([]Decision, error) {
+	type entryState struct {
+		done     bool
+		notes    []note
+		segs     []string
+		folders  []string // source folder paths, outermost first
+		fileName string
+		file     *claimResult
 	}
-	name, notes, bad := m.cleanSegment(seg, true, root)
-	if bad {
-		f = folderResult{notes: notes, skip: true}
-	} else {
-		target, claimNotes, ok, err := m.claim(ctx, parentTarget, name, "folder:"+src, true, "folder", src)
-		if err != nil {
-			return folderResult{}, err
+	out := make([]Decision, len(entries))
+	es := make([]entryState, len(entries))
+	depth := 0
+	for i, e := range entries {
+		out[i] = Decision{Source: e.Path}
+		st := &es[i]
+		if e.Size > m.p.MaxFileSize {
+			out[i] = skip(out[i], []note{{RuleFileTooLarge, fmt.Sprintf("file is %d bytes, over the migration API's limit of %d bytes (%s)", e.Size, m.p.MaxFileSize, RuleFileTooLarge)}})
+			st.done = true
+			continue
 		}
-		f = folderResult{target: target, notes: append(notes, claimNotes...), skip: !ok}
+		segs := strings.Split(e.Path, "/")
+		// Empty segments carry nothing; a trailing one would make the path a folder.
+		var kept []int
+		for j, sg := range segs {
+			if sg != "" {
+				kept = append(kept, j)
+			}
+		}
+		if len(kept) != len(segs) {
+			n := note{RuleEmptySegment, fmt.Sprintf("path %q has empty segments, which SharePoint cannot name; dropped (%s)", e.Path, RuleEmptySegment)}
+			if len(kept) == 0 || kept[len(kept)-1] != len(segs)-1 || m.p.Invalid == SkipInvalid {
+				if len(kept) == 0 || kept[len(kept)-1] != len(segs)-1 {
+					n.text = fmt.Sprintf("path %q does not end in a file name (%s)", e.Path, RuleEmptySegment)
+				} else {
+					n.text = fmt.Sprintf("path %q has empty segments, which SharePoint cannot name (%s)", e.Path, RuleEmptySegment)
+				}
+				out[i] = skip(out[i], []note{n})
+				st.done = true
+				continue
+			}
+			st.notes = append(st.notes, n)
+		}
+		for _, j := range kept[:len(kept)-1] {
+			st.folders = append(st.folders, strings.Join(segs[:j+1], "/"))
+			st.segs = append(st.segs, segs[j])
+		}
+		st.fileName = segs[len(segs)-1]
+		depth = max(depth, len(st.folders))
+	}
+
+	// Folder results: this page's, on top of the Mapper's memory.
+	fres := map[string]folderResult{}
+	lookup := func(src string) (folderResult, bool) {
+		if f, ok := fres[src]; ok {
+			return f, true
+		}
+		m.mu.Lock()
+		f, ok := m.folders[src]
+		m.mu.Unlock()
+		return f, ok
+	}
+	for d := 0; d <= depth; d++ {
+		var props []*proposal
+		proposed := map[string]bool{}
+		for i := range es {
+			st := &es[i]
+			if st.done || len(st.folders) < d {
+				continue
+			}
+			parent := ""
+			if d > 0 {
+				pf, ok := lookup(st.folders[d-1])
+				if !ok || pf.skip {
+					continue // skipped with its folder when assembled
+				}
+				parent = pf.target
+			}
+			if d < len(st.folders) {
+				src := st.folders[d]
+				if _, ok := lookup(src); ok || proposed[src] {
+					continue
+				}
+				proposed[src] = true
+				name, notes, bad := m.cleanSegment(st.segs[d], true, d == 0)
+				if bad {
+					fres[src] = folderResult{notes: notes, skip: true}
+					continue
+				}
+				props = append(props, &proposal{parent: parent, name: name, owner: "folder:" + src, folder: true, kind: "folder", src: src, clean: notes})
+				continue
+			}
+			name, notes, bad := m.cleanSegment(st.fileName, false, false)
+			st.file = &claimResult{notes: notes}
+			if bad {
+				st.file.bad = true
+				continue
+			}
+			props = append(props, &proposal{parent: parent, name: name, owner: "file:" + entries[i].Path, kind: "file", src: entries[i].Path, result: st.file})
+		}
+		if err := m.claimAll(ctx, props); err != nil {
+			return nil, err
+		}
+		for _, pr := range props {
+			if pr.folder {
+				fres[pr.src] = folderResult{target: pr.target, notes: append(pr.clean, pr.notes...), skip: !pr.ok}
+			} else {
+				pr.result.target, pr.result.ok = pr.target, pr.ok
+				pr.result.notes = append(pr.result.notes, pr.notes...)
+			}
+		}
 	}
 	m.mu.Lock()
-	m.folders[src] = f
+	for src, f := range fres {
+		m.folders[src] = f
+	}
 	m.mu.Unlock()
-	return f, nil
+
+	for i := range es {
+		st := &es[i]
+		if st.done {
+			continue
+		}
+		d, notes := out[i], st.notes
+		skipped := false
+		for _, src := range st.folders {
+			f, _ := lookup(src)
+			notes = append(notes, f.notes...)
+			if f.skip {
+				skipped = true
+				break
+			}
+			d.Folders = append(d.Folders, Folder{Source: src, Target: f.target})
+		}
+		if skipped {
+			out[i] = skip(d, notes)
+			continue
+		}
+		notes = append(notes, st.file.notes...)
+		if st.file.bad || !st.file.ok {
+			out[i] = skip(d, notes)
+			continue
+		}
+		d.Target = st.file.target
+		d.Action = Keep
+		if d.Target != entries[i].Path || len(notes) > 0 {
+			d.Action = Rename
+		}
+		if d.Action == Keep {
+			d.Reason = "name accepted as is"
+			out[i] = d
+			continue
+		}
+		d.Rules, d.Reason = summarise(notes)
+		if d.Reason == "" {
+			d.Reason = "renamed"
+		}
+		out[i] = d
+	}
+	return out, nil
+}
+
+// claimResult is a file's naming outcome: notes holds the segment's repairs,
+// then the claim's.
+type claimResult struct {
+	target string
+	notes  []note
+	bad    bool // the name itself is refused
+	ok     bool
+}
+
+// proposal is one name to claim under an already-resolved parent.
+type proposal struct {
+	parent, name, owner string
+	folder              bool
+	kind, src           string
+	clean               []note       // a folder's segment repairs
+	result              *claimResult // a file's outcome
+
+	target string
+	notes  []note
+	ok     bool
+}
+
+// claimAll claims every proposal's name as it is, in one batch, then
+// renames the losers one by one, in order.
+func (m *Mapper) claimAll(ctx context.Context, props []*proposal) error {
+	var keys, owners []string
+	var asked []*proposal
+	for _, pr := range props {
+		path := joinPath(pr.parent, pr.name)
+		if l := utf16Len(m.p.LibraryURL) + 1 + utf16Len(path); l > MaxPathLength {
+			// Too long even unnumbered: claim nothing (claim says why).
+			continue
+		}
+		keys = append(keys, Key(path))
+		owners = append(owners, pr.owner)
+		asked = append(asked, pr)
+	}
+	holders := map[*proposal]string{}
+	if len(keys) > 0 {
+		var got []string
+		var err error
+		if bc, ok := m.claims.(BatchClaims); ok {
+			got, err = bc.ClaimMany(ctx, m.migrationID, keys, owners)
+			if err == nil && len(got) != len(keys) {
+				err = fmt.Errorf("%d holders for %d keys", len(got), len(keys))
+			}
+			if err != nil {
+				return fmt.Errorf("naming: claim %d names: %w", len(keys), err)
+			}
+		} else {
+			got = make([]string, len(keys))
+			for i := range keys {
+				if got[i], err = m.claims.Claim(ctx, m.migrationID, keys[i], owners[i]); err != nil {
+					return fmt.Errorf("naming: claim %q for %s %q: %w", joinPath(asked[i].parent, asked[i].name), asked[i].kind, asked[i].src, err)
+				}
+			}
+		}
+		for i, pr := range asked {
+			holders[pr] = got[i]
+		}
+	}
+	for _, pr := range props {
+		var err error
+		pr.target, pr.notes, pr.ok, err = m.claim(ctx, pr.parent, pr.name, pr.owner, pr.folder, pr.kind, pr.src, holders[pr])
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func joinPath(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "/" + name
 }
 
 // maxCollisionSuffix bounds the "(n)" search; reaching it means something
@@ -263,13 +440,10 @@ const maxCollisionSuffix = 10000
 
 // claim claims parent/name for owner, numbering it on collision. ok is false
 // when the item must be skipped (reasons in notes).
-func (m *Mapper) claim(ctx context.Context, parent, name, owner string, folder bool, kind, src string) (target string, notes []note, ok bool, err error) {
-	join := func(n string) string {
-		if parent == "" {
-			return n
-		}
-		return parent + "/" + n
-	}
+// known, when not empty, is the holder of the unnumbered name, already
+// claimed in a batch.
+func (m *Mapper) claim(ctx context.Context, parent, name, owner string, folder bool, kind, src, known string) (target string, notes []note, ok bool, err error) {
+	join := func(n string) string { return joinPath(parent, n) }
 	first := join(name)
 	holder := "" // who holds the unnumbered name, for the reason text
 	for n := 1; n <= maxCollisionSuffix; n++ {
@@ -285,9 +459,11 @@ func (m *Mapper) claim(ctx context.Context, parent, name, owner string, folder b
 			notes = append(notes, note{RulePathTooLong, fmt.Sprintf("%s path %q is %d characters with the library URL, over SharePoint's limit of %d (%s)", kind, path, l, MaxPathLength, RulePathTooLong)})
 			return "", notes, false, nil
 		}
-		got, err := m.claims.Claim(ctx, m.migrationID, Key(path), owner)
-		if err != nil {
-			return "", nil, false, fmt.Errorf("naming: claim %q for %s %q: %w", path, kind, src, err)
+		got := known
+		if n > 1 || known == "" {
+			if got, err = m.claims.Claim(ctx, m.migrationID, Key(path), owner); err != nil {
+				return "", nil, false, fmt.Errorf("naming: claim %q for %s %q: %w", path, kind, src, err)
+			}
 		}
 		if got == owner {
 			if n > 1 {
@@ -383,4 +559,19 @@ func (c *MemoryClaims) Claim(ctx context.Context, migrationID, key, owner string
 	}
 	c.m[k] = owner
 	return owner, nil
+}
+
+// ClaimMany implements [BatchClaims].
+func (c *MemoryClaims) ClaimMany(ctx context.Context, migrationID string, keys, owners []string) ([]string, error) {
+	if len(keys) != len(owners) {
+		return nil, fmt.Errorf("naming: %d keys but %d owners", len(keys), len(owners))
+	}
+	out := make([]string, len(keys))
+	for i := range keys {
+		var err error
+		if out[i], err = c.Claim(ctx, migrationID, keys[i], owners[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -100,6 +100,9 @@ type EncryptReader struct {
 	hashed chan struct{}
 	h      hash.Hash
 	async  bool
+	lanes  *MD5Server
+	// release gives a lane back to lanes; nil when there is none to give.
+	release func()
 
 	size int64
 	sum  []byte
@@ -111,13 +114,29 @@ type hashJob struct {
 	n   int
 }
 
+// An EncryptOption changes how an [EncryptReader] works, never what it
+// produces.
+type EncryptOption func(*EncryptReader)
+
+// WithMD5Server hashes the ciphertext in a lane of s instead of with
+// crypto/md5, for inputs of more than one 512 KiB chunk (a single chunk is
+// hashed at once, where a lane would only add a round trip). A nil s means
+// crypto/md5.
+func WithMD5Server(s *MD5Server) EncryptOption {
+	return func(e *EncryptReader) { e.lanes = s }
+}
+
 // NewEncryptReader encrypts r with key (32 bytes) and iv (16 bytes).
-func NewEncryptReader(r io.Reader, key, iv []byte) (*EncryptReader, error) {
+func NewEncryptReader(r io.Reader, key, iv []byte, opts ...EncryptOption) (*EncryptReader, error) {
 	mode, err := newMode(key, iv, true)
 	if err != nil {
 		return nil, err
 	}
-	return &EncryptReader{src: r, mode: mode, h: md5.New()}, nil
+	e := &EncryptReader{src: r, mode: mode}
+	for _, o := range opts {
+		o(e)
+	}
+	return e, nil
 }
 
 // Size is the ciphertext length so far; final after io.EOF.
@@ -152,6 +171,7 @@ func (e *EncryptReader) Close() error {
 		e.err = errors.New("spepackage: read from closed EncryptReader")
 	}
 	e.async = false
+	e.releaseHash()
 	e.out = nil
 	for _, b := range e.held {
 		chunks.Put(b)
@@ -169,6 +189,21 @@ func (e *EncryptReader) chunk() *[]byte {
 		return b
 	}
 	return <-e.free
+}
+
+// releaseHash gives the server lane back, if one is held. Only the
+// caller's goroutine calls it, after the hashing goroutine has ended.
+func (e *EncryptReader) releaseHash() {
+	if e.release != nil {
+		e.release()
+		e.release = nil
+	}
+}
+
+// finish takes the sum once the hashing goroutine, if any, has ended.
+func (e *EncryptReader) finish() {
+	e.sum = e.h.Sum(nil)
+	e.releaseHash()
 }
 
 func (e *EncryptReader) hashLoop() {
@@ -215,11 +250,13 @@ func (e *EncryptReader) fill() error {
 
 	if last && !e.async {
 		// The whole input fitted in one chunk: no goroutine is worth it.
+		e.h = md5.New()
 		e.h.Write(ct)
 		e.sum = e.h.Sum(nil)
 		return io.EOF
 	}
 	if !e.async {
+		e.h, e.release = e.lanes.newHash()
 		e.async = true
 		e.free = make(chan *[]byte, 3)
 		e.toHash = make(chan hashJob, 3)
@@ -230,7 +267,7 @@ func (e *EncryptReader) fill() error {
 	if last {
 		close(e.toHash)
 		<-e.hashed
-		e.sum = e.h.Sum(nil)
+		e.finish()
 		return io.EOF
 	}
 	return nil

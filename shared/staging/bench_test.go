@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,4 +155,67 @@ func BenchmarkStageLargeFile(b *testing.B) {
 		b.Fatalf("sink received %d bytes, want at least %d", received.Load(), size*int64(b.N))
 	}
 	b.ReportMetric(float64(peakRSS(b))/(1<<20), "peakRSS-MiB")
+}
+
+// cpuTime is the user+system CPU time the process has used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Skipf("getrusage: %v: CPU time cannot be measured here", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkStageConcurrentFiles stages batches of several generated files
+// at once with the default options and reports MB per CPU-second (getrusage,
+// the whole process, the in-process sink included), the measure of
+// benchreport's figure 1a. The MD5 SIMD lanes only pay off with several
+// streams, so it runs with 4 and 8 files.
+func BenchmarkStageConcurrentFiles(b *testing.B) {
+	const size = 64 << 20
+	for _, files := range []int{4, 8} {
+		b.Run(strconv.Itoa(files)+"x64MiB", func(b *testing.B) {
+			var received atomic.Int64
+			srv := sink(&received)
+			defer srv.Close()
+			st, err := New(Options{Source: newGenSource()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			far := "?se=" + time.Now().Add(72*time.Hour).UTC().Format(time.RFC3339) + "&sp=rw&sig=bench"
+			batch := Batch{Blobs: files, Bytes: int64(files) * size}
+			for i := range files {
+				batch.Items = append(batch.Items, Item{
+					Path:     "bench/file-" + strconv.Itoa(i) + ".bin",
+					Versions: []source.Entry{{Path: "file-" + strconv.Itoa(i) + ".bin", Size: size, Modified: time.Now().UTC()}},
+				})
+			}
+			req := Request{
+				Batch: batch,
+				Containers: Containers{
+					DataURL:     srv.URL + "/devstoreaccount1/data" + far,
+					MetadataURL: srv.URL + "/devstoreaccount1/meta" + far,
+					Key:         make([]byte, 32),
+				},
+				Target:     testTarget,
+				Namespace:  uuid.MustParse("1b4e28ba-2fa1-11d2-883f-0016d3cca427"),
+				SourceType: spepackage.SourceAzureStorage,
+				IDs:        spepackage.NewMemoryIntIDs(1),
+			}
+			b.SetBytes(int64(files) * size)
+			b.ReportAllocs()
+			c0 := cpuTime(b)
+			for b.Loop() {
+				res, err := st.Stage(context.Background(), req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Staged != files {
+					b.Fatalf("staged %d of %d files", res.Staged, files)
+				}
+			}
+			cpu := cpuTime(b) - c0
+			b.ReportMetric(float64(files)*size*float64(b.N)/1e6/cpu.Seconds(), "MB/CPU-s")
+		})
+	}
 }

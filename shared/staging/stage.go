@@ -41,7 +41,19 @@ type Options struct {
 	ClientOptions *container.ClientOptions
 	// Logger defaults to slog.Default(). It never receives URLs or keys.
 	Logger *slog.Logger
+	// NoMD5Lanes turns off the SIMD MD5 lanes (see
+	// [spepackage.MD5Server]) and hashes every blob with crypto/md5. The
+	// lanes are used only when a Stage call uploads at least
+	// [MinMD5Lanes] files at once and the CPU has AVX2; they change the
+	// CPU cost, never the MD5.
+	NoMD5Lanes bool
 }
+
+// MinMD5Lanes is how many files must be uploaded at once for the SIMD MD5
+// lanes to cost less CPU than crypto/md5: measured on AVX-512, 2 streams
+// cost 10 % more, 3 about the same, 4 save a quarter of the MD5 work and 8
+// more than half.
+const MinMD5Lanes = 4
 
 // Stager stages batches. It is safe for concurrent use; all its Stage calls
 // share one buffer pool.
@@ -49,6 +61,44 @@ type Stager struct {
 	opts Options
 	log  *slog.Logger
 	bufs *bufferPool
+
+	// The MD5 lanes run while at least one Stage call uses them and stop
+	// when the last one returns, so a Stager needs no Close.
+	lanesMu    sync.Mutex
+	lanes      *spepackage.MD5Server
+	lanesUsers int
+}
+
+// acquireLanes returns the shared MD5 server for a Stage call that uploads
+// streams files at once, or nil (crypto/md5) when lanes would not pay.
+func (s *Stager) acquireLanes(streams int) *spepackage.MD5Server {
+	if s.opts.NoMD5Lanes || streams < MinMD5Lanes {
+		return nil
+	}
+	s.lanesMu.Lock()
+	defer s.lanesMu.Unlock()
+	if s.lanes == nil {
+		s.lanes = spepackage.NewMD5Server()
+		if s.lanes == nil {
+			return nil // no AVX2
+		}
+	}
+	s.lanesUsers++
+	return s.lanes
+}
+
+func (s *Stager) releaseLanes(l *spepackage.MD5Server) {
+	if l == nil {
+		return
+	}
+	s.lanesMu.Lock()
+	defer s.lanesMu.Unlock()
+	s.lanesUsers--
+	if s.lanesUsers == 0 {
+		// Close stops the server once its last reader is done.
+		s.lanes.Close()
+		s.lanes = nil
+	}
 }
 
 // New checks opts and returns a Stager.
@@ -219,11 +269,13 @@ func (s *Stager) Stage(ctx context.Context, req Request) (*Result, error) {
 	}
 
 	res := &Result{Items: make([]ItemResult, len(req.Batch.Items))}
+	lanes := s.acquireLanes(min(s.opts.FileConcurrency, len(req.Batch.Items)))
+	defer s.releaseLanes(lanes)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.opts.FileConcurrency)
 	for i, it := range req.Batch.Items {
 		g.Go(func() error {
-			ir, err := s.stageItem(gctx, data, req, it)
+			ir, err := s.stageItem(gctx, data, req, it, lanes)
 			res.Items[i] = ir
 			return err
 		})
@@ -337,12 +389,12 @@ func (s sourceReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *Stager) stageItem(ctx context.Context, data *container.Client, req Request, it Item) (ItemResult, error) {
+func (s *Stager) stageItem(ctx context.Context, data *container.Client, req Request, it Item, lanes *spepackage.MD5Server) (ItemResult, error) {
 	lib := req.Target.LibraryPath(it.Path)
 	ir := ItemResult{Path: it.Path, LibraryPath: lib, ID: spepackage.ObjectID(req.Namespace, lib)}
 	for v, e := range it.Versions {
 		name := BlobName(req.Namespace, lib, v)
-		b, err := s.stageEntry(ctx, data, name, e, req.Containers.Key)
+		b, err := s.stageEntry(ctx, data, name, e, req.Containers.Key, lanes)
 		var se *sourceError
 		if errors.As(err, &se) {
 			ir.Blobs = nil
@@ -357,7 +409,7 @@ func (s *Stager) stageItem(ctx context.Context, data *container.Client, req Requ
 	return ir, nil
 }
 
-func (s *Stager) stageEntry(ctx context.Context, data *container.Client, name string, e source.Entry, key []byte) (Blob, error) {
+func (s *Stager) stageEntry(ctx context.Context, data *container.Client, name string, e source.Entry, key []byte, lanes *spepackage.MD5Server) (Blob, error) {
 	rc, err := s.opts.Source.Open(ctx, e)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -366,5 +418,5 @@ func (s *Stager) stageEntry(ctx context.Context, data *container.Client, name st
 		return Blob{}, &sourceError{err}
 	}
 	defer rc.Close()
-	return s.upload(ctx, data, name, sourceReader{rc}, key)
+	return s.upload(ctx, data, name, sourceReader{rc}, key, lanes)
 }

@@ -71,13 +71,15 @@ func blockID(i int) string {
 // upload encrypts r into the block blob name: one Put Blob when the
 // ciphertext fits in one buffer, otherwise blocks staged in parallel and a
 // commit carrying Content-MD5 and the IV; then a snapshot (spec §4).
-func (s *Stager) upload(ctx context.Context, c *container.Client, name string, r io.Reader, key []byte) (Blob, error) {
+// lanes, when not nil, hashes the ciphertext in a SIMD lane shared with the
+// other files of the batch.
+func (s *Stager) upload(ctx context.Context, c *container.Client, name string, r io.Reader, key []byte, lanes *spepackage.MD5Server) (Blob, error) {
 	iv, err := spepackage.NewIV()
 	if err != nil {
 		return Blob{}, err
 	}
 	plain := &countingReader{r: r}
-	er, err := spepackage.NewEncryptReader(plain, key, iv)
+	er, err := spepackage.NewEncryptReader(plain, key, iv, spepackage.WithMD5Server(lanes))
 	if err != nil {
 		return Blob{}, err
 	}
@@ -190,7 +192,8 @@ func (s *Stager) pipeUpload(ctx context.Context, c *container.Client, name strin
 	pr, pw := io.Pipe()
 	pu := &pipeUploader{pw: pw, result: make(chan error, 1)}
 	go func() {
-		b, err := s.upload(ctx, c, name, pr, key)
+		// Manifests are written one at a time: no lanes.
+		b, err := s.upload(ctx, c, name, pr, key, nil)
 		if err != nil {
 			pr.CloseWithError(err)
 		} else {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -139,5 +140,57 @@ func TestClaimMany(t *testing.T) {
 				t.Fatalf("race %d: stored holder %q, claimants saw %q (%v)", j, o, holder, err)
 			}
 		}
+	}
+}
+
+func TestGetImports(t *testing.T) {
+	s, ct := newCountingStore(t)
+	ctx := context.Background()
+	long := strings.Repeat("deep folder/", 90) + "x.txt" // over the row key limit encoded
+	paths := []string{"Docs/a.txt", "Docs/b #1?.txt", "Docs/sub/c%20~.txt", "Other/d.txt", long, `odd\name.txt`}
+	before := ct.n.Load()
+	got, err := s.GetImports(ctx, "b!c1", paths)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("before any import: %v, %v", got, err)
+	}
+	if calls := ct.n.Load() - before; calls != 1 {
+		t.Errorf("lookups in a container without imports took %d requests, want 1", calls)
+	}
+	var ims []Import
+	for i, p := range paths {
+		ims = append(ims, Import{ContainerID: "b!c1", LibraryPath: p, ETag: fmt.Sprint("e", i), MigrationID: "m1"})
+	}
+	// Neighbours in key order that are not asked for.
+	for i := 0; i < 30; i++ {
+		ims = append(ims, Import{ContainerID: "b!c1", LibraryPath: fmt.Sprintf("Docs/n%02d.txt", i), ETag: "n", MigrationID: "m1"})
+	}
+	if err := s.PutImports(ctx, ims); err != nil {
+		t.Fatal(err)
+	}
+	ask := append([]string{"DOCS/A.TXT", "docs/missing.txt"}, paths[1:]...)
+	before = ct.n.Load()
+	got, err = s.GetImports(ctx, "b!c1", ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls := ct.n.Load() - before; calls != 3 {
+		t.Errorf("lookups of %d paths took %d requests, want 3 (flag, one range, one over-long path)", len(ask), calls)
+	}
+	if _, ok := got[1]; ok || len(got) != len(paths) {
+		t.Fatalf("got %d imports (%v), want %d", len(got), got, len(paths))
+	}
+	for i, p := range ask {
+		if i == 1 {
+			continue
+		}
+		if !strings.EqualFold(got[i].LibraryPath, p) {
+			t.Errorf("%q: got the import of %q", p, got[i].LibraryPath)
+		}
+	}
+	if got[0].ETag != "e0" {
+		t.Errorf("case-insensitive lookup: %+v", got[0])
+	}
+	if tg, err := s.GetTarget(ctx, "b!c1"); err != nil || !tg.HasImports {
+		t.Errorf("target after imports: %+v, %v", tg, err)
 	}
 }

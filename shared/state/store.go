@@ -25,8 +25,11 @@
 //	Claims      PK=migration id (naming collisions) or "container|" + container
 //	            id (list-item ids per library path), RK=sha256 of the key
 //	Targets     PK=container id, RK="t": the container's list-item id counter
-//	Imports     PK=container id, RK=sha256 of the lower-cased library path:
-//	            what was last imported there (for incremental re-runs)
+//	            and whether any import into it was recorded
+//	Imports     PK=container id, RK=the lower-cased library path with the
+//	            characters keys refuse (and %, ~) as %XX, or "~" + its
+//	            sha256 when over 900 bytes: what was last imported there
+//	            (for incremental re-runs; one range query per plan page)
 package state
 
 import (
@@ -36,6 +39,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -77,6 +81,7 @@ type Store struct {
 	sealer      *Sealer
 	maxAttempts int
 	now         func() time.Time
+	flagged     sync.Map // container id -> true: HasImports known set
 }
 
 var prefixRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]{0,40}$`)

@@ -18,7 +18,12 @@ type Target struct {
 	// NextIntID is the next SharePoint list-item int id to reserve in the
 	// container's library; ids are never handed out twice.
 	NextIntID int64
-	UpdatedAt time.Time
+	// HasImports is set before the first import into the container is
+	// recorded ([Store.PutImports]): while it is false, no file in the
+	// container can be unchanged since an earlier import, and a planner
+	// need not look.
+	HasImports bool
+	UpdatedAt  time.Time
 	// ETag is the version read; writes are conditional on it.
 	ETag azcore.ETag
 }
@@ -28,12 +33,13 @@ const targetRK = "t"
 func (t *Target) props() props {
 	p := props{}
 	p.setI64("NextIntID", t.NextIntID)
+	p.setBool("HasImports", t.HasImports)
 	p.setTime("UpdatedAt", t.UpdatedAt)
 	return p
 }
 
 func targetFrom(e rawEntity) Target {
-	return Target{ContainerID: e.pk, NextIntID: e.p.i64("NextIntID"), UpdatedAt: e.p.time("UpdatedAt"), ETag: e.etag}
+	return Target{ContainerID: e.pk, NextIntID: e.p.i64("NextIntID"), HasImports: e.p.boolean("HasImports"), UpdatedAt: e.p.time("UpdatedAt"), ETag: e.etag}
 }
 
 // GetTarget reads a container's entity; ErrNotFound if no migration has

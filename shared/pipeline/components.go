@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
@@ -287,13 +288,39 @@ func (np *NamingPolicy) Name(ctx context.Context, m *Migration, p string, size i
 	if err != nil {
 		return Decision{}, err
 	}
+	return decision(d), nil
+}
+
+// NamePage implements [PageNamer]: one naming.Mapper.MapPage, whose claims
+// go to Table Storage in batches (state.Store.ClaimMany).
+func (np *NamingPolicy) NamePage(ctx context.Context, m *Migration, entries []NameEntry) ([]Decision, error) {
+	mp, r, err := np.mapper(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	es := make([]naming.Entry, len(entries))
+	for i, en := range entries {
+		es[i] = naming.Entry{Path: destPath(r, en.Path), Size: en.Size}
+	}
+	ds, err := mp.MapPage(ctx, es)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Decision, len(ds))
+	for i, d := range ds {
+		out[i] = decision(d)
+	}
+	return out, nil
+}
+
+func decision(d naming.Decision) Decision {
 	switch d.Action {
 	case naming.Skip:
-		return Decision{Skip: true, Reason: d.Reason}, nil
+		return Decision{Skip: true, Reason: d.Reason}
 	case naming.Rename:
-		return Decision{Target: d.Target, Renamed: true, Reason: d.Reason}, nil
+		return Decision{Target: d.Target, Renamed: true, Reason: d.Reason}
 	}
-	return Decision{Target: d.Target}, nil
+	return Decision{Target: d.Target}
 }
 
 func (np *NamingPolicy) mapper(ctx context.Context, m *Migration) (*naming.Mapper, request.Request, error) {
@@ -385,6 +412,42 @@ type StagingStager struct {
 	State      *state.Store
 	FirstIntID int64
 	Clock      Clock
+
+	// folderIDs remembers folders' list-item ids (container id + "\x00" +
+	// path key -> id): a folder's id never changes once claimed, and the
+	// batches of a migration share their folders, so each process claims
+	// a folder once instead of once per batch.
+	folderIDs     sync.Map
+	folderIDCount atomic.Int64
+}
+
+// maxFolderIDs bounds the folder id memory of a process.
+const maxFolderIDs = 200_000
+
+// prefetchIDs claims the list-item ids of items and their folders in
+// batches; folders this process has seen are answered from memory, so on a
+// first run the transactions hold new paths only and do not fail.
+func (ss *StagingStager) prefetchIDs(ctx context.Context, ids *IntIDs, containerID string, items []Item) error {
+	folders, files := libraryPaths(items)
+	var missing []string
+	for _, f := range folders {
+		if id, ok := ss.folderIDs.Load(containerID + "\x00" + libraryPathKey(f)); ok {
+			ids.known[libraryPathKey(f)] = id.(int)
+			continue
+		}
+		missing = append(missing, f)
+	}
+	if err := ids.Prefetch(ctx, append(missing, files...)); err != nil {
+		return err
+	}
+	for _, f := range missing {
+		if id, ok := ids.known[libraryPathKey(f)]; ok && ss.folderIDCount.Load() < maxFolderIDs {
+			if _, loaded := ss.folderIDs.LoadOrStore(containerID+"\x00"+libraryPathKey(f), id); !loaded {
+				ss.folderIDCount.Add(1)
+			}
+		}
+	}
+	return nil
 }
 
 // Stage implements [Stager].
@@ -422,12 +485,18 @@ func (ss *StagingStager) Stage(ctx context.Context, m *Migration, b *Batch, item
 	if r.Source.Kind == request.KindLocalFolder {
 		st = spepackage.SourceFileShare
 	}
+	// The batch's files and their folders claim their ids in a few Table
+	// transactions before the manifest asks for them one by one.
+	ids := NewIntIDs(ss.State, m.ContainerID, ss.FirstIntID, 64)
+	if err := ss.prefetchIDs(ctx, ids, m.ContainerID, items); err != nil {
+		return StageResult{}, err
+	}
 	req := staging.Request{
 		Containers: staging.Containers{DataURL: info.DataContainerURI, MetadataURL: info.MetadataContainerURI, Key: key},
 		Target:     target,
 		Namespace:  Namespace(m.ContainerID, ""),
 		SourceType: st,
-		IDs:        NewIntIDs(ss.State, m.ContainerID, ss.FirstIntID, 64),
+		IDs:        ids,
 	}
 	if !r.Options.PreserveAuthors() {
 		req.Identities = func(source.Entry) (spepackage.Identity, spepackage.Identity) {
@@ -476,4 +545,23 @@ func packageTarget(t graph.Target) (spepackage.Target, error) {
 		return pt, fmt.Errorf("target root folder id: %w", err)
 	}
 	return pt, nil
+}
+
+// libraryPaths lists the folders above items' targets and the targets,
+// each once, parents before children.
+func libraryPaths(items []Item) (folders, files []string) {
+	seen := map[string]bool{}
+	for _, it := range items {
+		t := strings.Trim(it.Target, "/")
+		files = append(files, t)
+		segs := strings.Split(t, "/")
+		for i := 1; i < len(segs); i++ {
+			p := strings.Join(segs[:i], "/")
+			if !seen[p] {
+				seen[p] = true
+				folders = append(folders, p)
+			}
+		}
+	}
+	return folders, files
 }

@@ -91,6 +91,19 @@ type Namer interface {
 	Name(ctx context.Context, m *Migration, path string, size int64) (Decision, error)
 }
 
+// PageNamer is a [Namer] that names a page of files at once, in a few
+// round trips instead of one per file; the engine uses it when the Namer
+// provides it. Decisions come back in the order of entries.
+type PageNamer interface {
+	NamePage(ctx context.Context, m *Migration, entries []NameEntry) ([]Decision, error)
+}
+
+// NameEntry is one file for [PageNamer.NamePage].
+type NameEntry struct {
+	Path string
+	Size int64
+}
+
 // Decision is a [Namer]'s answer.
 type Decision struct {
 	Target  string // target path; empty when Skip

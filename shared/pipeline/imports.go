@@ -2,22 +2,20 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/state"
 )
 
 // ImportLog is the [Imports] over shared/state: one row per container and
-// library path (state.Store.PutImports / GetImport).
+// library path (state.Store.PutImports / GetImports). A page's lookups are
+// one range query, or one read while nothing was ever imported into the
+// container.
 type ImportLog struct {
 	State *state.Store
-	// Concurrency bounds the point reads of one plan page (default 8).
-	Concurrency int
 }
 
 // Unchanged implements [Imports].
@@ -30,40 +28,19 @@ func (l ImportLog) Unchanged(ctx context.Context, m *Migration, items []Item) (m
 		return nil, nil
 	}
 	src := sourceKey(r)
-	var (
-		mu    sync.Mutex
-		out   = map[int]string{}
-		first error
-		wg    sync.WaitGroup
-		sem   chan struct{}
-	)
-	if n := l.Concurrency; n > 0 {
-		sem = make(chan struct{}, n)
-	} else {
-		sem = make(chan struct{}, 8)
-	}
+	targets := make([]string, len(items))
 	for i, it := range items {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			prev, err := l.State.GetImport(ctx, m.ContainerID, it.Target)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case errors.Is(err, state.ErrNotFound):
-			case err != nil:
-				if first == nil {
-					first = fmt.Errorf("read earlier import of %q: %w", it.Target, err)
-				}
-			case prev.MigrationID != m.ID && sameVersion(prev, src, it):
-				out[i] = prev.MigrationID
-			}
-		}()
+		targets[i] = it.Target
 	}
-	wg.Wait()
-	if first != nil {
-		return nil, first
+	prev, err := l.State.GetImports(ctx, m.ContainerID, targets)
+	if err != nil {
+		return nil, fmt.Errorf("read earlier imports: %w", err)
+	}
+	out := map[int]string{}
+	for i, p := range prev {
+		if p.MigrationID != m.ID && sameVersion(p, src, items[i]) {
+			out[i] = p.MigrationID
+		}
 	}
 	return out, nil
 }

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/google/uuid"
 
@@ -61,7 +63,7 @@ func TestMain(m *testing.M) {
 // imports into a library of its own (the big runs can then be compared).
 var itContainers = func() []graphemu.Container {
 	var cs []graphemu.Container
-	for i := range 14 {
+	for i := range 15 {
 		g := func(kind string) string {
 			return uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "pipeline-it-%s-%d", kind, i)).String()
 		}
@@ -129,6 +131,8 @@ type itOptions struct {
 	emu *graphemu.Server
 	// maxRetryDelay bounds in-process Retry-After waits of the Graph client.
 	maxRetryDelay time.Duration
+	// tableTransport, when set, carries every Table Storage request.
+	tableTransport policy.Transporter
 }
 
 // offsetClock is the engine's clock, which a test can move forward.
@@ -158,7 +162,15 @@ func newITEnv(t *testing.T, o itOptions) *itEnv {
 	key := make([]byte, 32)
 	rand.Read(key)
 	sealKey := base64.StdEncoding.EncodeToString(key)
-	st, err := state.NewFromConnectionString(s.StorageConnectionString, state.Options{TablePrefix: prefix, SealKey: sealKey})
+	tcOpts := &aztables.ClientOptions{}
+	if o.tableTransport != nil {
+		tcOpts.Transport = o.tableTransport
+	}
+	svc, err := aztables.NewServiceClientFromConnectionString(s.StorageConnectionString, tcOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.New(svc, state.Options{TablePrefix: prefix, SealKey: sealKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,16 +85,18 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 		skipped []ItemResult
 		c       MigrationCounters
 	)
-	for _, vs := range groupVersions(pg.Entries) {
+	vgroups := groupVersions(pg.Entries)
+	// Every entry is named, unchanged or not, so the collision claims
+	// (first come, first served) fall as they did in the earlier run.
+	decisions, err := e.name(ctx, m, vgroups)
+	if err != nil {
+		return fmt.Errorf("plan %s page %d: %w", m.ID, page, err)
+	}
+	for gi, vs := range vgroups {
 		c.Entries++
 		cur := vs[len(vs)-1]
 		it := Item{Path: cur.Path, Versions: vs}
-		// Every entry is named, unchanged or not, so the collision claims
-		// (first come, first served) fall as they did in the earlier run.
-		d, err := e.Namer.Name(ctx, m, cur.Path, cur.Size)
-		if err != nil {
-			return fmt.Errorf("plan %s page %d: name %q: %w", m.ID, page, cur.Path, err)
-		}
+		d := decisions[gi]
 		if d.Skip {
 			c.Skipped++
 			skipped = append(skipped, ItemResult{
@@ -357,4 +359,32 @@ func finalStatus(m *Migration) MigrationStatus {
 		return MigrationCompletedWithErrors
 	}
 	return MigrationCompleted
+}
+
+// name decides the targets of a page's files, at once when the Namer can.
+func (e *Engine) name(ctx context.Context, m *Migration, groups [][]source.Entry) ([]Decision, error) {
+	ents := make([]NameEntry, len(groups))
+	for i, vs := range groups {
+		cur := vs[len(vs)-1]
+		ents[i] = NameEntry{Path: cur.Path, Size: cur.Size}
+	}
+	if pn, ok := e.Namer.(PageNamer); ok {
+		ds, err := pn.NamePage(ctx, m, ents)
+		if err == nil && len(ds) != len(ents) {
+			err = fmt.Errorf("%d decisions for %d entries", len(ds), len(ents))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("name page: %w", err)
+		}
+		return ds, nil
+	}
+	ds := make([]Decision, len(ents))
+	for i, en := range ents {
+		d, err := e.Namer.Name(ctx, m, en.Path, en.Size)
+		if err != nil {
+			return nil, fmt.Errorf("name %q: %w", en.Path, err)
+		}
+		ds[i] = d
+	}
+	return ds, nil
 }

@@ -1,0 +1,129 @@
+package pipeline
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spemigrate/spemigrate/shared/request"
+)
+
+// tableCounter is a Table Storage transport that counts requests by
+// method and table ("POST Claims", "GET Imports", "POST $batch").
+type tableCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *tableCounter) Do(r *http.Request) (*http.Response, error) {
+	seg := tableOf(r.URL.Path)
+	if seg == "$batch" && r.Body != nil {
+		// A transaction names its table in its first operation.
+		body, err := io.ReadAll(r.Body)
+		r.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if m := batchOpRe.FindSubmatch(body); m != nil {
+			seg += " " + tableOf(string(m[1]))
+		}
+	}
+	c.mu.Lock()
+	c.n[r.Method+" "+seg]++
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+var batchOpRe = regexp.MustCompile(`(?m)^(?:POST|PUT|MERGE|PATCH|DELETE) \S*?(/[A-Za-z0-9]+(?:\(|\?|\s))`)
+
+// tableOf returns the table a request path names, without the test's
+// table prefix: "/devstoreaccount1/pl0a1b2c3dClaims(PartitionKey=…)" is "Claims".
+func tableOf(p string) string {
+	p = strings.TrimSpace(p)
+	if i := strings.IndexAny(p, "(?"); i >= 0 {
+		p = p[:i]
+	}
+	p = strings.Trim(p, "/")
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		p = p[i+1:]
+	}
+	if len(p) > 10 && strings.HasPrefix(p, "pl") {
+		p = p[10:]
+	}
+	return p
+}
+
+// take returns the counts since the last take, their sum, and the sum of
+// those to the tables that hold a row per file or folder.
+func (c *tableCounter) take() (kinds string, total, perObject int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ks []string
+	for k, n := range c.n {
+		ks = append(ks, fmt.Sprintf("%s %d", k, n))
+		total += n
+		for _, tb := range perObjectTables {
+			if strings.HasSuffix(k, " "+tb) {
+				perObject += n
+			}
+		}
+	}
+	sort.Strings(ks)
+	c.n = map[string]int{}
+	return strings.Join(ks, ", "), total, perObject
+}
+
+// perObjectTables hold rows per file or folder: naming and list-item id
+// claims, import records, batch items and per-item results (and the
+// Targets counter the id claims reserve from).
+var perObjectTables = []string{"Claims", "Imports", "Items", "Results", "Targets"}
+
+// TestTableTransactionsPerFile keeps Table Storage's cost per file down:
+// naming claims, list-item id claims, import lookups and records, batch
+// items and results go in batches, so 2,000 files cost far less than one
+// transaction per file on the tables that hold a row per file, on a first
+// run and on an incremental re-run. The engine's bookkeeping per step and
+// per poll (Migrations, Batches, InFlight, Events) does not grow with the
+// files but with the batches and polls; it is logged, and bounded loosely.
+func TestTableTransactionsPerFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("migrates 2,000 files twice; run without -short")
+	}
+	tc := &tableCounter{n: map[string]int{}}
+	cfg := itConfig()
+	cfg.PageSize = 1000
+	cfg.PollInterval = 2 * time.Second
+	e := newITEnv(t, itOptions{cfg: cfg, tableTransport: tc})
+	cid := itContainer(t, 14)
+	dir := t.TempDir()
+	const files = 2000
+	genSource(t, dir, files, false)
+	tc.take()
+
+	for _, run := range []struct {
+		id             string
+		perObject, all float64
+	}{
+		{"cost-first", 0.1, 0.6},
+		{"cost-rerun", 0.03, 0.05}, // everything unchanged: planning only
+	} {
+		m := e.run(run.id, localRequest(dir, cid, request.Batch{}))
+		kinds, total, perObject := tc.take()
+		t.Logf("%s: %d Table requests for %d files (%.3f per file), %d of them to per-file tables (%.3f per file); counters %+v; %s",
+			run.id, total, files, float64(total)/files, perObject, float64(perObject)/files, m.Counters, kinds)
+		if got := float64(perObject) / files; got > run.perObject {
+			t.Errorf("%s: %.3f requests per file to the per-file tables, want at most %.2f", run.id, got, run.perObject)
+		}
+		if got := float64(total) / files; got > run.all {
+			t.Errorf("%s: %.3f Table requests per file in all, want at most %.2f", run.id, got, run.all)
+		}
+	}
+}

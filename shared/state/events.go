@@ -8,6 +8,9 @@ import (
 	"sort"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
 	"github.com/spemigrate/spemigrate/shared/graph"
 )
 
@@ -28,8 +31,23 @@ func eventPK(migrationID, batchID string) string { return migrationID + "|" + ba
 // AddEvent stores ev unless an event with its id is already stored for the
 // batch; added reports which. Re-reading a page therefore never duplicates.
 func (s *Store) AddEvent(ctx context.Context, ev Event) (added bool, err error) {
-	if err := errors.Join(checkKey("migration id", ev.MigrationID), checkKey("batch id", ev.BatchID), checkKey("event id", ev.ID)); err != nil {
+	data, err := eventEntity(ev)
+	if err != nil {
 		return false, err
+	}
+	_, err = s.events.AddEntity(ctx, data, nil)
+	if isConflict(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, storageErr("store event "+ev.ID, err)
+	}
+	return true, nil
+}
+
+func eventEntity(ev Event) ([]byte, error) {
+	if err := errors.Join(checkKey("migration id", ev.MigrationID), checkKey("batch id", ev.BatchID), checkKey("event id", ev.ID)); err != nil {
+		return nil, err
 	}
 	p := props{}
 	p.setStr("MigrationID", ev.MigrationID)
@@ -42,18 +60,72 @@ func (s *Store) AddEvent(ctx context.Context, ev Event) (added bool, err error) 
 		raw = raw[:maxStringProp]
 	}
 	p.setStr("Raw", raw)
-	data, err := marshalEntity(eventPK(ev.MigrationID, ev.BatchID), ev.ID, p)
-	if err != nil {
-		return false, err
+	return marshalEntity(eventPK(ev.MigrationID, ev.BatchID), ev.ID, p)
+}
+
+// maxEventTxBytes keeps an event transaction under Table Storage's 4 MiB
+// request limit.
+const maxEventTxBytes = 3 << 20
+
+// PutEvents stores a page of Graph progress events for a batch, each once
+// by id, and reports how many were new. The page goes in transactions of up
+// to 100 inserts (one partition per batch); a transaction that fails
+// because a page was read again is redone event by event.
+func (s *Store) PutEvents(ctx context.Context, migrationID, batchID string, events []graph.Event) (added int, err error) {
+	var evs []Event
+	var datas [][]byte
+	seen := map[string]bool{}
+	for i := range events {
+		ev := &events[i]
+		raw, err := json.Marshal(ev)
+		if err != nil {
+			return added, fmt.Errorf("state: encode event %s: %w", ev.ID, err)
+		}
+		e := Event{
+			MigrationID: migrationID, BatchID: batchID, ID: ev.ID, JobID: ev.JobID,
+			Kind: string(ev.Kind), Time: ev.Time, Raw: string(raw),
+		}
+		data, err := eventEntity(e)
+		if err != nil {
+			return added, err
+		}
+		if seen[e.ID] {
+			continue
+		}
+		seen[e.ID] = true
+		evs, datas = append(evs, e), append(datas, data)
 	}
-	_, err = s.events.AddEntity(ctx, data, nil)
-	if isConflict(err) {
-		return false, nil
+	for len(evs) > 0 {
+		n, size := 0, 0
+		for n < len(evs) && n < 100 && (n == 0 || size+len(datas[n]) <= maxEventTxBytes) {
+			size += len(datas[n])
+			n++
+		}
+		actions := make([]aztables.TransactionAction, n)
+		for i := range n {
+			actions[i] = aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: datas[i]}
+		}
+		_, err := s.events.SubmitTransaction(ctx, actions, nil)
+		var re *azcore.ResponseError
+		switch {
+		case err == nil:
+			added += n
+		case errors.As(err, &re):
+			for _, ev := range evs[:n] {
+				ok, err := s.AddEvent(ctx, ev)
+				if err != nil {
+					return added, err
+				}
+				if ok {
+					added++
+				}
+			}
+		default:
+			return added, storageErr("store events of "+migrationID+"/"+batchID, err)
+		}
+		evs, datas = evs[n:], datas[n:]
 	}
-	if err != nil {
-		return false, storageErr("store event "+ev.ID, err)
-	}
-	return true, nil
+	return added, nil
 }
 
 // ListEvents returns a batch's stored events in time order; with jobID
@@ -75,29 +147,6 @@ func (s *Store) ListEvents(ctx context.Context, migrationID, batchID, jobID stri
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out, err
-}
-
-// PutEvents stores a page of Graph progress events for a batch, each once
-// by id, and reports how many were new.
-func (s *Store) PutEvents(ctx context.Context, migrationID, batchID string, events []graph.Event) (added int, err error) {
-	for i := range events {
-		ev := &events[i]
-		raw, err := json.Marshal(ev)
-		if err != nil {
-			return added, fmt.Errorf("state: encode event %s: %w", ev.ID, err)
-		}
-		ok, err := s.AddEvent(ctx, Event{
-			MigrationID: migrationID, BatchID: batchID, ID: ev.ID, JobID: ev.JobID,
-			Kind: string(ev.Kind), Time: ev.Time, Raw: string(raw),
-		})
-		if err != nil {
-			return added, err
-		}
-		if ok {
-			added++
-		}
-	}
-	return added, nil
 }
 
 // Graph decodes the stored event back into a graph.Event.

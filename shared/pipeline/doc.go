@@ -8,10 +8,12 @@
 //
 // [NewEngine] wires the production packages ([Components]: shared/state,
 // shared/graph, shared/queue, shared/staging options) through the adapters
-// in this package: [TableStore], [NamingPolicy], [StagingPlanner],
-// [StagingStager] (with durable list-item ids per target container,
-// [IntIDs]), [ImportLog] (what was imported where, for incremental re-runs;
-// the optional [Imports] dependency), [RequestSources] and [QueueSender].
+// in this package: [TableStore], [NamingPolicy] (a [PageNamer]: a page's
+// names are claimed in batches), [StagingPlanner], [StagingStager] (with
+// durable list-item ids per target container, [IntIDs], a batch's claimed
+// up front in a few transactions), [ImportLog] (what was imported where,
+// for incremental re-runs, one range query per page; the optional
+// [Imports] dependency), [RequestSources] and [QueueSender].
 //
 // # Step contract
 //

@@ -118,19 +118,25 @@ func scenarioPlan(ctx context.Context, arg string) (map[string]float64, error) {
 			if err != nil {
 				return err
 			}
+			// A page at a time, as the engine plans: MapPage claims each
+			// folder level of the page in one call.
+			ne := make([]naming.Entry, len(pg.Entries))
+			for i, e := range pg.Entries {
+				ne[i] = naming.Entry{Path: e.Path, Size: e.Size}
+			}
+			decs, err := mapper.MapPage(ctx, ne)
+			if err != nil {
+				return err
+			}
 			var page []staging.Item
-			for _, e := range pg.Entries {
-				dec, err := mapper.Map(ctx, e.Path, e.Size)
-				if err != nil {
-					return err
-				}
+			for i, dec := range decs {
 				if dec.Action == naming.Skip {
 					continue
 				}
 				if dec.Action != naming.Keep {
 					renamed++
 				}
-				page = append(page, staging.Item{Path: dec.Target, Versions: []source.Entry{e}})
+				page = append(page, staging.Item{Path: dec.Target, Versions: []source.Entry{pg.Entries[i]}})
 			}
 			bs, err := staging.Plan(page, staging.DefaultLimits)
 			if err != nil {

@@ -190,6 +190,20 @@ func TestGetImports(t *testing.T) {
 	if got[0].ETag != "e0" {
 		t.Errorf("case-insensitive lookup: %+v", got[0])
 	}
+	// A range crowded with rows not asked for: the scan stops after 4
+	// rows per path, and the paths beyond are read one by one.
+	s.importScan = 0
+	before = ct.n.Load()
+	crowded, err := s.GetImports(ctx, "b!c1", ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls := ct.n.Load() - before; calls < 4 {
+		t.Errorf("a crowded range took %d requests; the scan should have stopped early", calls)
+	}
+	if fmt.Sprint(crowded) != fmt.Sprint(got) {
+		t.Errorf("crowded range answered\n%v\nwant\n%v", crowded, got)
+	}
 	if tg, err := s.GetTarget(ctx, "b!c1"); err != nil || !tg.HasImports {
 		t.Errorf("target after imports: %+v, %v", tg, err)
 	}

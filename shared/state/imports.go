@@ -200,7 +200,7 @@ func (s *Store) GetImports(ctx context.Context, containerID string, libraryPaths
 		slices.Sort(ranged)
 		lo, hi := ranged[0], ranged[len(ranged)-1]
 		filter := "PartitionKey eq " + quote(containerID) + " and RowKey ge " + quote(lo) + " and RowKey le " + quote(hi)
-		budget := 4*len(ranged) + 1000
+		budget := 4*len(ranged) + s.importScan
 		last, scanned := "", 0
 		err := s.list(ctx, s.imports, filter, budget, func(e rawEntity) {
 			scanned++

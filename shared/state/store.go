@@ -82,6 +82,9 @@ type Store struct {
 	maxAttempts int
 	now         func() time.Time
 	flagged     sync.Map // container id -> true: HasImports known set
+	// importScan is how many rows beyond 4 per path GetImports scans
+	// before it reads the rest one by one (tests lower it).
+	importScan int
 }
 
 var prefixRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]{0,40}$`)
@@ -99,7 +102,7 @@ func New(svc *aztables.ServiceClient, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{svc: svc, sealer: sealer, maxAttempts: opts.MaxAttempts, now: opts.Now}
+	s := &Store{svc: svc, sealer: sealer, maxAttempts: opts.MaxAttempts, now: opts.Now, importScan: 1000}
 	if s.maxAttempts <= 0 {
 		s.maxAttempts = 20
 	}

@@ -37,6 +37,13 @@ func main() {
 	)
 	flag.Parse()
 
+	if *child == "sink" {
+		if err := runSink(); err != nil {
+			fmt.Fprintf(os.Stderr, "benchreport sink: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *child != "" {
 		if err := runChild(*child, *arg); err != nil {
 			fmt.Fprintf(os.Stderr, "benchreport child %s: %v\n", *child, err)

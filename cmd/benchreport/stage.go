@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -11,8 +12,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,6 +114,12 @@ func stageFiles(ctx context.Context, files int, size int64) (wall, cpu time.Dura
 	var received atomic.Int64
 	srv := newSink(&received)
 	defer srv.Close()
+	return stageInto(ctx, srv.URL, &received, files, size)
+}
+
+// stageInto stages into the sink at sinkURL; received, when not nil,
+// counts what an in-process sink got.
+func stageInto(ctx context.Context, sinkURL string, received *atomic.Int64, files int, size int64) (wall, cpu time.Duration, err error) {
 	st, err := staging.New(staging.Options{Source: newGenSource()})
 	if err != nil {
 		return 0, 0, err
@@ -125,8 +135,8 @@ func stageFiles(ctx context.Context, files int, size int64) (wall, cpu time.Dura
 	req := staging.Request{
 		Batch: b,
 		Containers: staging.Containers{
-			DataURL:     srv.URL + "/devstoreaccount1/data" + far,
-			MetadataURL: srv.URL + "/devstoreaccount1/meta" + far,
+			DataURL:     sinkURL + "/devstoreaccount1/data" + far,
+			MetadataURL: sinkURL + "/devstoreaccount1/meta" + far,
 			Key:         benchKey,
 		},
 		Target:     benchTarget,
@@ -144,10 +154,48 @@ func stageFiles(ctx context.Context, files int, size int64) (wall, cpu time.Dura
 		}
 		return nil
 	})
-	if err == nil && received.Load() < int64(files)*size {
+	if err == nil && received != nil && received.Load() < int64(files)*size {
 		err = fmt.Errorf("sink received %d bytes, want at least %d", received.Load(), int64(files)*size)
 	}
 	return wall, cpu, err
+}
+
+// runSink serves the sink in this process until stdin closes: the
+// out-of-process sink of row 1a‴. It prints its URL first.
+func runSink() error {
+	var received atomic.Int64
+	srv := newSink(&received)
+	defer srv.Close()
+	fmt.Println(srv.URL)
+	_, err := io.Copy(io.Discard, os.Stdin)
+	return err
+}
+
+// externalSink starts runSink in a child process.
+func externalSink(ctx context.Context) (url string, stop func(), err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, "-child", "sink")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return "", nil, fmt.Errorf("sink process: %w", err)
+	}
+	return strings.TrimSpace(line), func() { in.Close(); cmd.Wait() }, nil
 }
 
 // plainCBC is the baseline: CryptBlocks over total bytes of the same
@@ -244,6 +292,11 @@ func scenarioStage(ctx context.Context, arg string) (map[string]float64, error) 
 	if _, _, err := stageFiles(ctx, 1, 1<<20); err != nil {
 		return nil, err
 	}
+	sinkURL, stopSink, err := externalSink(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer stopSink()
 	best := map[string]float64{}
 	keep := func(k string, d time.Duration) {
 		if v, ok := best[k]; !ok || d.Seconds() < v {
@@ -267,6 +320,11 @@ func scenarioStage(ctx context.Context, arg string) (map[string]float64, error) 
 			return nil, err
 		}
 		keep("encCPU", ec)
+		_, xc, err := stageInto(ctx, sinkURL, nil, files, size)
+		if err != nil {
+			return nil, err
+		}
+		keep("extCPU", xc)
 		keep("stageWall", sw)
 		keep("stageCPU", sc)
 		keep("oneWall", ow)
@@ -327,6 +385,7 @@ func (d *driver) figStaging(ctx context.Context) []Row {
 	md := mbps(v["bytes"], v["md5CPU"])
 	ceiling := mbps(v["bytes"], v["cbcCPU"]+v["md5CPU"])
 	enc := mbps(v["bytes"], v["encCPU"])
+	ext := mbps(v["bytes"], v["extCPU"])
 	wall := mbps(v["bytes"], v["stageWall"])
 	return []Row{
 		{
@@ -335,12 +394,17 @@ func (d *driver) figStaging(ctx context.Context) []Row {
 			Ratio: ratio(stage, cbc), Target: "ratio ≥ 0.70", Result: verdict(stage/cbc >= 0.7),
 		},
 		{
-			Figure: "1a′", Name: "AES-256-CBC and crypto/md5 over the same bytes, each once, one stream (diagnostic: the bound with crypto/md5)",
+			Figure: "1a ext", Name: "1a with the sink in another process: only the CPU our process spends (in production the sink's socket reads are the storage service's)",
+			Value: fmt.Sprintf("%.0f MB/s", ext), Baseline: fmt.Sprintf("plain AES-256-CBC loop %.0f MB/s", cbc),
+			Ratio: ratio(ext, cbc), Target: "ratio ≥ 0.70", Result: verdict(ext/cbc >= 0.7),
+		},
+		{
+			Figure: "1a md5", Name: "AES-256-CBC and crypto/md5 over the same bytes, each once, one stream (diagnostic: the bound with crypto/md5)",
 			Value: fmt.Sprintf("%.0f MB/s (MD5 alone %.0f MB/s)", ceiling, md), Baseline: fmt.Sprintf("plain AES-256-CBC loop %.0f MB/s", cbc),
 			Ratio: ratio(ceiling, cbc), Target: "–", Result: info,
 		},
 		{
-			Figure: "1a″", Name: fmt.Sprintf("spepackage.EncryptReader alone, %d streams sharing the MD5 SIMD lanes, into io.Discard (diagnostic: 1a without source and upload)", min(files, 8)),
+			Figure: "1a enc", Name: fmt.Sprintf("spepackage.EncryptReader alone, %d streams sharing the MD5 SIMD lanes, into io.Discard (diagnostic: 1a without source and upload)", min(files, 8)),
 			Value: fmt.Sprintf("%.0f MB/s", enc), Baseline: fmt.Sprintf("plain AES-256-CBC loop %.0f MB/s", cbc),
 			Ratio: ratio(enc, cbc), Target: "–", Result: info,
 		},

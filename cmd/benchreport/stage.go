@@ -269,16 +269,16 @@ func plainMD5(total int64) (wall, cpu time.Duration) {
 	return wall, cpu
 }
 
-// scenarioStage: arg is "files:size[:reps]". Stages them with all cores,
+// scenarioStage: arg is "files:size[:reps[:ext]]". Stages them with all cores,
 // one file alone, then runs the plain baselines over the same byte count;
 // reps times (default 3), interleaved, keeping the best of each, since on a
 // shared machine the best run is the one least disturbed.
 func scenarioStage(ctx context.Context, arg string) (map[string]float64, error) {
-	var files, reps int
+	var files, reps, ext int
 	var size int64
-	n, _ := fmt.Sscanf(arg, "%d:%d:%d", &files, &size, &reps)
+	n, _ := fmt.Sscanf(arg, "%d:%d:%d:%d", &files, &size, &reps, &ext)
 	if n < 2 || files < 1 || size < 1 {
-		return nil, fmt.Errorf("stage scenario argument %q: want files:size[:reps]", arg)
+		return nil, fmt.Errorf("stage scenario argument %q: want files:size[:reps[:ext]]", arg)
 	}
 	if n < 3 || reps < 1 {
 		reps = 3
@@ -292,11 +292,16 @@ func scenarioStage(ctx context.Context, arg string) (map[string]float64, error) 
 	if _, _, err := stageFiles(ctx, 1, 1<<20); err != nil {
 		return nil, err
 	}
-	sinkURL, stopSink, err := externalSink(ctx)
-	if err != nil {
-		return nil, err
+	// ext=1 also stages into a sink in another process of this binary.
+	var sinkURL string
+	if ext == 1 {
+		u, stop, err := externalSink(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		sinkURL = u
 	}
-	defer stopSink()
 	best := map[string]float64{}
 	keep := func(k string, d time.Duration) {
 		if v, ok := best[k]; !ok || d.Seconds() < v {
@@ -320,11 +325,13 @@ func scenarioStage(ctx context.Context, arg string) (map[string]float64, error) 
 			return nil, err
 		}
 		keep("encCPU", ec)
-		_, xc, err := stageInto(ctx, sinkURL, nil, files, size)
-		if err != nil {
-			return nil, err
+		if sinkURL != "" {
+			_, xc, err := stageInto(ctx, sinkURL, nil, files, size)
+			if err != nil {
+				return nil, err
+			}
+			keep("extCPU", xc)
 		}
-		keep("extCPU", xc)
 		keep("stageWall", sw)
 		keep("stageCPU", sc)
 		keep("oneWall", ow)
@@ -370,7 +377,7 @@ func (d *driver) figStaging(ctx context.Context) []Row {
 	const perCore = "staging per core: source → AES-256-CBC + MD5 → upload client → in-process sink (MB per CPU-second)"
 	const allCores = "staging with all cores (MB/s wall)"
 	const oneFile = "staging one file alone (MB/s wall; CBC is serial, its MD5 runs on another core)"
-	r, err := spawn(ctx, "stage", fmt.Sprintf("%d:%d:%d", files, size, reps))
+	r, err := spawn(ctx, "stage", fmt.Sprintf("%d:%d:%d:1", files, size, reps))
 	if err != nil {
 		d.log.Error("figure 1", "err", err)
 		return []Row{

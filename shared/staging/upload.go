@@ -3,6 +3,7 @@ package staging
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -60,11 +61,18 @@ func (p *bufferPool) put(b *[]byte) { p.free <- b }
 // maxBlocks is the most blocks one block blob can commit.
 const maxBlocks = 50000
 
-// blockID is a fixed-width id, as the service requires all ids of a blob to
-// have the same length; the same index always gives the same id.
-func blockID(i int) string {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(i))
+// blockID is a fixed-width id (the service requires all ids of a blob to
+// have the same length) made of the upload's random nonce and the block's
+// index. The nonce matters: every upload encrypts under a fresh IV, so a
+// block left behind by an earlier attempt at the same blob (a crashed
+// process whose last Put Block lands late, or a duplicate delivery staging
+// the same batch) holds different ciphertext. With index-only ids a commit
+// could reference such a block and store bytes that do not decrypt under
+// the IV it records.
+func blockID(nonce [8]byte, i int) string {
+	var b [16]byte
+	copy(b[:8], nonce[:])
+	binary.BigEndian.PutUint64(b[8:], uint64(i))
 	return base64.StdEncoding.EncodeToString(b[:])
 }
 
@@ -77,6 +85,10 @@ func (s *Stager) upload(ctx context.Context, c *container.Client, name string, r
 	iv, err := spepackage.NewIV()
 	if err != nil {
 		return Blob{}, err
+	}
+	var nonce [8]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return Blob{}, fmt.Errorf("upload %s: block id nonce: %w", name, err)
 	}
 	plain := &countingReader{r: r}
 	er, err := spepackage.NewEncryptReader(plain, key, iv, spepackage.WithMD5Server(lanes))
@@ -132,7 +144,7 @@ func (s *Stager) upload(ctx context.Context, c *container.Client, name string, r
 			g.Wait()
 			return Blob{}, fmt.Errorf("upload %s: more than %d blocks of %d bytes: raise Options.BlockSize", name, maxBlocks, s.opts.BlockSize)
 		}
-		id := blockID(idx)
+		id := blockID(nonce, idx)
 		ids = append(ids, id)
 		g.Go(func() error {
 			defer s.bufs.put(bp)

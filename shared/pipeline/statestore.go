@@ -23,9 +23,61 @@ import (
 // The migration request is stored sealed (it may carry a SAS or a
 // connection string): state.Migration.Request holds
 // Sealer.SealFor(json, RequestSealContext(id)); use [OpenRequest] to read it.
+//
+// The entity a write starts from is the one last read or written at the
+// ETag the caller holds, remembered in memory: the write is conditional on
+// that ETag, so it fails exactly when a fresh read would have shown a
+// change, and the read before each write is saved.
 type TableStore struct {
 	st     *state.Store
 	sealer *state.Sealer
+
+	mu         sync.Mutex
+	migrations map[string]state.Migration // by id, at its last known ETag
+	batches    map[[2]string]state.Batch  // by migration id and batch id
+}
+
+// maxRemembered bounds the entities a TableStore remembers.
+const maxRemembered = 4096
+
+func (s *TableStore) rememberMigration(m state.Migration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.migrations == nil || len(s.migrations) >= maxRemembered {
+		s.migrations = map[string]state.Migration{}
+	}
+	s.migrations[m.ID] = m
+}
+
+func (s *TableStore) rememberBatch(b state.Batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.batches == nil || len(s.batches) >= maxRemembered {
+		s.batches = map[[2]string]state.Batch{}
+	}
+	s.batches[[2]string{b.MigrationID, b.ID}] = b
+}
+
+// migrationAt returns the migration as stored at etag: remembered, or read.
+func (s *TableStore) migrationAt(ctx context.Context, id, etag string) (state.Migration, error) {
+	s.mu.Lock()
+	m, ok := s.migrations[id]
+	s.mu.Unlock()
+	if ok && etag != "" && string(m.ETag) == etag {
+		return m, nil
+	}
+	return s.st.GetMigration(ctx, id)
+}
+
+// batchAt returns the batch as stored at etag: remembered, or read.
+func (s *TableStore) batchAt(ctx context.Context, migrationID, batchID, etag string) (state.Batch, error) {
+	s.mu.Lock()
+	b, ok := s.batches[[2]string{migrationID, batchID}]
+	s.mu.Unlock()
+	if ok && etag != "" && string(b.ETag) == etag {
+		return b, nil
+	}
+	return s.st.GetBatch(ctx, migrationID, batchID)
 }
 
 // NewTableStore returns the Store over st; sealer seals the stored request.
@@ -161,6 +213,7 @@ func (s *TableStore) CreateMigration(ctx context.Context, m *Migration) error {
 	if err != nil {
 		return mapStateErr(err)
 	}
+	s.rememberMigration(stored)
 	if !created {
 		return ErrExists
 	}
@@ -174,12 +227,13 @@ func (s *TableStore) GetMigration(ctx context.Context, id string) (*Migration, e
 	if err != nil {
 		return nil, mapStateErr(err)
 	}
+	s.rememberMigration(sm)
 	return s.fromStateMigration(sm)
 }
 
 // UpdateMigration implements [Store].
 func (s *TableStore) UpdateMigration(ctx context.Context, m *Migration) error {
-	sm, err := s.st.GetMigration(ctx, m.ID)
+	sm, err := s.migrationAt(ctx, m.ID, m.ETag)
 	if err != nil {
 		return mapStateErr(err)
 	}
@@ -193,6 +247,7 @@ func (s *TableStore) UpdateMigration(ctx context.Context, m *Migration) error {
 	if err != nil {
 		return mapStateErr(err)
 	}
+	s.rememberMigration(got)
 	m.ETag = string(got.ETag)
 	return nil
 }
@@ -325,6 +380,7 @@ func (s *TableStore) CreateBatch(ctx context.Context, b *Batch, items []Item) er
 	if err != nil {
 		return mapStateErr(err)
 	}
+	s.rememberBatch(stored)
 	if !created {
 		return ErrExists
 	}
@@ -347,12 +403,13 @@ func (s *TableStore) GetBatch(ctx context.Context, migrationID, batchID string) 
 	if err != nil {
 		return nil, mapStateErr(err)
 	}
+	s.rememberBatch(sb)
 	return fromStateBatch(sb), nil
 }
 
 // UpdateBatch implements [Store].
 func (s *TableStore) UpdateBatch(ctx context.Context, b *Batch) error {
-	sb, err := s.st.GetBatch(ctx, b.MigrationID, b.ID)
+	sb, err := s.batchAt(ctx, b.MigrationID, b.ID, b.ETag)
 	if err != nil {
 		return mapStateErr(err)
 	}
@@ -364,6 +421,7 @@ func (s *TableStore) UpdateBatch(ctx context.Context, b *Batch) error {
 	if err != nil {
 		return mapStateErr(err)
 	}
+	s.rememberBatch(got)
 	b.ETag = string(got.ETag)
 	return nil
 }
@@ -376,6 +434,7 @@ func (s *TableStore) ListBatches(ctx context.Context, migrationID string) ([]*Ba
 	}
 	out := make([]*Batch, len(sbs))
 	for i, sb := range sbs {
+		s.rememberBatch(sb)
 		out[i] = fromStateBatch(sb)
 	}
 	return out, nil

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -117,8 +118,8 @@ func TestTableTransactionsPerFile(t *testing.T) {
 	} {
 		m := e.run(run.id, localRequest(dir, cid, request.Batch{}))
 		kinds, total, perObject := tc.take()
-		t.Logf("%s: %d Table requests for %d files (%.3f per file), %d of them to per-file tables (%.3f per file); counters %+v; %s",
-			run.id, total, files, float64(total)/files, perObject, float64(perObject)/files, m.Counters, kinds)
+		t.Logf("%s: %d Table requests for %d files (%.3f per file), %d of them to per-file tables (%.3f per file); planning took %s; counters %+v; %s",
+			run.id, total, files, float64(total)/files, perObject, float64(perObject)/files, e.planningTime(run.id), m.Counters, kinds)
 		if got := float64(perObject) / files; got > run.perObject {
 			t.Errorf("%s: %.3f requests per file to the per-file tables, want at most %.2f", run.id, got, run.perObject)
 		}
@@ -126,4 +127,30 @@ func TestTableTransactionsPerFile(t *testing.T) {
 			t.Errorf("%s: %.3f Table requests per file in all, want at most %.2f", run.id, got, run.all)
 		}
 	}
+}
+
+// planningTime is the time from a migration's start to its last page
+// planned, from the engine's logs.
+func (e *itEnv) planningTime(migID string) time.Duration {
+	var start, end time.Time
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		var rec struct {
+			Time      time.Time `json:"time"`
+			Msg       string    `json:"msg"`
+			Migration string    `json:"migration"`
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Migration != migID {
+			continue
+		}
+		switch rec.Msg {
+		case "migration started":
+			start = rec.Time
+		case "page planned":
+			end = rec.Time
+		}
+	}
+	if start.IsZero() || end.IsZero() {
+		return 0
+	}
+	return end.Sub(start)
 }

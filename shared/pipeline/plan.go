@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/source"
@@ -48,6 +49,7 @@ func (e *Engine) Start(ctx context.Context, m *Migration) error {
 // PlanPage. An earlier page (a redelivery) only re-sends what that page
 // should have sent; a later one is ignored.
 func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
+	began := time.Now()
 	m, _, err := e.load(ctx, migrationID, "")
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
@@ -188,7 +190,7 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 		return nil
 	}
 	log.Info("page planned", "entries", c.Entries, "items", c.Items, "skipped", c.Skipped, "unchanged", c.Unchanged,
-		"renamed", c.Renamed, "batches", len(groups), "last", m.PlanDone)
+		"renamed", c.Renamed, "batches", len(groups), "last", m.PlanDone, "took", time.Since(began))
 	if !m.PlanDone {
 		next = append(next, Next{Step: StepPlan, MigrationID: m.ID, Page: page + 1})
 	}

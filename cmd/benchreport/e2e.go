@@ -24,6 +24,7 @@ import (
 	"github.com/spemigrate/spemigrate/infra/local/stack"
 	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/request"
+	"github.com/spemigrate/spemigrate/shared/staging/stagingtest"
 	"github.com/spemigrate/spemigrate/shared/state"
 )
 
@@ -137,7 +138,7 @@ func uploadFiles(ctx context.Context, conn, container string, n, size int) (time
 	if _, err := c.CreateContainer(ctx, container, nil); err != nil {
 		return 0, fmt.Errorf("create container %s: %w", container, err)
 	}
-	pattern := newGenSource().pattern
+	pattern := stagingtest.NewGenSource(1<<20, 7).Pattern
 	t0 := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spemigrate/spemigrate/shared/source"
 	"github.com/spemigrate/spemigrate/shared/spepackage"
+	"github.com/spemigrate/spemigrate/shared/staging/stagingtest"
 )
 
 // laneServerRunning reports whether a md5-simd server goroutine is alive.
@@ -125,7 +126,7 @@ func TestStageMD5Lanes(t *testing.T) {
 // must still stop.
 func TestStageLanesStopOnError(t *testing.T) {
 	requireLanes(t)
-	st, err := New(Options{Source: newGenSource()})
+	st, err := New(Options{Source: stagingtest.NewGenSource(64<<10, 9)})
 	if err != nil {
 		t.Fatal(err)
 	}

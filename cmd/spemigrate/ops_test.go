@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -19,26 +17,14 @@ import (
 	"github.com/spemigrate/spemigrate/handlers/api"
 	"github.com/spemigrate/spemigrate/handlers/provision"
 	"github.com/spemigrate/spemigrate/infra/local/stack"
+	"github.com/spemigrate/spemigrate/infra/local/stack/stacktest"
 	"github.com/spemigrate/spemigrate/shared/request"
 )
 
 var sb *stack.Stack
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Short() {
-		s, err := stack.Start(context.Background(), stack.Options{ServiceBus: true})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "start the Service Bus emulator:", err)
-			os.Exit(1)
-		}
-		sb = s
-	}
-	code := m.Run()
-	if sb != nil {
-		sb.Close()
-	}
-	os.Exit(code)
+	stacktest.Main(m, stack.Options{ServiceBus: true}, stacktest.NotShort, func(s *stack.Stack) { sb = s })
 }
 
 const (

@@ -2,9 +2,6 @@ package drain
 
 import (
 	"context"
-	"flag"
-	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -12,25 +9,13 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/spemigrate/spemigrate/infra/local/stack"
+	"github.com/spemigrate/spemigrate/infra/local/stack/stacktest"
 )
 
 var sb *stack.Stack
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Short() {
-		s, err := stack.Start(context.Background(), stack.Options{ServiceBus: true})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "start the Service Bus emulator:", err)
-			os.Exit(1)
-		}
-		sb = s
-	}
-	code := m.Run()
-	if sb != nil {
-		sb.Close()
-	}
-	os.Exit(code)
+	stacktest.Main(m, stack.Options{ServiceBus: true}, stacktest.NotShort, func(s *stack.Stack) { sb = s })
 }
 
 func TestServiceBusDeadLetters(t *testing.T) {

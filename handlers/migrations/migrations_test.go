@@ -3,9 +3,6 @@ package migrations
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +10,7 @@ import (
 
 	"github.com/spemigrate/spemigrate/handlers/api"
 	"github.com/spemigrate/spemigrate/infra/local/stack"
+	"github.com/spemigrate/spemigrate/infra/local/stack/stacktest"
 	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/state"
@@ -21,20 +19,7 @@ import (
 var azurite *stack.Stack
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Short() {
-		s, err := stack.Start(context.Background(), stack.Options{Azurite: true})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "start Azurite:", err)
-			os.Exit(1)
-		}
-		azurite = s
-	}
-	code := m.Run()
-	if azurite != nil {
-		azurite.Close()
-	}
-	os.Exit(code)
+	stacktest.Main(m, stack.Options{Azurite: true}, stacktest.NotShort, func(s *stack.Stack) { azurite = s })
 }
 
 // Collaborators the tested paths never call: embedding the interface keeps

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/spemigrate/spemigrate/infra/local/stack"
+	"github.com/spemigrate/spemigrate/infra/local/stack/stacktest"
 	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/state"
 )
@@ -22,20 +21,7 @@ import (
 var azurite *stack.Stack
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Short() {
-		s, err := stack.Start(context.Background(), stack.Options{Azurite: true})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "start Azurite:", err)
-			os.Exit(1)
-		}
-		azurite = s
-	}
-	code := m.Run()
-	if azurite != nil {
-		azurite.Close()
-	}
-	os.Exit(code)
+	stacktest.Main(m, stack.Options{Azurite: true}, stacktest.NotShort, func(s *stack.Stack) { azurite = s })
 }
 
 const testKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="

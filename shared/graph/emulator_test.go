@@ -7,8 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
-	"flag"
-	"fmt"
 	"net/http"
 	"os"
 	"testing"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/spemigrate/spemigrate/infra/local/graphemu"
 	"github.com/spemigrate/spemigrate/infra/local/stack"
+	"github.com/spemigrate/spemigrate/infra/local/stack/stacktest"
 )
 
 // emu is the local stack with the Graph SPE emulator; nil in -short runs,
@@ -23,21 +22,7 @@ import (
 var emu *stack.Stack
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	s, err := stack.Start(ctx, stack.Options{Graph: true})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "graph tests need the Graph emulator:", err)
-		os.Exit(1)
-	}
-	emu = s
-	code := m.Run()
-	s.Close()
-	os.Exit(code)
+	stacktest.Main(m, stack.Options{Graph: true}, stacktest.NotShort, func(s *stack.Stack) { emu = s })
 }
 
 // emuClient trusts the emulator's generated certificate through a RootCAs

@@ -2,15 +2,13 @@ package queue
 
 import (
 	"context"
-	"flag"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/spemigrate/spemigrate/infra/local/stack"
+	"github.com/spemigrate/spemigrate/infra/local/stack/stacktest"
 )
 
 // sbConn is the Service Bus emulator's connection string; empty in -short
@@ -18,21 +16,11 @@ import (
 var sbConn string
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Short() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		s, err := stack.Start(ctx, stack.Options{ServiceBus: true})
-		cancel()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "queue tests need the Service Bus emulator:", err)
-			os.Exit(1)
+	stacktest.Main(m, stack.Options{ServiceBus: true}, stacktest.NotShort, func(s *stack.Stack) {
+		if s != nil {
+			sbConn = s.ServiceBusConnectionString
 		}
-		sbConn = s.ServiceBusConnectionString
-		code := m.Run()
-		s.Close()
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
+	})
 }
 
 func newTestSender(t *testing.T) (*Sender, *azservicebus.Client) {

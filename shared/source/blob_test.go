@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -25,22 +24,13 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/spemigrate/spemigrate/infra/local/stack"
+	"github.com/spemigrate/spemigrate/infra/local/stack/stacktest"
 )
 
 var local *stack.Stack
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	s, err := stack.Start(ctx, stack.Options{Azurite: true})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start local stack:", err)
-		os.Exit(1)
-	}
-	local = s
-	code := m.Run()
-	s.Close()
-	os.Exit(code)
+	stacktest.Main(m, stack.Options{Azurite: true}, stacktest.Always, func(s *stack.Stack) { local = s })
 }
 
 var containerSeq atomic.Int64

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/spemigrate/spemigrate/infra/local/stack"
+	"github.com/spemigrate/spemigrate/infra/local/stack/stacktest"
 	"github.com/spemigrate/spemigrate/shared/graph"
 	"github.com/spemigrate/spemigrate/shared/naming"
 )
@@ -26,17 +26,7 @@ var _ naming.Claims = (*Store)(nil)
 var storageConn string
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	s, err := stack.Start(ctx, stack.Options{Azurite: true})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "state tests need Azurite:", err)
-		os.Exit(1)
-	}
-	storageConn = s.StorageConnectionString
-	code := m.Run()
-	s.Close()
-	os.Exit(code)
+	stacktest.Main(m, stack.Options{Azurite: true}, stacktest.Always, func(s *stack.Stack) { storageConn = s.StorageConnectionString })
 }
 
 func randomKey(t testing.TB) string {

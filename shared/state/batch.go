@@ -224,16 +224,12 @@ func (s *Store) GetBatch(ctx context.Context, migrationID, batchID string) (Batc
 	if err := errors.Join(checkKey("migration id", migrationID), checkKey("batch id", batchID)); err != nil {
 		return Batch{}, err
 	}
-	resp, err := s.batches.GetEntity(ctx, migrationID, batchID, nil)
-	if isNotFound(err) {
-		return Batch{}, fmt.Errorf("batch %s/%s: %w", migrationID, batchID, ErrNotFound)
-	}
-	if err != nil {
-		return Batch{}, storageErr("get batch "+migrationID+"/"+batchID, err)
-	}
-	e, err := unmarshalEntity(resp.Value, resp.ETag)
+	e, found, err := getRaw(ctx, s.batches, migrationID, batchID, "get batch "+migrationID+"/"+batchID)
 	if err != nil {
 		return Batch{}, err
+	}
+	if !found {
+		return Batch{}, fmt.Errorf("batch %s/%s: %w", migrationID, batchID, ErrNotFound)
 	}
 	return s.batchFrom(e)
 }

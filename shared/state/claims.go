@@ -44,13 +44,13 @@ func (s *Store) claim(ctx context.Context, pk, key, owner string) (string, error
 	if !isConflict(err) {
 		return "", storageErr("claim in "+pk, err)
 	}
-	resp, err := s.claims.GetEntity(ctx, pk, rk, nil)
-	if err != nil {
-		return "", storageErr("read claim in "+pk, err)
-	}
-	e, err := unmarshalEntity(resp.Value, resp.ETag)
+	e, found, err := getRaw(ctx, s.claims, pk, rk, "read claim in "+pk)
 	if err != nil {
 		return "", err
+	}
+	if !found {
+		// Claims are never deleted: a 409 then a 404 is the service misbehaving.
+		return "", fmt.Errorf("read claim in %s: the claim that refused ours is gone", pk)
 	}
 	return e.p.str("Owner"), nil
 }

@@ -123,16 +123,12 @@ func (s *Store) GetImport(ctx context.Context, containerID, libraryPath string) 
 	if err := checkKey("container id", containerID); err != nil {
 		return Import{}, err
 	}
-	resp, err := s.imports.GetEntity(ctx, containerID, importRK(libraryPath), nil)
-	if isNotFound(err) {
-		return Import{}, fmt.Errorf("import of %q into container %s: %w", libraryPath, containerID, ErrNotFound)
-	}
-	if err != nil {
-		return Import{}, storageErr("get import into container "+containerID, err)
-	}
-	e, err := unmarshalEntity(resp.Value, resp.ETag)
+	e, found, err := getRaw(ctx, s.imports, containerID, importRK(libraryPath), "get import into container "+containerID)
 	if err != nil {
 		return Import{}, err
+	}
+	if !found {
+		return Import{}, fmt.Errorf("import of %q into container %s: %w", libraryPath, containerID, ErrNotFound)
 	}
 	return importFrom(e), nil
 }
@@ -227,16 +223,12 @@ func (s *Store) GetImports(ctx context.Context, containerID string, libraryPaths
 		if done[rk] {
 			continue
 		}
-		resp, err := s.imports.GetEntity(ctx, containerID, rk, nil)
-		if isNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return nil, storageErr("get import into container "+containerID, err)
-		}
-		e, err := unmarshalEntity(resp.Value, resp.ETag)
+		e, found, err := getRaw(ctx, s.imports, containerID, rk, "get import into container "+containerID)
 		if err != nil {
 			return nil, err
+		}
+		if !found {
+			continue
 		}
 		im := importFrom(e)
 		for _, i := range idx {

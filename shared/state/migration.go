@@ -200,16 +200,12 @@ func (s *Store) GetMigration(ctx context.Context, id string) (Migration, error) 
 	if err := checkKey("migration id", id); err != nil {
 		return Migration{}, err
 	}
-	resp, err := s.migrations.GetEntity(ctx, id, migrationRK, nil)
-	if isNotFound(err) {
-		return Migration{}, fmt.Errorf("migration %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Migration{}, storageErr("get migration "+id, err)
-	}
-	e, err := unmarshalEntity(resp.Value, resp.ETag)
+	e, found, err := getRaw(ctx, s.migrations, id, migrationRK, "get migration "+id)
 	if err != nil {
 		return Migration{}, err
+	}
+	if !found {
+		return Migration{}, fmt.Errorf("migration %s: %w", id, ErrNotFound)
 	}
 	return migrationFrom(e), nil
 }

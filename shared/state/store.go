@@ -177,3 +177,20 @@ type StorageError struct {
 func (e *StorageError) Error() string {
 	return fmt.Sprintf("state: %s: table storage HTTP %d %s", e.Op, e.StatusCode, e.Code)
 }
+
+// getRaw reads one entity. A missing entity is found=false with no error;
+// any other failure is a storage error naming op.
+func getRaw(ctx context.Context, c *aztables.Client, pk, rk, op string) (e rawEntity, found bool, err error) {
+	resp, err := c.GetEntity(ctx, pk, rk, nil)
+	if isNotFound(err) {
+		return rawEntity{}, false, nil
+	}
+	if err != nil {
+		return rawEntity{}, false, storageErr(op, err)
+	}
+	e, err = unmarshalEntity(resp.Value, resp.ETag)
+	if err != nil {
+		return rawEntity{}, false, err
+	}
+	return e, true, nil
+}

@@ -48,16 +48,12 @@ func (s *Store) GetTarget(ctx context.Context, containerID string) (Target, erro
 	if err := checkKey("container id", containerID); err != nil {
 		return Target{}, err
 	}
-	resp, err := s.targets.GetEntity(ctx, containerID, targetRK, nil)
-	if isNotFound(err) {
-		return Target{}, fmt.Errorf("target container %s: %w", containerID, ErrNotFound)
-	}
-	if err != nil {
-		return Target{}, storageErr("get target container "+containerID, err)
-	}
-	e, err := unmarshalEntity(resp.Value, resp.ETag)
+	e, found, err := getRaw(ctx, s.targets, containerID, targetRK, "get target container "+containerID)
 	if err != nil {
 		return Target{}, err
+	}
+	if !found {
+		return Target{}, fmt.Errorf("target container %s: %w", containerID, ErrNotFound)
 	}
 	return targetFrom(e), nil
 }

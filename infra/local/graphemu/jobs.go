@@ -123,31 +123,35 @@ func (s *Server) lookupJob(cid, jid string) *job {
 	return j
 }
 
+// jobOr404 finds a job of a container, or answers 404 as Graph does for an
+// unknown container or job and returns nil.
+func (s *Server) jobOr404(w http.ResponseWriter, r *http.Request, cid, jid string) *job {
+	if s.container(cid) == nil {
+		containerNotFound(w, r, cid)
+		return nil
+	}
+	j := s.lookupJob(cid, jid)
+	if j == nil {
+		jobNotFound(w, r)
+	}
+	return j
+}
+
 func jobNotFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, r, http.StatusNotFound, "migrationNotFound", "jobNotFound", "The migration job was not found.")
 }
 
 func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request, cid, jid string) {
-	if s.container(cid) == nil {
-		containerNotFound(w, r, cid)
-		return
-	}
-	j := s.lookupJob(cid, jid)
+	j := s.jobOr404(w, r, cid, jid)
 	if j == nil {
-		jobNotFound(w, r)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"@odata.type": "#microsoft.graph.sharePointMigrationJob", "id": j.id})
 }
 
 func (s *Server) handleDeleteJob(w http.ResponseWriter, r *http.Request, cid, jid string) {
-	if s.container(cid) == nil {
-		containerNotFound(w, r, cid)
-		return
-	}
-	j := s.lookupJob(cid, jid)
+	j := s.jobOr404(w, r, cid, jid)
 	if j == nil {
-		jobNotFound(w, r)
 		return
 	}
 	j.mu.Lock()
@@ -224,13 +228,8 @@ func decodeCursor(tok string) (int, bool) {
 }
 
 func (s *Server) handleProgressEvents(w http.ResponseWriter, r *http.Request, version, cid, jid string) {
-	if s.container(cid) == nil {
-		containerNotFound(w, r, cid)
-		return
-	}
-	j := s.lookupJob(cid, jid)
+	j := s.jobOr404(w, r, cid, jid)
 	if j == nil {
-		jobNotFound(w, r)
 		return
 	}
 	start := 0

@@ -2,7 +2,6 @@ package servicebus
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -48,25 +47,8 @@ func BenchmarkSendReceiveComplete(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
-				ms, err := r.ReceiveMessages(ctx, 100, nil)
-				if err != nil {
-					if ctx.Err() == nil {
-						errs <- fmt.Errorf("receiver %d: %w", i, err)
-						cancel()
-					}
-					return
-				}
-				for _, m := range ms {
-					if err := r.CompleteMessage(ctx, m, nil); err != nil {
-						errs <- fmt.Errorf("receiver %d: complete: %w", i, err)
-						cancel()
-						return
-					}
-					if done.Add(1) == n {
-						cancel()
-					}
-				}
+			if err := drainCompleting(ctx, cancel, i, r, n, &done, nil); err != nil {
+				errs <- err
 			}
 		}()
 	}

@@ -59,29 +59,14 @@ func TestCompetingConsumers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
-				ms, err := r.ReceiveMessages(ctx, 100, nil)
-				if err != nil {
-					if ctx.Err() == nil {
-						failures <- fmt.Errorf("receiver %d: %w", i, err)
-						cancel()
-					}
-					return
-				}
-				for _, m := range ms {
-					if err := r.CompleteMessage(ctx, m, nil); err != nil {
-						failures <- fmt.Errorf("receiver %d: complete %s: %w", i, m.MessageID, err)
-						cancel()
-						return
-					}
-					mu.Lock()
-					completed[m.MessageID]++
-					perRecv[i]++
-					mu.Unlock()
-					if done.Add(1) == int64(n) {
-						cancel() // everything is in; stop the receivers
-					}
-				}
+			err := drainCompleting(ctx, cancel, i, r, int64(n), &done, func(m *azservicebus.ReceivedMessage) {
+				mu.Lock()
+				completed[m.MessageID]++
+				perRecv[i]++
+				mu.Unlock()
+			})
+			if err != nil {
+				failures <- err
 			}
 		}()
 	}

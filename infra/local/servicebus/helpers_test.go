@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,4 +188,35 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
 	}
+}
+
+// drainCompleting receives from r in peek-lock and completes each message
+// until the completions of every receiver sharing done reach n, or ctx
+// ends. Reaching n, or failing, cancels ctx so the other receivers stop
+// too; the failure is returned, naming receiver i. onComplete (may be nil)
+// sees each completed message.
+func drainCompleting(ctx context.Context, cancel context.CancelFunc, i int, r *azservicebus.Receiver, n int64, done *atomic.Int64, onComplete func(*azservicebus.ReceivedMessage)) error {
+	for ctx.Err() == nil {
+		ms, err := r.ReceiveMessages(ctx, 100, nil)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			cancel()
+			return fmt.Errorf("receiver %d: %w", i, err)
+		}
+		for _, m := range ms {
+			if err := r.CompleteMessage(ctx, m, nil); err != nil {
+				cancel()
+				return fmt.Errorf("receiver %d: complete %s: %w", i, m.MessageID, err)
+			}
+			if onComplete != nil {
+				onComplete(m)
+			}
+			if done.Add(1) == n {
+				cancel() // everything is in; stop the receivers
+			}
+		}
+	}
+	return nil
 }

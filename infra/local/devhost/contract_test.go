@@ -19,6 +19,7 @@ import (
 
 	"github.com/spemigrate/spemigrate/infra/local/devhost"
 	"github.com/spemigrate/spemigrate/infra/local/stack"
+	"github.com/spemigrate/spemigrate/infra/local/stack/stacktest"
 )
 
 // handlerBin is the test handler, built once for the package.
@@ -169,13 +170,7 @@ func (a *app) waitRequests(t *testing.T, path string, n int, timeout time.Durati
 
 func eventually(t *testing.T, timeout time.Duration, cond func() bool, msg func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, msg())
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
+	stacktest.Eventually(t, timeout, cond, msg)
 }
 
 type syncBuffer struct {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/spemigrate/spemigrate/infra/local/stack"
+	"github.com/spemigrate/spemigrate/infra/local/stack/stacktest"
 )
 
 // emu is the emulator every test in the package shares (queues from
@@ -181,13 +182,7 @@ func stats(t testing.TB, queue string) queueStats {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
+	stacktest.Eventually(t, within, cond, func() string { return "waiting for " + what })
 }
 
 // drainCompleting receives from r in peek-lock and completes each message

@@ -71,3 +71,17 @@ func describe(o stack.Options) string {
 	}
 	return out
 }
+
+// Eventually polls cond until it holds, failing t with msg() once within
+// has passed. The short pause between polls only spaces them out; cond is
+// what the test waits for.
+func Eventually(t testing.TB, within time.Duration, cond func() bool, msg func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", within, msg())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -103,9 +103,6 @@ type Migration struct {
 	PlanComplete bool
 	// NextBatch is the index the next planned batch gets.
 	NextBatch int64
-	// NextIntID is no longer used: list-item ids are allocated per target
-	// container ([Target.NextIntID]). Kept so rows written before read back.
-	NextIntID int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	// ETag is the version read; writes are conditional on it.
@@ -127,7 +124,6 @@ func (m *Migration) props() props {
 	p.setStr("SourceCursor", m.SourceCursor)
 	p.setBool("PlanComplete", m.PlanComplete)
 	p.setI64("NextBatch", m.NextBatch)
-	p.setI64("NextIntID", m.NextIntID)
 	p.setTime("CreatedAt", m.CreatedAt)
 	p.setTime("UpdatedAt", m.UpdatedAt)
 	return p
@@ -140,7 +136,7 @@ func migrationFrom(e rawEntity) Migration {
 		State: MigrationState(p.str("State")), CancelRequested: p.boolean("CancelRequested"),
 		Reason: p.str("Reason"), Counters: countersFrom(p),
 		PlanPage: p.i64("PlanPage"), SourceCursor: p.str("SourceCursor"), PlanComplete: p.boolean("PlanComplete"),
-		NextBatch: p.i64("NextBatch"), NextIntID: p.i64("NextIntID"),
+		NextBatch: p.i64("NextBatch"),
 		CreatedAt: p.time("CreatedAt"), UpdatedAt: p.time("UpdatedAt"), ETag: e.etag,
 	}
 }

@@ -11,18 +11,11 @@ import (
 )
 
 func (s *Stack) startAzurite(ctx context.Context) error {
-	blobPort, err := FreePort()
+	ports, err := FreePorts(3)
 	if err != nil {
 		return err
 	}
-	tablePort, err := FreePort()
-	if err != nil {
-		return err
-	}
-	queuePort, err := FreePort()
-	if err != nil {
-		return err
-	}
+	blobPort, tablePort, queuePort := ports[0], ports[1], ports[2]
 	loc := filepath.Join(s.Dir, "azurite")
 	if err := os.MkdirAll(loc, 0o755); err != nil {
 		return fmt.Errorf("stack: azurite dir: %w", err)

@@ -60,14 +60,11 @@ func (s *Stack) startServiceBus(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("service bus emulator: config %s: %w", cfg, err)
 	}
-	port, err := FreePort()
+	ports, err := FreePorts(2)
 	if err != nil {
 		return err
 	}
-	adminPort, err := FreePort()
-	if err != nil {
-		return err
-	}
+	port, adminPort := ports[0], ports[1]
 	data := filepath.Join(s.Dir, "servicebus")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return fmt.Errorf("service bus emulator: data dir: %w", err)

@@ -211,14 +211,19 @@ func stopProcess(p *proc) {
 	_ = syscall.Kill(pgid, syscall.SIGKILL)
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("stack: free port: %w", err)
+// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a
+// moment ago (all held open together, so none is handed out twice).
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("stack: free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
 }
 
 // WaitTCP polls addr until it accepts a connection, the process exits, or the

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spemigrate/spemigrate/shared/request"
 )
 
 // Queue names: one per pipeline step, fixed (function.json names them too).
@@ -46,6 +48,11 @@ type Config struct {
 	// provision→poll rounds (SPEMIGRATE_MAX_ATTEMPTS). Zero: engine defaults.
 	PageSize    int
 	MaxAttempts int
+	// Policy is what requests may name: local source roots, blob endpoints,
+	// target containers (SPEMIGRATE_LOCAL_SOURCE_ROOTS,
+	// SPEMIGRATE_BLOB_ENDPOINT_SUFFIXES, SPEMIGRATE_ALLOWED_BLOB_HOSTS,
+	// SPEMIGRATE_ALLOWED_CONTAINERS; see docs/security.md).
+	Policy request.Policy
 }
 
 // Connection is either a connection string or an identity-based endpoint.
@@ -143,6 +150,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			*n.dst = i
 		}
 	}
+
+	policy, perrs := loadPolicy(getenv)
+	c.Policy = policy
+	errs = append(errs, perrs...)
 
 	switch key, err := base64.StdEncoding.DecodeString(c.StateKey); {
 	case c.StateKey == "":

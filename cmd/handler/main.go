@@ -36,6 +36,7 @@ import (
 	"github.com/spemigrate/spemigrate/shared/graph"
 	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/queue"
+	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/staging"
 	"github.com/spemigrate/spemigrate/shared/state"
 )
@@ -112,19 +113,20 @@ type deps struct {
 	service    *migrations.Service
 	schedules  *schedules.TableStore
 	deadLetter drain.DeadLetters
+	policy     request.Policy // what requests may name, checked at every intake
 }
 
 // functionsFor maps every function folder under handlers/ to its code.
 func functionsFor(d deps, log *slog.Logger) (map[string]handlers.Function, http.Handler) {
-	apiHandler := (&api.Server{Backend: d.service, Schedules: d.schedules, Log: log}).Handler()
+	apiHandler := (&api.Server{Backend: d.service, Schedules: d.schedules, Log: log, Policy: d.policy}).Handler()
 	httpFn := handlers.HTTP("req", "res", apiHandler)
 	fns := map[string]handlers.Function{
-		"provision":  provision.Function(&provision.Handler{Planner: d.engine, Starter: d.service, Rejecter: d.service, Log: log, IsConflict: migrations.IsConflict}),
+		"provision":  provision.Function(&provision.Handler{Planner: d.engine, Starter: handlers.GuardStarter(d.policy, d.service), Rejecter: d.service, Log: log, IsConflict: migrations.IsConflict}),
 		"stagebatch": stagebatch.Function(log, d.engine),
 		"submit":     submit.Function(log, d.engine),
 		"poll":       poll.Function(log, d.engine),
 		"drain":      drain.Function(&drain.Handler{Drainer: d.engine, DeadLetters: d.deadLetter, Failer: d.service, Log: log}),
-		"schedules":  schedules.Function(&schedules.Runner{Store: d.schedules, Starter: d.service, Log: log}),
+		"schedules":  schedules.Function(&schedules.Runner{Store: d.schedules, Starter: handlers.GuardStarter(d.policy, d.service), Log: log}),
 
 		"api-migrations":       httpFn,
 		"api-migration":        httpFn,
@@ -223,6 +225,7 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 		State: st, Sealer: sealer, Graph: gc, Queue: sender,
 		Staging: staging.Options{Logger: log},
 		Getenv:  os.Getenv,
+		Policy:  &cfg.Policy,
 		Logger:  log,
 	}, pipeline.Config{PollInterval: cfg.PollInterval, PageSize: cfg.PageSize, MaxAttempts: cfg.MaxAttempts})
 	if err != nil {
@@ -233,7 +236,7 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 		OpenRequest: func(m state.Migration) ([]byte, error) { return pipeline.OpenRequest(sealer, m) },
 		Targets:     &pipeline.TargetCache{Graph: gc},
 	}
-	a.functions, a.api = functionsFor(deps{engine: eng, service: svc, schedules: sched, deadLetter: dls}, log)
+	a.functions, a.api = functionsFor(deps{engine: eng, service: svc, schedules: sched, deadLetter: dls, policy: cfg.Policy}, log)
 	return a, nil
 }
 

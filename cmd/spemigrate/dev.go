@@ -17,6 +17,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dir := fs.String("data", "", "keep the services' data in `DIR` across restarts (default: a temporary directory, removed on exit)")
 	addr := fs.String("addr", "127.0.0.1:7071", "the Function App's front door `ADDRESS` (loopback only)")
 	verbose := fs.Bool("v", false, "show the services' and the handler's own output")
+	localRoots := fs.String("local-roots", "", "accept localFolder sources under `FOLDERS` (a path list; sets SPEMIGRATE_LOCAL_SOURCE_ROOTS; default: refused)")
 	graphFaults := fs.String("graph-faults", "", "inject the Graph emulator faults of JSON `FILE` (see docs/graph-emulator.md)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -29,6 +30,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *verbose {
 		opts.Output = stderr
+	}
+	if *localRoots != "" {
+		opts.Settings = map[string]string{"SPEMIGRATE_LOCAL_SOURCE_ROOTS": *localRoots}
 	}
 	fmt.Fprintln(stdout, "Building the handler and starting the local stack…")
 	app, err := localapp.Start(ctx, opts)

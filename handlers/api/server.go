@@ -35,6 +35,9 @@ type Server struct {
 	Backend   Backend
 	Schedules ScheduleStore // nil: the schedule endpoints answer 501
 	Log       *slog.Logger
+	// Policy says which sources and target containers requests may name;
+	// the zero Policy is the strict one (see access.go).
+	Policy request.Policy
 	// Now and NewID are the clock and the id source; tests set them.
 	Now   func() time.Time
 	NewID func() string
@@ -142,6 +145,9 @@ func (s *Server) postMigration(w http.ResponseWriter, r *http.Request) {
 	req, err := request.Decode(r.Body)
 	if err != nil {
 		s.writeRequestError(w, err)
+		return
+	}
+	if !s.admit(w, req, "") {
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
@@ -361,6 +367,9 @@ func (s *Server) postSchedule(w http.ResponseWriter, r *http.Request) {
 		s.writeRequestError(w, err)
 		return
 	}
+	if !s.admit(w, tmpl, "request.") {
+		return
+	}
 	sc := &schedules.Schedule{ID: sb.ID, Cron: sb.Cron, Request: tmpl, Created: s.now()}
 	if err := sc.Validate(); err != nil {
 		s.writeRequestError(w, err)
@@ -450,8 +459,11 @@ func (s *Server) writeRequestError(w http.ResponseWriter, err error) {
 		return
 	}
 	status := http.StatusBadRequest
-	if re.TooLarge {
+	switch {
+	case re.TooLarge:
 		status = http.StatusRequestEntityTooLarge
+	case re.Forbidden:
+		status = http.StatusForbidden
 	}
 	writeJSON(w, status, ErrorBody{Error: "invalid request: " + summary(re), Errors: re.Fields})
 }

@@ -39,6 +39,9 @@ type Components struct {
 	// Getenv resolves a blob source's connectionSetting (an app setting
 	// name); nil refuses such sources.
 	Getenv func(string) string
+	// Policy, when set, is checked again as each source is opened (the
+	// entry points check it first); see RequestSources.Policy.
+	Policy *request.Policy
 	// Credential reads blob sources whose credential is managedIdentity
 	// when the request names no clientId; nil creates a managed identity
 	// credential on demand.
@@ -69,7 +72,7 @@ func (c Components) Deps() (Deps, error) {
 		c.FirstIntID = 1000
 	}
 	targets := &TargetCache{Graph: c.Graph}
-	sources := &RequestSources{Getenv: c.Getenv, Credential: c.Credential, BlobClient: c.Staging.ClientOptions}
+	sources := &RequestSources{Getenv: c.Getenv, Credential: c.Credential, BlobClient: c.Staging.ClientOptions, Policy: c.Policy}
 	return Deps{
 		Store:   NewTableStore(c.State, c.Sealer),
 		Graph:   c.Graph,
@@ -151,6 +154,11 @@ type RequestSources struct {
 	Getenv     func(string) string
 	Credential azcore.TokenCredential
 	BlobClient *container.ClientOptions
+	// Policy, when set, refuses a source the deployment does not allow even
+	// if a stored request got past the entry points (an older version, a
+	// setting narrowed since); a local folder is opened at the real path the
+	// policy resolved. Nil checks nothing (tests of the engine alone).
+	Policy *request.Policy
 }
 
 // Source implements [Sources].
@@ -165,12 +173,24 @@ func (rs *RequestSources) Source(ctx context.Context, m *Migration) (source.Sour
 // Open opens a request's source.
 func (rs *RequestSources) Open(r request.Request) (source.Source, error) {
 	s := r.Source
+	if rs.Policy != nil {
+		if err := rs.Policy.Check(r); err != nil {
+			return nil, fmt.Errorf("source refused by this deployment's policy: %w", err)
+		}
+	}
 	opts := source.BlobOptions{Prefix: s.Prefix, Versions: r.Options.Versions, Client: rs.BlobClient}
 	switch s.Kind {
 	case request.KindLocalFolder:
 		root := s.Path
 		if s.Prefix != "" {
 			root = filepath.Join(root, filepath.FromSlash(s.Prefix))
+		}
+		if rs.Policy != nil {
+			real, err := rs.Policy.LocalRoot(s)
+			if err != nil {
+				return nil, fmt.Errorf("source refused by this deployment's policy: %w", err)
+			}
+			root = real
 		}
 		return source.NewLocal(root)
 	case request.KindAzureBlob:

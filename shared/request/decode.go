@@ -34,6 +34,9 @@ type Error struct {
 	Fields []FieldError `json:"errors"`
 	// TooLarge is set when the body exceeded MaxBodyBytes (HTTP 413).
 	TooLarge bool `json:"-"`
+	// Forbidden is set when the request is well-formed but names a target
+	// the deployment's Policy does not allow (HTTP 403).
+	Forbidden bool `json:"-"`
 }
 
 func (e *Error) Error() string {

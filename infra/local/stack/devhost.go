@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"path/filepath"
 
 	"github.com/spemigrate/spemigrate/infra/local/devhost"
@@ -25,7 +26,9 @@ type FunctionsOptions struct {
 	// (ServiceBusConnection) and, when the Graph emulator runs,
 	// SPEMIGRATE_GRAPH_URL, SPEMIGRATE_GRAPH_CA_FILE (its certificate) and
 	// SPEMIGRATE_GRAPH_TOKEN (a placeholder bearer token; the emulator takes
-	// any).
+	// any) and, with Azurite, SPEMIGRATE_ALLOWED_BLOB_HOSTS (its blob
+	// endpoint, so blob sources there are accepted). Local folder sources stay
+	// refused unless SPEMIGRATE_LOCAL_SOURCE_ROOTS is set here.
 	Settings map[string]string
 	// HTTPAddr is the front door's address. Empty: a free loopback port.
 	HTTPAddr string
@@ -62,6 +65,11 @@ func (s *Stack) startFunctions(ctx context.Context) error {
 	settings := map[string]string{}
 	if s.StorageConnectionString != "" {
 		settings["AzureWebJobsStorage"] = s.StorageConnectionString
+	}
+	if u, err := url.Parse(s.BlobEndpoint); err == nil && u.Host != "" {
+		// Azurite is a plain-http loopback endpoint: the app refuses blob
+		// sources there unless it is allow-listed (docs/security.md).
+		settings["SPEMIGRATE_ALLOWED_BLOB_HOSTS"] = u.Host + ",localhost:" + u.Port()
 	}
 	if s.ServiceBusConnectionString != "" {
 		settings["ServiceBusConnection"] = s.ServiceBusConnectionString

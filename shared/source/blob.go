@@ -26,6 +26,8 @@ type BlobOptions struct {
 	// where it broke off. Zero means 5.
 	DownloadRetries int32
 	// Client tunes the SDK (retries, transport); nil uses the SDK defaults.
+	// Either way the constructors refuse redirects to another host (see
+	// RedirectError); NewBlobFromClient uses the client as given.
 	Client *container.ClientOptions
 }
 
@@ -49,7 +51,7 @@ func NewBlobFromSASURL(sasURL string, opts BlobOptions) (*Blob, error) {
 	if u.RawQuery == "" {
 		return nil, fmt.Errorf("source: blob SAS URL %q has no SAS query: append the container SAS token, or use a credential", Redact(sasURL))
 	}
-	c, err := container.NewClientWithNoCredential(sasURL, opts.Client)
+	c, err := container.NewClientWithNoCredential(sasURL, guardClientOptions(opts.Client))
 	if err != nil {
 		return nil, fmt.Errorf("source: blob SAS URL %q: %w", Redact(sasURL), redactErr(err))
 	}
@@ -62,7 +64,7 @@ func NewBlob(containerURL string, cred azcore.TokenCredential, opts BlobOptions)
 	if cred == nil {
 		return nil, errors.New("source: blob credential is nil: give an azidentity credential, or use a SAS URL")
 	}
-	c, err := container.NewClient(containerURL, cred, opts.Client)
+	c, err := container.NewClient(containerURL, cred, guardClientOptions(opts.Client))
 	if err != nil {
 		return nil, fmt.Errorf("source: blob container URL %q: %w", Redact(containerURL), redactErr(err))
 	}
@@ -75,7 +77,7 @@ func NewBlobFromConnectionString(connStr, containerName string, opts BlobOptions
 	if containerName == "" {
 		return nil, errors.New("source: blob container name is empty")
 	}
-	c, err := container.NewClientFromConnectionString(connStr, containerName, opts.Client)
+	c, err := container.NewClientFromConnectionString(connStr, containerName, guardClientOptions(opts.Client))
 	if err != nil {
 		// The SDK's messages never quote the string (it holds the account
 		// key), and neither does this one.

@@ -17,7 +17,10 @@ import (
 //
 // It lists regular files (symbolic links to files are followed, links to
 // folders are not, so a link cycle cannot loop) in lexical order segment by
-// segment, the order of fs.WalkDir. The cursor is the last path returned.
+// segment, the order of fs.WalkDir. Nothing outside the folder is read: the
+// folder's own path is resolved once, every read goes through os.Root, and a
+// link that leads outside is listed but refused by Open (ErrOutsideRoot), so
+// the item is reported failed with that reason. The cursor is the last path returned.
 // Times come from the file system; Created is zero because portable Go
 // cannot read a birth time. ETag is derived from size and modification time.
 type Local struct {
@@ -28,6 +31,10 @@ type Local struct {
 func NewLocal(root string) (*Local, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
+		return nil, fmt.Errorf("source: local folder %q: %w", root, err)
+	}
+	// Resolved once: a link swapped in for the folder later changes nothing.
+	if abs, err = filepath.EvalSymlinks(abs); err != nil {
 		return nil, fmt.Errorf("source: local folder %q: %w", root, err)
 	}
 	fi, err := os.Stat(abs)
@@ -76,7 +83,7 @@ func (w *walker) dir(rel string) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
-	des, err := os.ReadDir(filepath.Join(w.root, filepath.FromSlash(rel)))
+	des, err := readDirInRoot(w.root, rel)
 	if err != nil {
 		return fmt.Errorf("source: read folder %q: %w", rel, err)
 	}
@@ -86,7 +93,24 @@ func (w *walker) dir(rel string) error {
 		mode := de.Type()
 		var info fs.FileInfo
 		if mode&fs.ModeSymlink != 0 {
-			fi, err := os.Stat(filepath.Join(w.root, filepath.FromSlash(p)))
+			full := filepath.Join(w.root, filepath.FromSlash(p))
+			outside, ok := outsideRoot(w.root, full)
+			if !ok {
+				continue // dangling
+			}
+			if outside {
+				// Listed without reading where it leads; Open refuses it,
+				// so the report says why the file is missing.
+				if w.after != "" && comparePaths(p, w.after) <= 0 {
+					continue
+				}
+				w.out = append(w.out, Entry{Path: p})
+				if len(w.out) >= w.limit {
+					return errPageFull
+				}
+				continue
+			}
+			fi, err := os.Stat(full)
 			if err != nil || !fi.Mode().IsRegular() {
 				continue
 			}
@@ -143,7 +167,7 @@ func (l *Local) Open(ctx context.Context, e Entry) (io.ReadCloser, error) {
 	if !filepath.IsLocal(filepath.FromSlash(e.Path)) {
 		return nil, fmt.Errorf("source: open %q: path leaves the source folder", e.Path)
 	}
-	f, err := os.Open(filepath.Join(l.root, filepath.FromSlash(e.Path)))
+	f, err := openInRoot(l.root, e.Path)
 	if err != nil {
 		return nil, fmt.Errorf("source: open %q: %w", e.Path, err)
 	}

@@ -85,6 +85,10 @@ func DecodeBytes(body []byte) (Request, error) {
 		return Request{}, invalid("", `empty body: expected a JSON object such as {"v":1,"source":{...},"target":{...}}`)
 	}
 
+	if e := checkRaw(body); e != nil {
+		return Request{}, e
+	}
+
 	// First pass: syntax, shape and unknown fields, with JSON paths. The
 	// standard decoder reports unknown fields without saying where they are.
 	var generic any

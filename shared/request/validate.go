@@ -74,7 +74,7 @@ func (v *validator) source(s Source) {
 		case len(s.Prefix) > 1024:
 			v.add("source.prefix", "must be at most 1024 characters")
 		case !utf8.ValidString(s.Prefix) || hasControl(s.Prefix):
-			v.add("source.prefix", "must be valid UTF-8 without control characters")
+			v.add("source.prefix", "must be valid UTF-8 without control or bidirectional-control characters")
 		}
 	}
 }
@@ -215,7 +215,7 @@ func (v *validator) localFolder(s Source) {
 	case !filepath.IsAbs(s.Path):
 		v.add("source.path", "must be an absolute directory path")
 	case hasControl(s.Path):
-		v.add("source.path", "must not contain control characters")
+		v.add("source.path", "must not contain control or bidirectional-control characters")
 	}
 }
 
@@ -252,7 +252,7 @@ func checkName(seg string) string {
 	case strings.ContainsAny(seg, sharePointInvalid):
 		return fmt.Sprintf("contains a character SharePoint does not allow (%s)", sharePointInvalid)
 	case hasControl(seg) || !utf8.ValidString(seg):
-		return "contains control characters or invalid UTF-8"
+		return "contains control or bidirectional-control characters, or invalid UTF-8"
 	case strings.TrimSpace(seg) != seg:
 		return "starts or ends with a space"
 	case strings.HasSuffix(seg, "."):
@@ -322,8 +322,11 @@ func looksLikeUPN(s string) bool {
 	return !strings.ContainsFunc(s, unicode.IsSpace) && len(s) <= 256
 }
 
+// hasControl also counts the bidirectional controls, which are invisible
+// like control characters and as misleading in a name.
 func hasControl(s string) bool {
-	return strings.ContainsFunc(s, unicode.IsControl)
+	// U+FFFD is what a broken escape (a lone surrogate) decodes to.
+	return strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || isBidiControl(r) || r == utf8.RuneError })
 }
 
 func hasDotDot(p string) bool {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -26,4 +27,24 @@ func (s *Server) admit(w http.ResponseWriter, req request.Request, fieldPrefix s
 	}
 	s.writeRequestError(w, err)
 	return false
+}
+
+// MaxSchedules bounds how many schedules one deployment holds: the
+// schedules timer reads every one each minute, so an unbounded number
+// (thousands posted by a script gone wrong) would slow every run.
+const MaxSchedules = 500
+
+// roomForSchedule answers 409 when the deployment already holds
+// MaxSchedules schedules.
+func (s *Server) roomForSchedule(w http.ResponseWriter, r *http.Request) bool {
+	list, err := s.Schedules.List(r.Context())
+	if err != nil {
+		s.internal(w, r, "count schedules", err)
+		return false
+	}
+	if len(list) >= MaxSchedules {
+		writeFieldError(w, http.StatusConflict, "", fmt.Sprintf("this deployment holds %d schedules, the most it runs; delete unused ones (DELETE /api/schedules/{id}) first", len(list)))
+		return false
+	}
+	return true
 }

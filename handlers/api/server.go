@@ -378,6 +378,9 @@ func (s *Server) postSchedule(w http.ResponseWriter, r *http.Request) {
 	if sc.ID == "" {
 		sc.ID = strings.ToLower(s.newID("sch-"))
 	}
+	if !s.roomForSchedule(w, r) {
+		return
+	}
 	switch err := s.Schedules.Create(r.Context(), sc); {
 	case errors.Is(err, schedules.ErrExists):
 		writeFieldError(w, http.StatusConflict, "id", fmt.Sprintf("schedule %s exists; delete it first or choose another id", sc.ID))

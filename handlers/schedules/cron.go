@@ -24,9 +24,18 @@ var (
 	dayNames   = []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
 )
 
+// maxCronLength bounds an expression; the longest sensible one (every
+// field a short list) is far below it.
+const maxCronLength = 256
+
 // ParseCron parses an NCRONTAB expression. Errors say which field is wrong
 // and what it accepts.
 func ParseCron(expr string) (Cron, error) {
+	// Every schedule is parsed each minute; a list of thousands of values
+	// expresses nothing a range or step cannot.
+	if len(expr) > maxCronLength {
+		return Cron{}, fmt.Errorf("is %d characters; at most %d (use ranges a-b and steps */n instead of long lists)", len(expr), maxCronLength)
+	}
 	fields := strings.Fields(expr)
 	switch len(fields) {
 	case 5:

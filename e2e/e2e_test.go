@@ -31,6 +31,9 @@ import (
 // into the one Graph emulator or kill the one handler.
 var app *localapp.App
 
+// localRoot is the app's SPEMIGRATE_LOCAL_SOURCE_ROOTS.
+var localRoot string
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if testing.Short() {
@@ -38,6 +41,15 @@ func TestMain(m *testing.M) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	opts := localapp.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	// The one folder local sources may read from (hostile_test.go probes
+	// around it).
+	root, err := os.MkdirTemp("", "spemigrate-e2e-local-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	localRoot = root
+	opts.Settings = map[string]string{"SPEMIGRATE_LOCAL_SOURCE_ROOTS": localRoot}
 	for _, name := range targetNames {
 		opts.Graph.Containers = append(opts.Graph.Containers, targetContainer(name))
 	}
@@ -54,6 +66,7 @@ func TestMain(m *testing.M) {
 	app = a
 	code := m.Run()
 	app.Close()
+	os.RemoveAll(root)
 	os.Exit(code)
 }
 

@@ -51,7 +51,11 @@ type Handler struct {
 }
 
 // Function is the "provision" function (trigger binding "msg").
-func Function(h *Handler) handlers.Function { return handlers.ServiceBus(h.Log, "msg", h.Handle) }
+// Its senders are outside the app, so a body that is not even a JSON object
+// reaches Handle too and is recorded as a rejected request.
+func Function(h *Handler) handlers.Function {
+	return handlers.ServiceBusAnyBody(h.Log, "msg", h.Handle)
+}
 
 // Handle handles one message.
 func (h *Handler) Handle(ctx context.Context, body []byte, meta handlers.MessageMeta) error {

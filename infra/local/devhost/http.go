@@ -107,7 +107,9 @@ func (h *Host) invokeHTTP(w http.ResponseWriter, r *http.Request, fn *Function, 
 	if len(params) > 0 {
 		req["Params"] = params
 	}
-	if r.ContentLength > 0 {
+	// len(body), not ContentLength: a chunked request has no length (-1)
+	// and the real host still passes its body on.
+	if len(body) > 0 {
 		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if mt == "application/octet-stream" || strings.HasPrefix(mt, "multipart/") {
 			req["Body"] = base64.StdEncoding.EncodeToString(body)
@@ -135,7 +137,7 @@ func (h *Host) invokeHTTP(w http.ResponseWriter, r *http.Request, fn *Function, 
 	for k, v := range params {
 		inv.metadata[k] = dotnetString(v)
 	}
-	if r.ContentLength > 0 {
+	if len(body) > 0 {
 		s := string(body)
 		inv.triggerString = &s
 	}
@@ -202,7 +204,7 @@ func (h *Host) forwardOnce(w http.ResponseWriter, r *http.Request, inv *invocati
 		return err
 	}
 	var body io.Reader
-	if r.ContentLength > 0 {
+	if r.ContentLength != 0 { // -1: chunked, length unknown
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, "", http.StatusBadRequest)

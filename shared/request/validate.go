@@ -141,7 +141,7 @@ func (v *validator) containerURL(s Source) {
 	case u.Scheme == "http" && loopback:
 		// Local storage emulators serve plain HTTP on loopback only.
 	default:
-		v.add(field, "must use https (plain http only for a loopback storage emulator)")
+		v.add(field, "must use https (plain http only for a loopback storage emulator listed in SPEMIGRATE_ALLOWED_BLOB_HOSTS)")
 		return
 	}
 	if u.User != nil {

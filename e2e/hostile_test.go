@@ -323,3 +323,55 @@ func listMigrationIDs(t *testing.T, ctx context.Context) []string {
 		token = page.NextPageToken
 	}
 }
+
+// A permitted local folder holding a symbolic link to a file outside it
+// (the host's /etc/passwd): the migration runs, the file in the tree is
+// imported, the link is reported failed with the reason, and its target's
+// bytes are never read.
+func TestLocalLinkOutOfTheFolderIsRefused(t *testing.T) {
+	needApp(t)
+	ctx := testContext(t, 2*time.Minute)
+	dir := filepath.Join(localRoot, "links")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "inside.txt"), []byte("inside"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(dir, "passwd")); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	m := startHTTP(t, ctx, map[string]any{
+		"v": 1, "id": fmt.Sprintf("e2e-links-%d", time.Now().UnixNano()),
+		"source": map[string]any{"kind": "localFolder", "path": dir},
+		"target": map[string]any{"containerId": target("http"), "folder": "e2e/hostile-links"},
+	})
+	m = waitMigration(t, ctx, m.ID)
+	st, body := call(t, ctx, http.MethodGet, "/api/migrations/"+m.ID+"/items?limit=100", nil, nil)
+	if st != http.StatusOK {
+		t.Fatalf("items: %d %s", st, body)
+	}
+	var page struct {
+		Items []api.Item `json:"items"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]api.Item{}
+	for _, it := range page.Items {
+		got[it.SourcePath] = it
+		t.Logf("%s: %s %s", it.SourcePath, it.Outcome, it.Reason)
+	}
+	if it := got["inside.txt"]; it.Outcome != "imported" {
+		t.Errorf("inside.txt: %s %s, want imported", it.Outcome, it.Reason)
+	}
+	if it := got["passwd"]; it.Outcome != "failed" || !strings.Contains(it.Reason, "symbolic link leads outside the source folder") {
+		t.Errorf("passwd (a link to /etc/passwd): %s %q, want failed with the reason", it.Outcome, it.Reason)
+	}
+	if m.Status != api.StatusCompletedWithErrors {
+		t.Errorf("migration %s, want completedWithErrors", m.Status)
+	}
+	if m.Counters.BytesMigrated > int64(len("inside")) {
+		t.Errorf("%d bytes migrated, more than the one file inside the folder", m.Counters.BytesMigrated)
+	}
+}

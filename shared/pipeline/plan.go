@@ -6,40 +6,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spemigrate/spemigrate/shared/queue"
 	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/source"
+	"github.com/spemigrate/spemigrate/shared/state"
 )
 
-// Start records a new migration (m.ID, m.ContainerID and m.Request set by
-// the caller) and sends the plan message for its first page. Starting a
-// migration that exists already is not an error: the request was
-// delivered twice, and the first plan message is re-sent if planning has
-// not begun.
-func (e *Engine) Start(ctx context.Context, m *Migration) error {
-	if m.ID == "" || m.ContainerID == "" {
-		return errors.New("pipeline: start: migration id and target container id are required")
-	}
-	now := e.now()
-	nm := &Migration{
-		ID: m.ID, ContainerID: m.ContainerID, Request: m.Request,
-		Status: MigrationRunning, Created: now, Updated: now,
-	}
-	err := e.Store.CreateMigration(ctx, nm)
-	if errors.Is(err, ErrExists) {
-		if nm, err = e.Store.GetMigration(ctx, m.ID); err != nil {
-			return fmt.Errorf("start migration %s: %w", m.ID, err)
-		}
-		if nm.Status.Terminal() || nm.PlanPage > 0 || nm.CancelRequested {
-			return nil
-		}
-	} else if err != nil {
-		return fmt.Errorf("start migration %s: %w", m.ID, err)
-	}
-	e.log.Info("migration started", "migration", m.ID)
-	return e.send(ctx, Next{Step: StepPlan, MigrationID: m.ID, Page: 0})
-}
-
-// Plan handles one page of the source: it applies the naming policy to
+// Provision (the provision queue's step) plans one page of the source: it applies the naming policy to
 // each entry, records every decision as a per-item result, groups the
 // eligible items into batches, stores them, advances the migration's
 // planning position (the write that makes the page "done"), and then sends
@@ -48,7 +21,7 @@ func (e *Engine) Start(ctx context.Context, m *Migration) error {
 // Pages are planned strictly in order: page must equal the migration's
 // PlanPage. An earlier page (a redelivery) only re-sends what that page
 // should have sent; a later one is ignored.
-func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
+func (e *Engine) Provision(ctx context.Context, migrationID string, page int) error {
 	began := time.Now()
 	m, _, err := e.load(ctx, migrationID, "")
 	if err != nil {
@@ -83,9 +56,9 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 	}
 
 	var (
-		named   []Item
-		skipped []ItemResult
-		c       MigrationCounters
+		named   []state.Item
+		skipped []state.ItemResult
+		c       state.MigrationCounters
 	)
 	vgroups := groupVersions(pg.Entries)
 	// Every entry is named, unchanged or not, so the collision claims
@@ -97,13 +70,13 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 	for gi, vs := range vgroups {
 		c.Entries++
 		cur := vs[len(vs)-1]
-		it := Item{Path: cur.Path, Versions: vs}
+		it := state.Item{Path: cur.Path, Versions: vs}
 		d := decisions[gi]
 		if d.Skip {
 			c.Skipped++
-			skipped = append(skipped, ItemResult{
+			skipped = append(skipped, state.ItemResult{
 				MigrationID: m.ID, SourcePath: cur.Path, Size: it.Size(),
-				Outcome: OutcomeSkipped, Reason: d.Reason,
+				Outcome: state.OutcomeSkipped, Reason: d.Reason,
 			})
 			continue
 		}
@@ -121,9 +94,9 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 		if prev, ok := unchanged[i]; ok {
 			c.Skipped++
 			c.Unchanged++
-			skipped = append(skipped, ItemResult{
+			skipped = append(skipped, state.ItemResult{
 				MigrationID: m.ID, SourcePath: it.Path, TargetPath: it.Target, Size: it.Size(),
-				Outcome: OutcomeSkipped, Reason: "unchanged since migration " + prev,
+				Outcome: state.OutcomeSkipped, Reason: "unchanged since migration " + prev,
 			})
 			continue
 		}
@@ -140,23 +113,23 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 		return fmt.Errorf("plan %s page %d: batches: %w", m.ID, page, err)
 	}
 	results := skipped
-	batches := make([]*Batch, len(groups))
-	var next []Next
+	batches := make([]*state.Batch, len(groups))
+	var next []queue.Message
 	for i, g := range groups {
-		b := &Batch{
+		b := &state.Batch{
 			MigrationID: m.ID, ID: BatchID(page, i), Page: page, ContainerID: m.ContainerID,
-			Status: BatchPlanned, Attempt: 1, Items: len(g), Updated: e.now(),
+			Status: state.BatchPlanned, Attempt: 1, Items: len(g), Updated: e.now(),
 		}
 		for _, it := range g {
 			b.Bytes += it.Size()
-			results = append(results, itemResult(m, b, it, OutcomePending, it.NamingReason))
+			results = append(results, itemResult(m, b, it, state.OutcomePending, it.NamingReason))
 		}
 		batches[i] = b
-		next = append(next, Next{Step: StepStage, MigrationID: m.ID, BatchID: b.ID, Attempt: 1})
+		next = append(next, queue.Message{Step: queue.StepStageBatch, MigrationID: m.ID, BatchID: b.ID, Attempt: 1})
 	}
 	// Results before batches: nothing drives a batch of this page before the
 	// page is recorded below, so a re-plan never overwrites an outcome.
-	if err := e.Store.PutItemResults(ctx, results); err != nil {
+	if err := e.Store.PutResults(ctx, results); err != nil {
 		return fmt.Errorf("plan %s page %d: item results: %w", m.ID, page, err)
 	}
 	for i, b := range batches {
@@ -166,7 +139,7 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 	}
 	c.Batches = int64(len(groups))
 
-	m, wrote, err := e.updateMigration(ctx, m, func(x *Migration) (bool, error) {
+	m, wrote, err := e.updateMigration(ctx, m, func(x *state.Migration) (bool, error) {
 		if x.PlanPage != page || x.Status.Terminal() {
 			return false, nil
 		}
@@ -192,7 +165,7 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 	log.Info("page planned", "entries", c.Entries, "items", c.Items, "skipped", c.Skipped, "unchanged", c.Unchanged,
 		"renamed", c.Renamed, "batches", len(groups), "last", m.PlanDone, "took", time.Since(began))
 	if !m.PlanDone {
-		next = append(next, Next{Step: StepPlan, MigrationID: m.ID, Page: page + 1})
+		next = append(next, queue.Message{Step: queue.StepProvision, MigrationID: m.ID, Page: page + 1})
 	}
 	if err := e.send(ctx, next...); err != nil {
 		return fmt.Errorf("plan %s page %d: %w", m.ID, page, err)
@@ -222,9 +195,9 @@ func groupVersions(es []source.Entry) [][]source.Entry {
 // finds its batches again.
 func BatchID(page, i int) string { return fmt.Sprintf("p%06d-b%03d", page, i) }
 
-func (e *Engine) createBatch(ctx context.Context, b *Batch, items []Item) error {
+func (e *Engine) createBatch(ctx context.Context, b *state.Batch, items []state.Item) error {
 	err := e.Store.CreateBatch(ctx, b, items)
-	if err != nil && !errors.Is(err, ErrExists) {
+	if err != nil && !errors.Is(err, state.ErrExists) {
 		return fmt.Errorf("create batch %s: %w", b.ID, err)
 	}
 	return nil
@@ -234,19 +207,19 @@ func (e *Engine) createBatch(ctx context.Context, b *Batch, items []Item) error 
 // plan message whose page is already recorded: stage messages for that
 // page's batches still planned, and the next plan message if it is still
 // the next page.
-func (e *Engine) replan(ctx context.Context, m *Migration, page int) error {
+func (e *Engine) replan(ctx context.Context, m *state.Migration, page int) error {
 	bs, err := e.Store.ListBatches(ctx, m.ID)
 	if err != nil {
 		return fmt.Errorf("plan %s page %d: list batches: %w", m.ID, page, err)
 	}
-	var next []Next
+	var next []queue.Message
 	for _, b := range bs {
-		if b.Page == page && b.Status == BatchPlanned {
-			next = append(next, Next{Step: StepStage, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt})
+		if b.Page == page && b.Status == state.BatchPlanned {
+			next = append(next, queue.Message{Step: queue.StepStageBatch, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt})
 		}
 	}
 	if page+1 == m.PlanPage && !m.PlanDone {
-		next = append(next, Next{Step: StepPlan, MigrationID: m.ID, Page: page + 1})
+		next = append(next, queue.Message{Step: queue.StepProvision, MigrationID: m.ID, Page: page + 1})
 	}
 	if err := e.send(ctx, next...); err != nil {
 		return fmt.Errorf("plan %s page %d: %w", m.ID, page, err)
@@ -268,7 +241,7 @@ func (e *Engine) Settle(ctx context.Context, migrationID string) error {
 	return e.settle(ctx, m)
 }
 
-func (e *Engine) settle(ctx context.Context, m *Migration) error {
+func (e *Engine) settle(ctx context.Context, m *state.Migration) error {
 	if m.Status.Terminal() {
 		return nil
 	}
@@ -276,7 +249,7 @@ func (e *Engine) settle(ctx context.Context, m *Migration) error {
 	if err != nil {
 		return fmt.Errorf("settle %s: list batches: %w", m.ID, err)
 	}
-	var agg MigrationCounters
+	var agg state.MigrationCounters
 	all := true
 	for _, b := range bs {
 		if !b.Status.Terminal() {
@@ -285,9 +258,9 @@ func (e *Engine) settle(ctx context.Context, m *Migration) error {
 		}
 		agg.BatchesDone++
 		switch b.Status {
-		case BatchFailed:
+		case state.BatchFailed:
 			agg.BatchesFailed++
-		case BatchCancelled:
+		case state.BatchCancelled:
 			agg.BatchesCancelled++
 		}
 		agg.FilesMigrated += b.FilesMigrated
@@ -297,7 +270,7 @@ func (e *Engine) settle(ctx context.Context, m *Migration) error {
 		agg.Warnings += b.Progress.Warnings
 	}
 	done := all && (m.PlanDone || m.CancelRequested)
-	m2, wrote, err := e.updateMigration(ctx, m, func(x *Migration) (bool, error) {
+	m2, wrote, err := e.updateMigration(ctx, m, func(x *state.Migration) (bool, error) {
 		if x.Status.Terminal() {
 			return false, nil
 		}
@@ -328,43 +301,23 @@ func (e *Engine) settle(ctx context.Context, m *Migration) error {
 	return nil
 }
 
-// failMigration ends a migration that cannot proceed at all (nothing was
-// planned from it, or planning cannot continue): planning stops, batches
-// already planned still run, and the migration ends failed once they are
-// terminal.
-func (e *Engine) failMigration(ctx context.Context, m *Migration, reason string) error {
-	m, _, err := e.updateMigration(ctx, m, func(x *Migration) (bool, error) {
-		if x.Status.Terminal() || x.PlanDone {
-			return false, nil
-		}
-		x.PlanDone = true
-		x.Reason = reason
-		return true, nil
-	})
-	if err != nil {
-		return fmt.Errorf("fail migration %s: %w", m.ID, err)
-	}
-	e.log.Error("migration cannot be planned", "migration", m.ID, "reason", reason)
-	return e.settle(ctx, m)
-}
-
-func finalStatus(m *Migration) MigrationStatus {
+func finalStatus(m *state.Migration) state.MigrationStatus {
 	c := m.Counters
 	switch {
 	case m.CancelRequested:
-		return MigrationCancelled
+		return state.MigrationCancelled
 	case m.Reason != "" && c.Batches == 0:
-		return MigrationFailed // planning failed before any batch
+		return state.MigrationFailed // planning failed before any batch
 	case c.Batches > 0 && c.BatchesFailed == c.Batches:
-		return MigrationFailed
+		return state.MigrationFailed
 	case c.BatchesFailed > 0 || c.FilesFailed > 0 || m.Reason != "":
-		return MigrationCompletedWithErrors
+		return state.MigrationCompletedWithErrors
 	}
-	return MigrationCompleted
+	return state.MigrationCompleted
 }
 
 // name decides the targets of a page's files, at once when the Namer can.
-func (e *Engine) name(ctx context.Context, m *Migration, groups [][]source.Entry) ([]Decision, error) {
+func (e *Engine) name(ctx context.Context, m *state.Migration, groups [][]source.Entry) ([]Decision, error) {
 	ents := make([]NameEntry, len(groups))
 	for i, vs := range groups {
 		cur := vs[len(vs)-1]

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/spemigrate/spemigrate/shared/graph"
+	"github.com/spemigrate/spemigrate/shared/queue"
+	"github.com/spemigrate/spemigrate/shared/spepackage"
+	"github.com/spemigrate/spemigrate/shared/state"
 )
 
 // Poll drains the job's progress events once from the stored cursor,
@@ -37,7 +40,7 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 		// migration's; settling again is harmless.
 		return e.settle(ctx, m)
 	}
-	if b.Status != BatchRunning || b.Attempt != attempt {
+	if b.Status != state.BatchRunning || b.Attempt != attempt {
 		return nil
 	}
 	if b.Completed {
@@ -67,7 +70,7 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 		return fmt.Errorf("poll %s/%s: %w", m.ID, b.ID, err)
 	}
 	if len(eb.Events) > 0 {
-		if err := e.Store.PutEvents(ctx, m.ID, b.ID, eb.Events); err != nil {
+		if _, err := e.Store.PutEvents(ctx, m.ID, b.ID, eb.Events); err != nil {
 			return fmt.Errorf("poll %s/%s: store events: %w", m.ID, b.ID, err)
 		}
 	}
@@ -79,8 +82,8 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 			pickup = p.NextPickupDateTime
 		}
 	}
-	b, wrote, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
-		if x.Status != BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
+	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
+		if x.Status != state.BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
 			return false, nil
 		}
 		x.EventCursor = eb.Cursor
@@ -111,20 +114,20 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 		}
 		return e.failAttempt(ctx, m, b, "job was deleted before it completed")
 	}
-	return e.send(ctx, Next{Step: StepPoll, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: b.NextPollAt})
+	return e.send(ctx, queue.Message{Step: queue.StepPoll, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: b.NextPollAt})
 }
 
 // applyEvent folds one event into the batch; it reports a deleted event.
 // Every change is a set, never an increment, so an event applied twice
 // changes nothing.
-func applyEvent(x *Batch, ev *graph.Event) (deleted bool) {
+func applyEvent(x *state.Batch, ev *graph.Event) (deleted bool) {
 	switch ev.Kind {
 	case graph.KindStart:
 		x.JobStarted = true
 	case graph.KindProgress:
 		if p := ev.Progress; p != nil {
 			x.JobStarted = true
-			x.Progress = BatchProgress{
+			x.Progress = state.BatchProgress{
 				FilesProcessed:   int64(p.FilesProcessed),
 				BytesProcessed:   int64(p.BytesProcessed),
 				ObjectsProcessed: int64(p.ObjectsProcessed),
@@ -157,7 +160,7 @@ func applyEvent(x *Batch, ev *graph.Event) (deleted bool) {
 // nextPoll is when to look again: at once when the page limit stopped the
 // drain, at the announced pickup of a postponed job (capped by the idle
 // interval), less often once a job has been silent for IdleAfter.
-func (e *Engine) nextPoll(x *Batch, now time.Time, more bool, pickup time.Time) time.Time {
+func (e *Engine) nextPoll(x *state.Batch, now time.Time, more bool, pickup time.Time) time.Time {
 	if more {
 		return now
 	}
@@ -176,10 +179,10 @@ func (e *Engine) nextPoll(x *Batch, now time.Time, more bool, pickup time.Time) 
 
 // reschedule moves the poll chain to a later time under a new sequence, so
 // the new message is not taken for a duplicate of the current one.
-func (e *Engine) reschedule(ctx context.Context, b *Batch, seq int, at time.Time) error {
+func (e *Engine) reschedule(ctx context.Context, b *state.Batch, seq int, at time.Time) error {
 	attempt := b.Attempt
-	b, wrote, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
-		if x.Status != BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
+	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
+		if x.Status != state.BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
 			return false, nil
 		}
 		x.PollSeq++
@@ -189,18 +192,18 @@ func (e *Engine) reschedule(ctx context.Context, b *Batch, seq int, at time.Time
 	if err != nil || !wrote {
 		return err
 	}
-	return e.send(ctx, Next{Step: StepPoll, MigrationID: b.MigrationID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: at})
+	return e.send(ctx, queue.Message{Step: queue.StepPoll, MigrationID: b.MigrationID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: at})
 }
 
 // FileIDer is optionally implemented by the [Stager]: the manifest's file
 // GUID of an item, so error events can be matched by objectId as well as
 // by objectUrl.
 type FileIDer interface {
-	FileID(m *Migration, it Item) string
+	FileID(m *state.Migration, it state.Item) string
 }
 
 // finish turns a completed job into the batch's outcome (spec §7.4).
-func (e *Engine) finish(ctx context.Context, m *Migration, b *Batch) error {
+func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch) error {
 	if b.Fatal {
 		if m.CancelRequested {
 			return e.cancelRunning(ctx, m, b)
@@ -232,8 +235,8 @@ func (e *Engine) finish(ctx context.Context, m *Migration, b *Batch) error {
 		unmatched++
 	}
 	var (
-		rs            = make([]ItemResult, 0, len(items))
-		imported      = make([]Item, 0, len(items))
+		rs            = make([]state.ItemResult, 0, len(items))
+		imported      = make([]state.Item, 0, len(items))
 		bytesMigrated int64
 	)
 	for i, it := range items {
@@ -241,14 +244,14 @@ func (e *Engine) finish(ctx context.Context, m *Migration, b *Batch) error {
 			failed[i] = "source could not be read: " + it.StageError
 		}
 		if why, ok := failed[i]; ok {
-			rs = append(rs, itemResult(m, b, it, OutcomeFailed, joinReason(it.NamingReason, why)))
+			rs = append(rs, itemResult(m, b, it, state.OutcomeFailed, joinReason(it.NamingReason, why)))
 			continue
 		}
 		bytesMigrated += it.Size()
-		rs = append(rs, itemResult(m, b, it, OutcomeMigrated, it.NamingReason))
+		rs = append(rs, itemResult(m, b, it, state.ImportedOutcome(it.Renamed), it.NamingReason))
 		imported = append(imported, it)
 	}
-	if err := e.Store.PutItemResults(ctx, rs); err != nil {
+	if err := e.Store.PutResults(ctx, rs); err != nil {
 		return fmt.Errorf("finish %s/%s: item results: %w", m.ID, b.ID, err)
 	}
 	// Before the batch is final, so a crash re-records on the next delivery.
@@ -258,21 +261,21 @@ func (e *Engine) finish(ctx context.Context, m *Migration, b *Batch) error {
 		}
 	}
 	success := b.Progress.Errors == 0 && !b.FailingEvents
-	status, reason := BatchSucceeded, ""
+	status, reason := state.BatchSucceeded, ""
 	switch {
 	case success:
 	case len(failed) == len(items) && len(items) > 0:
-		status, reason = BatchFailed, fmt.Sprintf("all %d items failed to import", len(items))
+		status, reason = state.BatchFailed, fmt.Sprintf("all %d items failed to import", len(items))
 	default:
-		status = BatchCompletedWithErrors
+		status = state.BatchCompletedWithErrors
 		reason = fmt.Sprintf("%d of %d items failed to import", len(failed), len(items))
 		if unmatched > 0 {
 			reason += fmt.Sprintf("; %d errors not tied to an item (see the job's events)", unmatched)
 		}
 	}
 	jobID := b.JobID
-	b, wrote, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
-		if x.Status != BatchRunning || x.JobID != jobID || !x.Completed {
+	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
+		if x.Status != state.BatchRunning || x.JobID != jobID || !x.Completed {
 			return false, nil
 		}
 		x.Status = status
@@ -294,19 +297,16 @@ func (e *Engine) finish(ctx context.Context, m *Migration, b *Batch) error {
 
 // cancelRunning ends a batch whose job was cancelled or deleted at the
 // user's request.
-func (e *Engine) cancelRunning(ctx context.Context, m *Migration, b *Batch) error {
-	if err := e.markItems(ctx, m, b, OutcomeCancelled, "migration cancelled"); err != nil {
+func (e *Engine) cancelRunning(ctx context.Context, m *state.Migration, b *state.Batch) error {
+	if err := e.markItems(ctx, m, b, state.OutcomeCancelled, "migration cancelled"); err != nil {
 		return err
 	}
-	jobID := b.JobID
-	return e.markCancelled(ctx, m, b, func(x *Batch) bool {
-		return x.Status == BatchRunning && x.JobID == jobID
-	})
+	return e.markCancelled(ctx, m, b, cancelRunning, b.JobID)
 }
 
 // deleteQueuedJob deletes a job that has not started, for a cancelled
 // migration. done reports that the batch is now cancelled.
-func (e *Engine) deleteQueuedJob(ctx context.Context, m *Migration, b *Batch) (done bool, err error) {
+func (e *Engine) deleteQueuedJob(ctx context.Context, m *state.Migration, b *state.Batch) (done bool, err error) {
 	err = e.Graph.DeleteJob(ctx, m.ContainerID, b.JobID)
 	switch {
 	case err == nil:
@@ -325,7 +325,7 @@ type itemMatcher struct {
 	byID   map[string]int
 }
 
-func newItemMatcher(m *Migration, items []Item, s Stager) *itemMatcher {
+func newItemMatcher(m *state.Migration, items []state.Item, s Stager) *itemMatcher {
 	im := &itemMatcher{byPath: make(map[string]int, len(items)), byID: map[string]int{}}
 	ider, _ := s.(FileIDer)
 	for i, it := range items {
@@ -362,9 +362,7 @@ func (im *itemMatcher) find(objectURL, objectID string) (int, bool) {
 	return 0, false
 }
 
-func normPath(p string) string {
-	return strings.ToLower(strings.Trim(strings.ReplaceAll(p, "\\", "/"), "/"))
-}
+func normPath(p string) string { return spepackage.PathKey(p) }
 
 func normID(id string) string { return strings.ToLower(strings.Trim(id, "{}")) }
 

@@ -21,7 +21,10 @@ import (
 
 // Options configure a [Stager]. Zero values take the defaults noted.
 type Options struct {
-	// Source streams the files' bytes. Required.
+	// Source streams the files' bytes when a Request names none. A Stager
+	// lives for the process (its buffer pool and MD5 lanes bound staging's
+	// memory per process), so callers staging several sources pass each
+	// batch's in its Request instead.
 	Source source.Source
 	// BlockSize is the size of one staged block (default 4 MiB).
 	BlockSize int
@@ -106,9 +109,6 @@ func (s *Stager) releaseLanes(l *spepackage.MD5Server) {
 
 // New checks opts and returns a Stager.
 func New(opts Options) (*Stager, error) {
-	if opts.Source == nil {
-		return nil, errors.New("staging: Options.Source is nil: pass the migration's source")
-	}
 	if opts.BlockSize == 0 {
 		opts.BlockSize = 4 << 20
 	}
@@ -156,6 +156,8 @@ func (c Containers) LogValue() slog.Value { return slog.StringValue(c.String()) 
 
 // Request is one batch to stage.
 type Request struct {
+	// Source streams this batch's files; nil uses Options.Source.
+	Source     source.Source
 	Batch      Batch
 	Containers Containers
 	Target     spepackage.Target
@@ -249,6 +251,9 @@ func MetadataIdentities(users map[string]string) func(source.Entry) (spepackage.
 // failure (the batch can be staged again as a whole); per-item source
 // failures are reported in the Result instead.
 func (s *Stager) Stage(ctx context.Context, req Request) (*Result, error) {
+	if req.Source == nil {
+		req.Source = s.opts.Source
+	}
 	if err := s.check(req); err != nil {
 		return nil, err
 	}
@@ -330,6 +335,8 @@ func (s *Stager) Stage(ctx context.Context, req Request) (*Result, error) {
 
 func (s *Stager) check(req Request) error {
 	switch {
+	case req.Source == nil:
+		return errors.New("stage batch: Request.Source is nil: pass the migration's source (or set Options.Source)")
 	case len(req.Containers.Key) != spepackage.KeySize:
 		return fmt.Errorf("stage batch: Containers.Key is %d bytes, want %d: decode the provisioned encryptionKey with spepackage.DecodeKey", len(req.Containers.Key), spepackage.KeySize)
 	case req.Containers.DataURL == "" || req.Containers.MetadataURL == "":
@@ -397,7 +404,7 @@ func (s *Stager) stageItem(ctx context.Context, data *container.Client, req Requ
 	ir := ItemResult{Path: it.Path, LibraryPath: lib, ID: spepackage.ObjectID(req.Namespace, lib)}
 	for v, e := range it.Versions {
 		name := BlobName(req.Namespace, lib, v)
-		b, err := s.stageEntry(ctx, data, name, e, req.Containers.Key, lanes)
+		b, err := s.stageEntry(ctx, data, req.Source, name, e, req.Containers.Key, lanes)
 		var se *sourceError
 		if errors.As(err, &se) {
 			ir.Blobs = nil
@@ -412,8 +419,8 @@ func (s *Stager) stageItem(ctx context.Context, data *container.Client, req Requ
 	return ir, nil
 }
 
-func (s *Stager) stageEntry(ctx context.Context, data *container.Client, name string, e source.Entry, key []byte, lanes *spepackage.MD5Server) (Blob, error) {
-	rc, err := s.opts.Source.Open(ctx, e)
+func (s *Stager) stageEntry(ctx context.Context, data *container.Client, src source.Source, name string, e source.Entry, key []byte, lanes *spepackage.MD5Server) (Blob, error) {
+	rc, err := src.Open(ctx, e)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Blob{}, ctx.Err()

@@ -51,8 +51,11 @@ var (
 	ErrNotFound = errors.New("state: not found")
 	// ErrStale: a Replace lost a race (the ETag no longer matches).
 	ErrStale = errors.New("state: entity changed since it was read")
-	// ErrConflict: an Update gave up after too many lost races.
-	ErrConflict = errors.New("state: too many concurrent updates")
+	// ErrExists: a Create found the entity already stored.
+	ErrExists = errors.New("state: already exists")
+	// ErrContended: an update gave up after too many lost races; the
+	// caller should try again later (a queue message is redelivered).
+	ErrContended = errors.New("state: too many concurrent updates")
 	// ErrNoChange, returned by an update function, ends the update without
 	// writing; Update then returns the entity as read and a nil error.
 	ErrNoChange = errors.New("state: no change")

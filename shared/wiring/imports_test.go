@@ -1,4 +1,4 @@
-package pipeline
+package wiring
 
 import (
 	"strings"
@@ -12,8 +12,8 @@ import (
 
 func TestSameVersion(t *testing.T) {
 	mod := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	item := func(etag string, size int64, m time.Time) Item {
-		return Item{Path: "a/b.txt", Target: "a/b.txt", Versions: []source.Entry{{Path: "a/b.txt", ETag: etag, Size: size, Modified: m}}}
+	item := func(etag string, size int64, m time.Time) state.Item {
+		return state.Item{Path: "a/b.txt", Target: "a/b.txt", Versions: []source.Entry{{Path: "a/b.txt", ETag: etag, Size: size, Modified: m}}}
 	}
 	prev := state.Import{Source: "s", SourcePath: "a/b.txt", ETag: "e1", Size: 10, Modified: mod, Versions: 1}
 	noETag := prev
@@ -22,7 +22,7 @@ func TestSameVersion(t *testing.T) {
 		name string
 		prev state.Import
 		src  string
-		it   Item
+		it   state.Item
 		want bool
 	}{
 		{"same etag", prev, "s", item("e1", 10, mod.Add(time.Hour)), true},
@@ -32,7 +32,7 @@ func TestSameVersion(t *testing.T) {
 		{"no etag: same size and time", noETag, "s", item("", 10, mod), true},
 		{"no etag: other time", noETag, "s", item("", 10, mod.Add(time.Second)), false},
 		{"no etag: no time", state.Import{Source: "s", SourcePath: "a/b.txt", Size: 10, Versions: 1}, "s", item("", 10, time.Time{}), false},
-		{"a version was added", prev, "s", Item{Path: "a/b.txt", Versions: []source.Entry{{ETag: "e0"}, {ETag: "e1", Size: 10}}}, false},
+		{"a version was added", prev, "s", state.Item{Path: "a/b.txt", Versions: []source.Entry{{ETag: "e0"}, {ETag: "e1", Size: 10}}}, false},
 	} {
 		if got := sameVersion(tt.prev, tt.src, tt.it); got != tt.want {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)

@@ -1,4 +1,4 @@
-package pipeline
+package wiring
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/spemigrate/spemigrate/shared/state"
 )
 
-// ImportLog is the [Imports] over shared/state: one row per container and
+// ImportLog is the [pipeline.Imports] over shared/state: one row per container and
 // library path (state.Store.PutImports / GetImports). A page's lookups are
 // one range query, or one read while nothing was ever imported into the
 // container.
@@ -18,12 +18,9 @@ type ImportLog struct {
 	State *state.Store
 }
 
-// Unchanged implements [Imports].
-func (l ImportLog) Unchanged(ctx context.Context, m *Migration, items []Item) (map[int]string, error) {
-	r, err := DecodeRequest(m)
-	if err != nil {
-		return nil, err
-	}
+// Unchanged implements [pipeline.Imports].
+func (l ImportLog) Unchanged(ctx context.Context, m *state.Migration, items []state.Item) (map[int]string, error) {
+	r := m.Request
 	if !r.Options.IsIncremental() {
 		return nil, nil
 	}
@@ -48,7 +45,7 @@ func (l ImportLog) Unchanged(ctx context.Context, m *Migration, items []Item) (m
 // sameVersion reports whether prev recorded the import of exactly it's
 // current source version from the same source file: the same ETag, or,
 // for a source without ETags, the same size and last-modified time.
-func sameVersion(prev state.Import, src string, it Item) bool {
+func sameVersion(prev state.Import, src string, it state.Item) bool {
 	cur := it.Current()
 	if prev.Source != src || prev.SourcePath != it.Path || prev.Versions != int64(len(it.Versions)) || prev.Size != cur.Size {
 		return false
@@ -59,12 +56,9 @@ func sameVersion(prev state.Import, src string, it Item) bool {
 	return !cur.Modified.IsZero() && cur.Modified.Equal(prev.Modified)
 }
 
-// Record implements [Imports].
-func (l ImportLog) Record(ctx context.Context, m *Migration, batchID string, items []Item) error {
-	r, err := DecodeRequest(m)
-	if err != nil {
-		return err
-	}
+// Record implements [pipeline.Imports].
+func (l ImportLog) Record(ctx context.Context, m *state.Migration, batchID string, items []state.Item) error {
+	r := m.Request
 	src := sourceKey(r)
 	ims := make([]state.Import, len(items))
 	for i, it := range items {

@@ -1,16 +1,20 @@
-package pipeline
+package state
 
 import (
-	"fmt"
 	"time"
 
+	"github.com/spemigrate/spemigrate/shared/graph"
+	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/source"
 )
 
-// MigrationStatus is where a migration is in its life.
+// MigrationStatus is where a migration is in its life. It is stored as is:
+// the engine decides it (in one place, its settle transition) and every
+// reader shows what was decided.
 type MigrationStatus string
 
-// Migration statuses. Only MigrationRunning is not terminal.
+// Migration statuses. Only MigrationRunning is not terminal; a running
+// migration with CancelRequested set is shown as cancelling.
 const (
 	MigrationRunning             MigrationStatus = "running"
 	MigrationCompleted           MigrationStatus = "completed"
@@ -22,15 +26,16 @@ const (
 // Terminal reports whether the migration is finished.
 func (s MigrationStatus) Terminal() bool { return s != MigrationRunning && s != "" }
 
-// BatchStatus is where a batch is in the state machine (see the package doc).
+// BatchStatus is where a batch is in the engine's state machine.
 type BatchStatus string
 
-// Batch statuses.
+// Batch statuses. Succeeded, CompletedWithErrors, Failed and Cancelled are
+// terminal; the others are in flight and indexed for the drain timer.
 const (
-	BatchPlanned             BatchStatus = "planned"
-	BatchStaged              BatchStatus = "staged"
-	BatchSubmitting          BatchStatus = "submitting"
-	BatchRunning             BatchStatus = "running"
+	BatchPlanned             BatchStatus = "planned"    // items chosen; containers may be provisioned
+	BatchStaged              BatchStatus = "staged"     // content and manifests uploaded
+	BatchSubmitting          BatchStatus = "submitting" // submit intent recorded, no job id yet
+	BatchRunning             BatchStatus = "running"    // migration job created (JobID set)
 	BatchSucceeded           BatchStatus = "succeeded"
 	BatchCompletedWithErrors BatchStatus = "completedWithErrors"
 	BatchFailed              BatchStatus = "failed"
@@ -46,19 +51,23 @@ func (s BatchStatus) Terminal() bool {
 	return false
 }
 
-// Migration is the pipeline's view of one migration entity.
+// Migration is one user request to move a source into a container.
 type Migration struct {
 	ID string
 	// ContainerID is the target SharePoint Embedded container (= drive id).
 	ContainerID string
-	// Request is the user's migration request as submitted (JSON). The
-	// pipeline does not interpret it; [Sources] and [Namer] do.
-	Request []byte
+	// Request is the user's request as accepted, decoded once when the
+	// migration is read. It is sealed at rest, bound to this row, because
+	// it may carry a SAS or a connection string. Zero for a request that
+	// was rejected before it could be decoded.
+	Request request.Request
 
 	Status MigrationStatus
-	// CancelRequested is set by Cancel; running jobs finish, the rest stop.
+	// CancelRequested is set by a cancel; running jobs finish, the rest stop.
 	CancelRequested bool
-	Reason          string
+	// Reason says why the migration failed, was cancelled, or completed
+	// with errors that no batch carries (planning stopped early).
+	Reason string
 
 	// Planning position: the next page to plan and the source cursor it
 	// starts at. PlanDone is set once the source has no more pages.
@@ -70,8 +79,17 @@ type Migration struct {
 
 	Created time.Time
 	Updated time.Time
-	// ETag is the store's concurrency token; updates are conditional on it.
+	// ETag is the store's concurrency token; writes are conditional on it.
 	ETag string
+}
+
+// Phase is the status a person reads: Status, or "cancelling" while a
+// cancelled migration winds down.
+func (m *Migration) Phase() string {
+	if m.Status == MigrationRunning && m.CancelRequested {
+		return "cancelling"
+	}
+	return string(m.Status)
 }
 
 // MigrationCounters are the migration's totals. Planning counters are
@@ -111,12 +129,12 @@ type Batch struct {
 	Items int
 	Bytes int64
 
-	// SealedContainers is the provisioned containerInfo (SAS URLs and key),
-	// sealed by the [Sealer]; SASExpiry is its earlier SAS expiry (not
-	// secret) so the 12-hour rule can be checked without unsealing.
-	SealedContainers string
-	SASExpiry        time.Time
-	ProvisionedAt    time.Time
+	// Containers are the provisioned SAS URLs and key of the current
+	// attempt, sealed at rest bound to this row (zero until provisioned);
+	// SASExpiry is their earlier SAS expiry (not secret).
+	Containers    graph.ContainerInfo
+	SASExpiry     time.Time
+	ProvisionedAt time.Time
 
 	// SubmitStarted is the submit intent: set before the Graph call,
 	// it leases the right to create this attempt's job.
@@ -144,9 +162,13 @@ type Batch struct {
 	FilesFailed   int64
 	BytesMigrated int64
 
+	Created time.Time
 	Updated time.Time
 	ETag    string
 }
+
+// Provisioned reports whether the batch holds containers for its attempt.
+func (b *Batch) Provisioned() bool { return b.Containers.DataContainerURI != "" }
 
 // BatchProgress is the latest progress event's counters (cumulative, so
 // taking the latest is idempotent).
@@ -195,80 +217,52 @@ func (it Item) Size() int64 {
 	return n
 }
 
-// Outcome is what happened to one source entry.
+// Outcome is what happened to one source file.
 type Outcome string
 
-// Item outcomes.
+// Item outcomes: the words of the report, stored as they are shown.
 const (
 	OutcomePending   Outcome = "pending" // planned, not imported yet
-	OutcomeMigrated  Outcome = "migrated"
+	OutcomeImported  Outcome = "imported"
+	OutcomeRenamed   Outcome = "renamed" // imported under a name the naming policy chose
 	OutcomeFailed    Outcome = "failed"
 	OutcomeSkipped   Outcome = "skipped"
 	OutcomeCancelled Outcome = "cancelled"
 )
 
-// ItemResult is the per-item record a user reads in the report, one per
-// source file (its versions travel together). Its key is (MigrationID,
-// SourcePath); writes are upserts.
+// ImportedOutcome is the outcome of an item the job imported.
+func ImportedOutcome(renamed bool) Outcome {
+	if renamed {
+		return OutcomeRenamed
+	}
+	return OutcomeImported
+}
+
+// ItemResult is the per-item row behind the report, one per source file
+// (its versions travel together). Its key is (MigrationID, SourcePath,
+// VersionID); writes are upserts.
 type ItemResult struct {
 	MigrationID string
 	SourcePath  string
+	VersionID   string // empty for the current version
 	TargetPath  string
 	BatchID     string
 	Size        int64
 	Outcome     Outcome
 	Renamed     bool
-	// Reason says why an item was skipped, renamed or failed (naming
-	// decisions and import errors), never containing a secret.
-	Reason string
+	// Reason says why an item was skipped, renamed or failed, in words a
+	// user can act on, never containing a secret (the store does not check).
+	Reason  string
+	Updated time.Time
 }
 
-// Ref names a migration (BatchID empty) or a batch in the in-flight index.
+// Ref is one row of the in-flight index: a non-terminal batch or (BatchID
+// empty) migration, with its status at its last write. The entity is the
+// truth; read it before acting.
 type Ref struct {
 	MigrationID string
 	BatchID     string
-}
-
-// Step names a pipeline step, i.e. a queue.
-type Step string
-
-// Steps.
-const (
-	StepPlan   Step = "plan"
-	StepStage  Step = "stage"
-	StepSubmit Step = "submit"
-	StepPoll   Step = "poll"
-)
-
-// Next is a message a step asks to send: the ids of the work, never data.
-type Next struct {
-	Step        Step
-	MigrationID string
-	BatchID     string // all but plan
-	Page        int    // plan
-	Attempt     int    // stage, submit, poll: the batch attempt
-	Seq         int    // poll: the batch's poll sequence within the attempt
-	// NotBefore schedules the message; zero sends it now.
-	NotBefore time.Time
-	// Nonce distinguishes a re-drive from the original, so that duplicate
-	// detection on the queue does not swallow it.
-	Nonce string
-}
-
-// MessageID is deterministic, so the queue's duplicate detection drops the
-// same message sent twice (for example by a step re-run after a crash).
-func (n Next) MessageID() string {
-	var id string
-	switch n.Step {
-	case StepPlan:
-		id = fmt.Sprintf("%s/%s/p%d", n.Step, n.MigrationID, n.Page)
-	case StepPoll:
-		id = fmt.Sprintf("%s/%s/%s/a%d/s%d", n.Step, n.MigrationID, n.BatchID, n.Attempt, n.Seq)
-	default:
-		id = fmt.Sprintf("%s/%s/%s/a%d", n.Step, n.MigrationID, n.BatchID, n.Attempt)
-	}
-	if n.Nonce != "" {
-		id += "/" + n.Nonce
-	}
-	return id
+	Status      string
+	NextPollAt  time.Time
+	Updated     time.Time
 }

@@ -199,7 +199,7 @@ func TestHandlerKilledDuringStageBatch(t *testing.T) {
 	m := startHTTP(t, ctx, req)
 
 	waitFor(t, ctx, "a stage-batch invocation in flight", 5*time.Millisecond, func() bool {
-		return hostStats(t).Functions["stagebatch"].InFlight > 0
+		return hostStats(t).Functions["stage-batch"].InFlight > 0
 	})
 	pid := handlerPID(t)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {

@@ -46,7 +46,15 @@ type Config struct {
 	// provision→poll rounds (SPEMIGRATE_MAX_ATTEMPTS). Zero: engine defaults.
 	PageSize    int
 	MaxAttempts int
+	// StepDeadline bounds one queue invocation (SPEMIGRATE_STEP_DEADLINE,
+	// default 9m): below host.json's functionTimeout (10 min), so a step
+	// that hangs ends and its message is redelivered, instead of the host
+	// killing the worker mid-write.
+	StepDeadline time.Duration
 }
+
+// DefaultStepDeadline is StepDeadline's default.
+const DefaultStepDeadline = 9 * time.Minute
 
 // Connection is either a connection string or an identity-based endpoint.
 type Connection struct {
@@ -128,6 +136,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			errs = append(errs, errors.New("SPEMIGRATE_POLL_INTERVAL: must be a duration of at least 1s, such as 30s or 2m"))
 		}
 		c.PollInterval = d
+	}
+	c.StepDeadline = DefaultStepDeadline
+	if v := getenv("SPEMIGRATE_STEP_DEADLINE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 10*time.Second {
+			errs = append(errs, errors.New("SPEMIGRATE_STEP_DEADLINE: must be a duration of at least 10s and below host.json's functionTimeout, such as 9m"))
+		}
+		c.StepDeadline = d
 	}
 
 	for _, n := range []struct {

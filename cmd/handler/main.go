@@ -26,18 +26,13 @@ import (
 
 	"github.com/spemigrate/spemigrate/handlers"
 	"github.com/spemigrate/spemigrate/handlers/api"
-	"github.com/spemigrate/spemigrate/handlers/drain"
-	"github.com/spemigrate/spemigrate/handlers/migrations"
-	"github.com/spemigrate/spemigrate/handlers/poll"
-	"github.com/spemigrate/spemigrate/handlers/provision"
-	"github.com/spemigrate/spemigrate/handlers/schedules"
-	"github.com/spemigrate/spemigrate/handlers/stagebatch"
-	"github.com/spemigrate/spemigrate/handlers/submit"
 	"github.com/spemigrate/spemigrate/shared/graph"
 	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/queue"
+	"github.com/spemigrate/spemigrate/shared/schedule"
 	"github.com/spemigrate/spemigrate/shared/staging"
 	"github.com/spemigrate/spemigrate/shared/state"
+	"github.com/spemigrate/spemigrate/shared/wiring"
 )
 
 // version is set at build time (-ldflags "-X main.version=…").
@@ -105,37 +100,6 @@ func (a *app) close() {
 	}
 }
 
-// deps are the engine-facing pieces the functions need; split from build so
-// a test can wire fakes and check the function table.
-type deps struct {
-	engine     *pipeline.Engine
-	service    *migrations.Service
-	schedules  *schedules.TableStore
-	deadLetter drain.DeadLetters
-}
-
-// functionsFor maps every function folder under handlers/ to its code.
-func functionsFor(d deps, log *slog.Logger) (map[string]handlers.Function, http.Handler) {
-	apiHandler := (&api.Server{Backend: d.service, Schedules: d.schedules, Log: log}).Handler()
-	httpFn := handlers.HTTP("req", "res", apiHandler)
-	fns := map[string]handlers.Function{
-		"provision":  provision.Function(&provision.Handler{Planner: d.engine, Starter: d.service, Rejecter: d.service, Log: log, IsConflict: migrations.IsConflict}),
-		"stagebatch": stagebatch.Function(log, d.engine),
-		"submit":     submit.Function(log, d.engine),
-		"poll":       poll.Function(log, d.engine),
-		"drain":      drain.Function(&drain.Handler{Drainer: d.engine, DeadLetters: d.deadLetter, Failer: d.service, Log: log}),
-		"schedules":  schedules.Function(&schedules.Runner{Store: d.schedules, Starter: d.service, Log: log}),
-
-		"api-migrations":       httpFn,
-		"api-migration":        httpFn,
-		"api-migration-items":  httpFn,
-		"api-migration-report": httpFn,
-		"api-schedules":        httpFn,
-		"api-schedule":         httpFn,
-	}
-	return fns, apiHandler
-}
-
 func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, error) {
 	a := &app{}
 	identity := func(clientID string) (azcore.TokenCredential, error) {
@@ -170,7 +134,7 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 	if err != nil {
 		return nil, err
 	}
-	sched := schedules.NewTableStore(tables, cfg.TablePrefix, sealer)
+	sched := schedule.NewTableStore(tables, cfg.TablePrefix, sealer)
 	// Creating tables is idempotent; if storage is unreachable now, the
 	// invocations fail and are retried, and the next start tries again.
 	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -216,24 +180,34 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 	a.closers = append(a.closers, func() { _ = sb.Close(context.Background()) })
 	sender := queue.NewSenderFromClient(sb, queue.Queues{})
 	a.closers = append(a.closers, func() { _ = sender.Close(context.Background()) })
-	dls := &drain.ServiceBusDeadLetters{Client: sb}
+	dls := &queue.ServiceBusDeadLetters{Client: sb}
 	a.closers = append(a.closers, func() { _ = dls.Close(context.Background()) })
 
-	eng, err := pipeline.NewEngine(pipeline.Components{
-		State: st, Sealer: sealer, Graph: gc, Queue: sender,
-		Staging: staging.Options{Logger: log},
-		Getenv:  os.Getenv,
-		Logger:  log,
-	}, pipeline.Config{PollInterval: cfg.PollInterval, PageSize: cfg.PageSize, MaxAttempts: cfg.MaxAttempts})
+	// Every dependency once per process: one staging.Stager (its buffer
+	// pool and MD5 lanes bound staging memory per process), one target
+	// cache for the engine and its start checks.
+	stager, err := staging.New(staging.Options{Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	svc := &migrations.Service{
-		Engine: eng, Store: pipeline.NewTableStore(st, sealer), Lister: st,
-		OpenRequest: func(m state.Migration) ([]byte, error) { return pipeline.OpenRequest(sealer, m) },
-		Targets:     &pipeline.TargetCache{Graph: gc},
+	deps, err := wiring.Deps(wiring.Components{
+		State: st, Graph: gc, Queue: sender, Stager: stager,
+		Targets: &wiring.TargetCache{Graph: gc},
+		Getenv:  os.Getenv,
+		Logger:  log,
+	})
+	if err != nil {
+		return nil, err
 	}
-	a.functions, a.api = functionsFor(deps{engine: eng, service: svc, schedules: sched, deadLetter: dls}, log)
+	eng, err := pipeline.New(deps, pipeline.Config{PollInterval: cfg.PollInterval, PageSize: cfg.PageSize, MaxAttempts: cfg.MaxAttempts})
+	if err != nil {
+		return nil, err
+	}
+	fa := &handlers.App{Engine: eng, DeadLetters: dls, Log: log, Deadline: cfg.StepDeadline}
+	fa.Schedules = &schedule.Runner{Store: sched, Starter: fa, Log: log}
+	a.api = (&api.Server{Backend: &api.EngineBackend{Engine: eng, Store: st}, Schedules: sched, Log: log}).Handler()
+	fa.API = a.api
+	a.functions = fa.Functions()
 	return a, nil
 }
 

@@ -114,6 +114,13 @@ type Planner interface {
 	Plan(m *state.Migration, items []state.Item) ([][]state.Item, error)
 }
 
+// TargetChecker checks a new migration's target container before it is
+// stored: a container that does not exist or that the app may not use is a
+// *request.Error naming target.containerId; anything else is transient.
+type TargetChecker interface {
+	CheckTarget(ctx context.Context, containerID string) error
+}
+
 // Sources opens a migration's source.
 type Sources interface {
 	Source(ctx context.Context, m *state.Migration) (source.Source, error)

@@ -85,6 +85,9 @@ type Deps struct {
 	// Imports is optional: without it nothing is recorded and every planned
 	// file is imported (options.incremental has no effect).
 	Imports Imports
+	// Targets is optional: without it a start does not check its target
+	// container up front (a wrong one fails the migration later).
+	Targets TargetChecker
 	Clock   Clock
 	Logger  *slog.Logger
 }

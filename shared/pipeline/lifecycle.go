@@ -23,6 +23,15 @@ func (e *Engine) Start(ctx context.Context, m *state.Migration) (created bool, e
 	if m.ID == "" || m.ContainerID == "" {
 		return false, errors.New("pipeline: start: migration id and target container id are required")
 	}
+	if e.Targets != nil {
+		if _, err := e.Store.GetMigration(ctx, m.ID); errors.Is(err, state.ErrNotFound) {
+			// Refuse a container Graph does not know (or will not let the
+			// app use) before anything is stored, as an invalid request.
+			if err := e.Targets.CheckTarget(ctx, m.ContainerID); err != nil {
+				return false, err
+			}
+		}
+	}
 	nm := &state.Migration{ID: m.ID, ContainerID: m.ContainerID, Request: m.Request, Status: state.MigrationRunning}
 	err = e.Store.CreateMigration(ctx, nm)
 	switch {

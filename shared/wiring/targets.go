@@ -2,6 +2,8 @@ package wiring
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -39,6 +41,23 @@ func (tc *TargetCache) Get(ctx context.Context, containerID string) (graph.Targe
 	tc.m[containerID] = t
 	tc.mu.Unlock()
 	return t, nil
+}
+
+// CheckTarget implements pipeline.TargetChecker.
+func (tc *TargetCache) CheckTarget(ctx context.Context, containerID string) error {
+	_, err := tc.Get(ctx, containerID)
+	var msg string
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, graph.ErrNotFound):
+		msg = "no SharePoint Embedded container with this id; check the id (b!…) and that the container exists"
+	case errors.Is(err, graph.ErrAccessDenied):
+		msg = "the app may not use this container; grant its container type to the app registration"
+	default:
+		return fmt.Errorf("look up target container: %w", err)
+	}
+	return &request.Error{Fields: []request.FieldError{{Field: "target.containerId", Message: msg}}}
 }
 
 // nsRoot is spemigrate's UUID namespace for package namespaces.

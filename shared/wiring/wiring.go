@@ -66,6 +66,7 @@ func Deps(c Components) (pipeline.Deps, error) {
 		Sources: sources,
 		Sender:  c.Queue,
 		Imports: ImportLog{State: c.State},
+		Targets: c.Targets,
 		Clock:   c.Clock,
 		Logger:  c.Logger,
 	}, nil

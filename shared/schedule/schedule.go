@@ -1,10 +1,10 @@
-// Package schedules is the "schedules" timer function and the data behind
-// scheduled migrations: a schedule is an NCRONTAB expression plus a migration
-// request template, stored in Table Storage. Every timer run starts, for each
+// Package schedule keeps scheduled migrations and runs them: a schedule is an
+// NCRONTAB expression plus a migration request template, stored in Table
+// Storage. Every run (the "schedules" timer function) starts, for each
 // schedule, the latest slot that came due since the last one, under a
 // migration id derived from the schedule and the slot, so a second run for
 // the same slot (a retry, an overlapping instance) starts nothing new.
-package schedules
+package schedule
 
 import (
 	"context"
@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/spemigrate/spemigrate/handlers"
 	"github.com/spemigrate/spemigrate/shared/request"
 )
 
@@ -75,12 +74,6 @@ func (s *Schedule) Validate() error {
 		return &request.Error{Fields: fe}
 	}
 	return nil
-}
-
-// MigrationID is the id of the migration a schedule starts for a slot. It is
-// deterministic, which is what makes each slot start exactly one migration.
-func MigrationID(scheduleID string, slot time.Time) string {
-	return "s-" + scheduleID + "-" + slot.UTC().Format("20060102T150405Z")
 }
 
 // Store keeps schedules. *TableStore implements it.
@@ -146,7 +139,7 @@ func (r *Runner) runOne(ctx context.Context, s *Schedule, now time.Time, lookbac
 	if slot.IsZero() {
 		return nil
 	}
-	id := MigrationID(s.ID, slot)
+	id := request.IDForSchedule(s.ID, slot)
 	req := s.Request
 	req.ID = id
 	created, err := r.Starter.StartMigration(ctx, id, req)
@@ -162,11 +155,4 @@ func (r *Runner) runOne(ctx context.Context, s *Schedule, now time.Time, lookbac
 		return fmt.Errorf("record slot: %w", err)
 	}
 	return nil
-}
-
-// Function is the "schedules" timer function (trigger binding "tick").
-func Function(r *Runner) handlers.Function {
-	return handlers.Timer("tick", func(ctx context.Context, _ handlers.TimerInfo, now time.Time) error {
-		return r.Run(ctx, now)
-	})
 }

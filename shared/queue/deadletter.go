@@ -1,4 +1,4 @@
-package drain
+package queue
 
 import (
 	"context"
@@ -13,6 +13,34 @@ import (
 // receiveWait bounds how long a receive waits for messages that a peek has
 // shown to be there.
 const receiveWait = 5 * time.Second
+
+// DeadLetter is one message read from a dead-letter subqueue.
+type DeadLetter struct {
+	Queue         string
+	Body          []byte
+	MessageID     string
+	DeliveryCount int
+	Reason        string // DeadLetterReason, e.g. MaxDeliveryCountExceeded
+	Description   string // DeadLetterErrorDescription
+	// Handle is the implementation's receipt for Complete.
+	Handle any
+}
+
+// FailureReason is the failure recorded for what a dead-lettered message
+// was working on.
+func (dl DeadLetter) FailureReason() string {
+	// The delivery count is left out: reading the dead letter is itself a
+	// delivery, so the count is one more than the attempts that failed; the
+	// broker's description states those.
+	r := fmt.Sprintf("message dead-lettered on queue %s", dl.Queue)
+	switch {
+	case dl.Reason != "" && dl.Description != "":
+		r += ": " + dl.Reason + ": " + dl.Description
+	case dl.Reason != "":
+		r += ": " + dl.Reason
+	}
+	return r
+}
 
 // ServiceBusDeadLetters reads dead-letter subqueues with azservicebus.
 type ServiceBusDeadLetters struct {

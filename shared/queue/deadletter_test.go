@@ -1,4 +1,4 @@
-package drain
+package queue
 
 import (
 	"context"
@@ -7,24 +7,15 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
-
-	"github.com/spemigrate/spemigrate/infra/local/stack"
-	"github.com/spemigrate/spemigrate/infra/local/stack/stacktest"
 )
 
-var sb *stack.Stack
-
-func TestMain(m *testing.M) {
-	stacktest.Main(m, stack.Options{ServiceBus: true}, stacktest.NotShort, func(s *stack.Stack) { sb = s })
-}
-
 func TestServiceBusDeadLetters(t *testing.T) {
-	if sb == nil {
+	if sbConn == "" {
 		t.Skip("needs the Service Bus emulator (not started with -short)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	client, err := azservicebus.NewClientFromConnectionString(sb.ServiceBusConnectionString, nil)
+	client, err := azservicebus.NewClientFromConnectionString(sbConn, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +67,7 @@ func TestServiceBusDeadLetters(t *testing.T) {
 		dl.Reason != "MaxDeliveryCountExceeded" || dl.Description == "" {
 		t.Errorf("dead letter = %+v", dl)
 	}
-	if r := Reason(dl); r != "message dead-lettered on queue submit: MaxDeliveryCountExceeded: Message could not be consumed after 10 delivery attempts." {
+	if r := dl.FailureReason(); r != "message dead-lettered on queue submit: MaxDeliveryCountExceeded: Message could not be consumed after 10 delivery attempts." {
 		t.Errorf("Reason = %q", r)
 	}
 	if err := dls.Complete(ctx, dl); err != nil {

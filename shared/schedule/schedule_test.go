@@ -1,4 +1,4 @@
-package schedules
+package schedule
 
 import (
 	"context"
@@ -117,7 +117,7 @@ func TestRunnerStartsEachSlotOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := MigrationID("hourly", at("2026-11-26T10:00:00Z"))
+	want := request.IDForSchedule("hourly", at("2026-11-26T10:00:00Z"))
 	if len(st.started) != 1 || st.started[want].ID != want {
 		t.Fatalf("started %v, want exactly %s", keys(st.started), want)
 	}
@@ -134,7 +134,7 @@ func TestRunnerStartsEachSlotOnce(t *testing.T) {
 	if err := r.Run(ctx, at("2026-11-26T14:10:00Z")); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := st.started[MigrationID("hourly", at("2026-11-26T14:00:00Z"))]; !ok || len(st.started) != 2 {
+	if _, ok := st.started[request.IDForSchedule("hourly", at("2026-11-26T14:00:00Z"))]; !ok || len(st.started) != 2 {
 		t.Fatalf("after an outage started %v", keys(st.started))
 	}
 	// The template's secret reaches the engine intact.
@@ -264,7 +264,7 @@ func TestTableStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := MigrationID("nightly", at("2026-11-28T02:00:00Z"))
+	want := request.IDForSchedule("nightly", at("2026-11-28T02:00:00Z"))
 	if len(list) != 1 || list[0].LastMigrationID != want || st.calls != 1 {
 		t.Errorf("after two runs: list %+v, starter calls %d", list, st.calls)
 	}

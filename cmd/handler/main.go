@@ -100,50 +100,37 @@ func (a *app) close() {
 	}
 }
 
-func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, error) {
-	a := &app{}
-	identity := func(clientID string) (azcore.TokenCredential, error) {
-		if clientID != "" {
-			return azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(clientID)})
-		}
-		return azidentity.NewDefaultAzureCredential(nil)
+// identity is the managed identity clientID names (user-assigned), or the
+// default credential chain.
+func identity(clientID string) (azcore.TokenCredential, error) {
+	if clientID != "" {
+		return azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(clientID)})
 	}
+	return azidentity.NewDefaultAzureCredential(nil)
+}
 
-	// State (and schedules) in Table Storage.
-	var tables *aztables.ServiceClient
-	var err error
+// tables is the Table Storage client for state and schedules.
+func tables(cfg handlers.Config) (*aztables.ServiceClient, error) {
 	if cs := cfg.Storage.ConnectionString; cs != "" {
-		tables, err = aztables.NewServiceClientFromConnectionString(cs, nil)
+		t, err := aztables.NewServiceClientFromConnectionString(cs, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s: not a usable storage connection string", cfg.Storage.Setting)
 		}
-	} else {
-		cred, err := identity(cfg.Storage.ClientID)
-		if err != nil {
-			return nil, fmt.Errorf("storage identity: %w", err)
-		}
-		if tables, err = aztables.NewServiceClient(cfg.Storage.Endpoint, cred, nil); err != nil {
-			return nil, fmt.Errorf("%s: %w", cfg.Storage.Setting, err)
-		}
+		return t, nil
 	}
-	sealer, err := state.NewSealer(cfg.StateKey)
+	cred, err := identity(cfg.Storage.ClientID)
 	if err != nil {
-		return nil, fmt.Errorf("SPEMIGRATE_STATE_KEY: %w", err)
+		return nil, fmt.Errorf("storage identity: %w", err)
 	}
-	st, err := state.New(tables, state.Options{TablePrefix: cfg.TablePrefix, SealKey: cfg.StateKey})
+	t, err := aztables.NewServiceClient(cfg.Storage.Endpoint, cred, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", cfg.Storage.Setting, err)
 	}
-	sched := schedule.NewTableStore(tables, cfg.TablePrefix, sealer)
-	// Creating tables is idempotent; if storage is unreachable now, the
-	// invocations fail and are retried, and the next start tries again.
-	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	if err := errors.Join(st.CreateTables(tctx), sched.CreateTable(tctx)); err != nil {
-		log.Error("could not create the state tables; invocations will fail until storage is reachable", "err", err)
-	}
-	cancel()
+	return t, nil
+}
 
-	// Graph.
+// graphClient is the Graph client with the configured credential.
+func graphClient(cfg handlers.Config) (*graph.Client, error) {
 	gcred, err := graph.NewCredential(graph.CredentialConfig{
 		Kind: cfg.Graph.Credential, TenantID: cfg.Graph.TenantID, ClientID: cfg.Graph.ClientID, ClientSecret: cfg.Graph.ClientSecret,
 		CertificatePath: cfg.Graph.CertificatePath, CertificatePassword: cfg.Graph.CertificatePassword, StaticToken: cfg.Graph.StaticToken,
@@ -159,7 +146,33 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 		}
 		gopts.Transport = hc
 	}
-	gc, err := graph.New(gcred, gopts)
+	return graph.New(gcred, gopts)
+}
+
+// build wires the app: every dependency once per process.
+func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, error) {
+	a := &app{}
+	tc, err := tables(cfg)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := state.NewSealer(cfg.StateKey)
+	if err != nil {
+		return nil, fmt.Errorf("SPEMIGRATE_STATE_KEY: %w", err)
+	}
+	st, err := state.New(tc, state.Options{TablePrefix: cfg.TablePrefix, SealKey: cfg.StateKey})
+	if err != nil {
+		return nil, err
+	}
+	sched := schedule.NewTableStore(tc, cfg.TablePrefix, sealer)
+	// Creating tables is idempotent; if storage is unreachable now, the
+	// invocations fail and are retried, and the next start tries again.
+	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	if err := errors.Join(st.CreateTables(tctx), sched.CreateTable(tctx)); err != nil {
+		log.Error("could not create the state tables; invocations will fail until storage is reachable", "err", err)
+	}
+	cancel()
+	gc, err := graphClient(cfg)
 	if err != nil {
 		return nil, err
 	}

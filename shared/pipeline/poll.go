@@ -69,36 +69,7 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 		}
 		return fmt.Errorf("poll %s/%s: %w", m.ID, b.ID, err)
 	}
-	if len(eb.Events) > 0 {
-		if _, err := e.Store.PutEvents(ctx, m.ID, b.ID, eb.Events); err != nil {
-			return fmt.Errorf("poll %s/%s: store events: %w", m.ID, b.ID, err)
-		}
-	}
-	now := e.now()
-	deleted := false
-	var pickup time.Time
-	for i := range eb.Events {
-		if p := eb.Events[i].Postponed; p != nil && p.NextPickupDateTime.After(pickup) {
-			pickup = p.NextPickupDateTime
-		}
-	}
-	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
-		if x.Status != state.BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
-			return false, nil
-		}
-		x.EventCursor = eb.Cursor
-		if len(eb.Events) > 0 {
-			x.LastEventAt = now
-		}
-		for i := range eb.Events {
-			if applyEvent(x, &eb.Events[i]) {
-				deleted = true
-			}
-		}
-		x.PollSeq++
-		x.NextPollAt = e.nextPoll(x, now, eb.More, pickup)
-		return true, nil
-	})
+	b, wrote, deleted, err := e.recordEvents(ctx, b, seq, eb)
 	if err != nil {
 		return fmt.Errorf("poll %s/%s: %w", m.ID, batchID, err)
 	}
@@ -115,6 +86,82 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 		return e.failAttempt(ctx, m, b, "job was deleted before it completed")
 	}
 	return e.send(ctx, queue.Message{Step: queue.StepPoll, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: b.NextPollAt})
+}
+
+// itemErrors matches the job's failing error events to the batch's items:
+// the first reason per item index, and how many errors named no item.
+func (e *Engine) itemErrors(m *state.Migration, items []state.Item, evs []graph.Event) (map[int]string, int) {
+	match := newItemMatcher(m, items, e.Stager)
+	failed := map[int]string{}
+	unmatched := 0
+	for i := range evs {
+		je := evs[i].Error
+		if evs[i].Kind != graph.KindError || je == nil || !je.Level.Failing() {
+			continue
+		}
+		if idx, ok := match.find(je.ObjectURL, je.ObjectID); ok {
+			if _, seen := failed[idx]; !seen {
+				failed[idx] = "import error: " + eventReason(je)
+			}
+			continue
+		}
+		unmatched++
+	}
+	return failed, unmatched
+}
+
+// batchOutcome is a completed job's batch status and the reason for it.
+func batchOutcome(b *state.Batch, items, failed, unmatched int) (state.BatchStatus, string) {
+	switch {
+	case b.Progress.Errors == 0 && !b.FailingEvents:
+		return state.BatchSucceeded, ""
+	case failed == items && items > 0:
+		return state.BatchFailed, fmt.Sprintf("all %d items failed to import", items)
+	}
+	reason := fmt.Sprintf("%d of %d items failed to import", failed, items)
+	if unmatched > 0 {
+		reason += fmt.Sprintf("; %d errors not tied to an item (see the job's events)", unmatched)
+	}
+	return state.BatchCompletedWithErrors, reason
+}
+
+// recordEvents stores a page of events (once each, by id) and folds them
+// into the batch in one write with the cursor, the next poll sequence and
+// its due time. It reports whether it wrote and whether the job was
+// deleted.
+func (e *Engine) recordEvents(ctx context.Context, b *state.Batch, seq int, eb graph.EventBatch) (_ *state.Batch, wrote, deleted bool, err error) {
+	if len(eb.Events) > 0 {
+		if _, err := e.Store.PutEvents(ctx, b.MigrationID, b.ID, eb.Events); err != nil {
+			return b, false, false, fmt.Errorf("store events: %w", err)
+		}
+	}
+	now := e.now()
+	var pickup time.Time
+	for i := range eb.Events {
+		if p := eb.Events[i].Postponed; p != nil && p.NextPickupDateTime.After(pickup) {
+			pickup = p.NextPickupDateTime
+		}
+	}
+	attempt := b.Attempt
+	b, wrote, err = e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
+		if x.Status != state.BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
+			return false, nil
+		}
+		deleted = false
+		x.EventCursor = eb.Cursor
+		if len(eb.Events) > 0 {
+			x.LastEventAt = now
+		}
+		for i := range eb.Events {
+			if applyEvent(x, &eb.Events[i]) {
+				deleted = true
+			}
+		}
+		x.PollSeq++
+		x.NextPollAt = e.nextPoll(x, now, eb.More, pickup)
+		return true, nil
+	})
+	return b, wrote, deleted, err
 }
 
 // applyEvent folds one event into the batch; it reports a deleted event.
@@ -218,22 +265,7 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 	if err != nil {
 		return fmt.Errorf("finish %s/%s: events: %w", m.ID, b.ID, err)
 	}
-	match := newItemMatcher(m, items, e.Stager)
-	failed := map[int]string{}
-	unmatched := 0
-	for i := range evs {
-		je := evs[i].Error
-		if evs[i].Kind != graph.KindError || je == nil || !je.Level.Failing() {
-			continue
-		}
-		if idx, ok := match.find(je.ObjectURL, je.ObjectID); ok {
-			if _, seen := failed[idx]; !seen {
-				failed[idx] = "import error: " + eventReason(je)
-			}
-			continue
-		}
-		unmatched++
-	}
+	failed, unmatched := e.itemErrors(m, items, evs)
 	var (
 		rs            = make([]state.ItemResult, 0, len(items))
 		imported      = make([]state.Item, 0, len(items))
@@ -260,19 +292,7 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 			return fmt.Errorf("finish %s/%s: record imports: %w", m.ID, b.ID, err)
 		}
 	}
-	success := b.Progress.Errors == 0 && !b.FailingEvents
-	status, reason := state.BatchSucceeded, ""
-	switch {
-	case success:
-	case len(failed) == len(items) && len(items) > 0:
-		status, reason = state.BatchFailed, fmt.Sprintf("all %d items failed to import", len(items))
-	default:
-		status = state.BatchCompletedWithErrors
-		reason = fmt.Sprintf("%d of %d items failed to import", len(failed), len(items))
-		if unmatched > 0 {
-			reason += fmt.Sprintf("; %d errors not tied to an item (see the job's events)", unmatched)
-		}
-	}
+	status, reason := batchOutcome(b, len(items), len(failed), unmatched)
 	jobID := b.JobID
 	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
 		if x.Status != state.BatchRunning || x.JobID != jobID || !x.Completed {

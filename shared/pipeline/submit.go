@@ -64,27 +64,10 @@ func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error 
 
 	if b.Status == state.BatchSubmitting && now.Before(b.SubmitStarted.Add(e.cfg.SubmitLease)) {
 		// Another delivery holds the intent; look again when its lease ends.
-		at := b.SubmitStarted.Add(e.cfg.SubmitLease)
-		return e.send(ctx, queue.Message{Step: queue.StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("l", at)})
+		return e.retryAfterLease(ctx, b)
 	}
 	takeover := b.Status == state.BatchSubmitting
-	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
-		if x.Attempt != attempt || x.JobID != "" {
-			return false, nil
-		}
-		switch x.Status {
-		case state.BatchStaged:
-		case state.BatchSubmitting:
-			if now.Before(x.SubmitStarted.Add(e.cfg.SubmitLease)) {
-				return false, nil
-			}
-		default:
-			return false, nil
-		}
-		x.Status = state.BatchSubmitting
-		x.SubmitStarted = now
-		return true, nil
-	})
+	b, wrote, err := e.takeIntent(ctx, b, now)
 	if err != nil {
 		return fmt.Errorf("submit %s/%s: intent: %w", m.ID, batchID, err)
 	}
@@ -93,8 +76,7 @@ func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error 
 			return e.resendFirstPoll(ctx, b)
 		}
 		if b.Status == state.BatchSubmitting && b.Attempt == attempt {
-			at := b.SubmitStarted.Add(e.cfg.SubmitLease)
-			return e.send(ctx, queue.Message{Step: queue.StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("l", at)})
+			return e.retryAfterLease(ctx, b)
 		}
 		return nil
 	}
@@ -121,6 +103,36 @@ func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error 
 	}
 	log.Info("migration job created", "job", jobID)
 	return e.send(ctx, queue.Message{Step: queue.StepPoll, MigrationID: m.ID, BatchID: b2.ID, Attempt: b2.Attempt, Seq: b2.PollSeq, NotBefore: b2.NextPollAt})
+}
+
+// takeIntent records the submit intent (the lease on creating this
+// attempt's job): from staged, or from an intent whose lease has ended.
+func (e *Engine) takeIntent(ctx context.Context, b *state.Batch, now time.Time) (*state.Batch, bool, error) {
+	attempt := b.Attempt
+	return e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
+		if x.Attempt != attempt || x.JobID != "" {
+			return false, nil
+		}
+		switch x.Status {
+		case state.BatchStaged:
+		case state.BatchSubmitting:
+			if now.Before(x.SubmitStarted.Add(e.cfg.SubmitLease)) {
+				return false, nil
+			}
+		default:
+			return false, nil
+		}
+		x.Status = state.BatchSubmitting
+		x.SubmitStarted = now
+		return true, nil
+	})
+}
+
+// retryAfterLease looks at a submitting batch again when its intent's lease
+// ends.
+func (e *Engine) retryAfterLease(ctx context.Context, b *state.Batch) error {
+	at := b.SubmitStarted.Add(e.cfg.SubmitLease)
+	return e.send(ctx, queue.Message{Step: queue.StepSubmit, MigrationID: b.MigrationID, BatchID: b.ID, Attempt: b.Attempt, NotBefore: at, Nonce: nonce("l", at)})
 }
 
 // recordJob writes the job id if the intent in b is still ours. It returns

@@ -187,14 +187,19 @@ func TestErrorsAreTypedAndCarryNoBodyOrSAS(t *testing.T) {
 		call                  func(*Client) error
 		header                map[string]string
 		wantRetryAfterAtLeast time.Duration
+		wantText              string
 	}{
 		{name: "invalidAzureResource", status: 400, code: "migrationBadRequest", inner: "invalidAzureResource", want: ErrReprovisionNeeded, notWant: []error{ErrThrottled, ErrJobNotFound}},
 		{name: "invalidAzureResource top level", status: 400, code: "invalidAzureResource", want: ErrReprovisionNeeded},
 		{name: "other bad request", status: 400, code: "migrationBadRequest", inner: "somethingElse", notWant: []error{ErrReprovisionNeeded}},
 		{name: "job not found", status: 404, code: "migrationNotFound", inner: "jobNotFound", want: ErrJobNotFound, notWant: []error{ErrNotFound, ErrProgressExpired}},
-		{name: "progress expired", status: 404, code: "migrationNotFound", inner: "jobProgressExpired", want: ErrProgressExpired, notWant: []error{ErrJobNotFound, ErrNotFound}},
-		{name: "unknown container", status: 404, code: "itemNotFound", want: ErrNotFound, notWant: []error{ErrJobNotFound}},
-		{name: "forbidden", status: 403, code: "accessDenied", want: ErrAccessDenied},
+		{name: "progress expired", status: 404, code: "migrationNotFound", inner: "jobProgressExpired", want: ErrProgressExpired, notWant: []error{ErrNotFound, ErrStaleCursor}},
+		{name: "job gone, only migrationNotFound", status: 404, code: "migrationNotFound", want: ErrJobNotFound, notWant: []error{ErrNotFound, ErrProgressExpired}},
+		{name: "job gone, no code", status: 404, want: ErrJobNotFound, notWant: []error{ErrNotFound, ErrProgressExpired}},
+		{name: "job gone, container unknown", status: 404, code: "itemNotFound", want: ErrJobNotFound, notWant: []error{ErrNotFound}},
+		{name: "stale cursor", status: 400, code: "invalidRequest", want: ErrStaleCursor, notWant: []error{ErrReprovisionNeeded, ErrJobNotFound}},
+		{name: "forbidden", status: 403, code: "accessDenied", want: ErrAccessDenied, wantText: "FileStorageContainer.Selected"},
+		{name: "unauthorized", status: 401, code: "InvalidAuthenticationToken", want: ErrAccessDenied, wantText: "container-type registration"},
 		{name: "long throttle", status: 429, code: "activityLimitReached", inner: "RetryAfterDelay", want: ErrThrottled,
 			header: map[string]string{"Retry-After": "120"}, wantRetryAfterAtLeast: 120 * time.Second},
 		{name: "long 503", status: 503, code: "serviceNotAvailable", want: ErrThrottled,
@@ -223,6 +228,9 @@ func TestErrorsAreTypedAndCarryNoBodyOrSAS(t *testing.T) {
 				}
 			}
 			msg := err.Error()
+			if !strings.Contains(msg, tc.wantText) {
+				t.Errorf("error %q does not say %q", msg, tc.wantText)
+			}
 			if strings.Contains(msg, testSig) || strings.Contains(msg, "blob.core.windows.net") || strings.Contains(msg, `"error"`) {
 				t.Errorf("error text leaks the body or a SAS: %s", msg)
 			}
@@ -246,6 +254,27 @@ func TestErrorsAreTypedAndCarryNoBodyOrSAS(t *testing.T) {
 				t.Errorf("RetryAfter reports ok for a non-throttle error")
 			}
 		})
+	}
+}
+
+// TestNotFoundOutsideJobs: a 404 on a call that does not address a job
+// is ErrNotFound, never a lost job, and a 400 elsewhere is no stale cursor.
+func TestNotFoundOutsideJobs(t *testing.T) {
+	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if r.Method == http.MethodPost {
+			graphError(w, 400, "invalidRequest", "", "bad")
+			return
+		}
+		graphError(w, 404, "itemNotFound", "", "no such drive")
+	})
+	c := rec.client(t, nil)
+	_, err := c.Target(context.Background(), testContainer)
+	if !errors.Is(err, ErrNotFound) || errors.Is(err, ErrJobNotFound) {
+		t.Errorf("Target 404: %v", err)
+	}
+	_, err = c.ProvisionContainers(context.Background(), testContainer)
+	if err == nil || errors.Is(err, ErrStaleCursor) {
+		t.Errorf("provision 400: %v", err)
 	}
 }
 

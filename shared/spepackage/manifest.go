@@ -683,7 +683,7 @@ func (m *manifestWriter) file(ctx context.Context, it *Item, lib string) error {
 	// Modified/Modified By (§6.4.4).
 	itemAttrs := func(i int) []string {
 		return []string{"Id", itemID.String(), "DocType", "File", "DocId", id,
-			"IntId", ints, "Order", strconv.Itoa(intID*100), "Name", name, "FileUrl", url,
+			"IntId", ints, "Order", strconv.Itoa(intID * 100), "Name", name, "FileUrl", url,
 			"DirName", m.dirName(lib), "ParentFolderId", parent,
 			"ParentWebId", m.webID, "ParentListId", m.listID, "Version", label(it, i),
 			"TimeCreated", created, "TimeLastModified", fmtTime(it.Versions[i].Modified),

@@ -13,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 )
 
 const (
@@ -438,5 +441,81 @@ func TestRetriesRunOutIntoThrottledError(t *testing.T) {
 	}
 	if n := len(rec.requests()); n != 3 {
 		t.Errorf("%d requests, want 1 + 2 retries", n)
+	}
+}
+
+type scopeRecorder struct {
+	mu     sync.Mutex
+	scopes []string
+}
+
+func (s *scopeRecorder) GetToken(_ context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	s.mu.Lock()
+	s.scopes = append(s.scopes, o.Scopes...)
+	s.mu.Unlock()
+	return azcore.AccessToken{Token: "t", ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+// TestUserAgentAndScopeSettings: the User-Agent's company and version and
+// the token scope are settings, not constants; the scope follows BaseURL so
+// a national cloud's Graph gets a token for itself.
+func TestUserAgentAndScopeSettings(t *testing.T) {
+	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request, n int) { w.WriteHeader(http.StatusNoContent) })
+	for _, tc := range []struct {
+		opts      Options
+		wantUA    string
+		wantScope string
+	}{
+		{Options{}, DefaultUserAgent, DefaultScopeFor(rec.srv.URL)},
+		{Options{Company: "Contoso", Version: "2.1.0"}, "NONISV|Contoso|spemigrate/2.1.0", DefaultScopeFor(rec.srv.URL)},
+		{Options{UserAgent: "NONISV|X|y/1", Scopes: []string{"https://graph.microsoft.us/.default"}}, "NONISV|X|y/1", "https://graph.microsoft.us/.default"},
+	} {
+		cred := &scopeRecorder{}
+		o := tc.opts
+		o.BaseURL, o.Transport = rec.srv.URL, rec.srv.Client()
+		c, err := New(cred, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.DeleteJob(context.Background(), testContainer, testJob); err != nil {
+			t.Fatal(err)
+		}
+		reqs := rec.requests()
+		if ua := reqs[len(reqs)-1].UA; ua != tc.wantUA {
+			t.Errorf("%+v: User-Agent %q, want %q", tc.opts, ua, tc.wantUA)
+		}
+		if len(cred.scopes) != 1 || cred.scopes[0] != tc.wantScope {
+			t.Errorf("%+v: scopes %v, want [%s]", tc.opts, cred.scopes, tc.wantScope)
+		}
+	}
+	if DefaultScopeFor(DefaultBaseURL) != DefaultScope {
+		t.Errorf("default scope %q", DefaultScopeFor(DefaultBaseURL))
+	}
+	if _, err := New(StaticToken("t"), Options{Company: "a|b"}); err == nil {
+		t.Error("a company with the field separator was accepted")
+	}
+}
+
+func TestCredentialCloud(t *testing.T) {
+	base := CredentialConfig{Kind: CredentialClientSecret, TenantID: "00000000-0000-0000-0000-000000000001", ClientID: "c", ClientSecret: "s"}
+	for _, tc := range []struct {
+		cloud, authority string
+		ok               bool
+	}{
+		{"", "", true}, {CloudUSGovernment, "", true}, {CloudChina, "", true},
+		{"", "https://login.microsoftonline.us/", true},
+		{"mars", "", false}, {"", "http://login.example/", false},
+	} {
+		cfg := base
+		cfg.Cloud, cfg.AuthorityHost = tc.cloud, tc.authority
+		_, err := NewCredential(cfg)
+		if (err == nil) != tc.ok {
+			t.Errorf("Cloud %q AuthorityHost %q: err %v, want ok=%v", tc.cloud, tc.authority, err, tc.ok)
+		}
+	}
+	for _, c := range []string{"", CloudUSGovernment, CloudChina} {
+		if u, err := CloudGraphURL(c); err != nil || !strings.HasPrefix(u, "https://") {
+			t.Errorf("CloudGraphURL(%q) = %q, %v", c, u, err)
+		}
 	}
 }

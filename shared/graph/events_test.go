@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -311,5 +312,16 @@ func TestEventsRefusesNextLinkToAnotherHost(t *testing.T) {
 	}
 	if n := len(srv.requests()); n != 1 {
 		t.Errorf("%d requests", n)
+	}
+}
+
+func TestEventsStoredCursorForAnotherRootIsStale(t *testing.T) {
+	srv := eventServer(t, mkEvents(3, false), 10, false)
+	_, err := srv.client(t, nil).Events(context.Background(), testContainer, testJob, "https://127.0.0.2:1/v1.0"+progressPath+"?$skiptoken=MQ")
+	if !errors.Is(err, ErrStaleCursor) {
+		t.Fatalf("err = %v, want ErrStaleCursor", err)
+	}
+	if n := len(srv.requests()); n != 0 {
+		t.Errorf("%d requests sent for a cursor under another root", n)
 	}
 }

@@ -96,7 +96,13 @@ func (c *Client) cursorLink(base, cursor string) (string, error) {
 	case cursor == "":
 		return base, nil
 	case strings.Contains(cursor, "://"):
-		return c.nextLink(base, cursor)
+		link, err := c.nextLink(base, cursor)
+		if err != nil {
+			// Stored under another Graph root (a changed BaseURL, a
+			// restarted emulator): paging restarts from the beginning.
+			return "", fmt.Errorf("%w: %v", ErrStaleCursor, err)
+		}
+		return link, nil
 	}
 	// A bare $skiptoken, as cursors were stored before next links were kept.
 	return base + "?$skiptoken=" + url.QueryEscape(cursor), nil

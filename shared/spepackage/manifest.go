@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"path"
 	"slices"
 	"strconv"
@@ -41,10 +42,19 @@ const timeLayout = "2006-01-02T15:04:05"
 // (alice@contoso.com) or an already-formed claims login
 // (i:0#.f|membership|alice@contoso.com); Email is used when Login is empty.
 // An identity with neither cannot be mapped.
+//
+// Deleted marks an account that no longer exists in the directory
+// (UserGroup.xml IsDeleted="true"): SharePoint then skips the costly lookup
+// and keeps the name (§6.3.4). SystemID, when the source knows it (the
+// base64 SID or system id), lets SharePoint create a deleted placeholder
+// user instead of falling back to System Account when the login does not
+// resolve.
 type Identity struct {
-	Login string
-	Email string
-	Name  string
+	Login    string
+	Email    string
+	Name     string
+	Deleted  bool
+	SystemID string
 }
 
 // claimsLogin is the UPN-based login UserGroup.xml needs (§6.3.4), or "" when
@@ -104,6 +114,70 @@ type Package struct {
 	SourceType SourceType
 	IDs        IntIDs
 	Items      []Item
+	// Options tune what the package says; the zero value takes the
+	// documented defaults.
+	Options Options
+}
+
+// DirNameForm is how ListItem@DirName spells the parent folder (§6.5: the
+// samples use both forms and the docs do not settle it).
+type DirNameForm string
+
+const (
+	// DirNameWebRelative: "Document Library/Contracts" (the default).
+	DirNameWebRelative DirNameForm = "webRelative"
+	// DirNameServerRelative: "/contentstorage/CSP_<guid>/Document Library/Contracts".
+	DirNameServerRelative DirNameForm = "serverRelative"
+)
+
+// Defaults for [Options].
+const (
+	// DefaultSchemaBuild and DefaultDatabaseVersion are SystemData's
+	// SchemaVersion@Build and @DatabaseVersion from the docs' example; they
+	// are meant to match the target farm (§6.3.2).
+	DefaultSchemaBuild     = "16.0.3111.1200"
+	DefaultDatabaseVersion = "11552"
+	// DefaultMaxVersions is SharePoint's default major-version limit of a
+	// document library: older versions would be trimmed on import anyway.
+	DefaultMaxVersions = 500
+)
+
+// Options tune a package. Zero values take the defaults noted.
+type Options struct {
+	// SchemaBuild is SystemData SchemaVersion@Build (default
+	// [DefaultSchemaBuild]).
+	SchemaBuild string
+	// DatabaseVersion is SchemaVersion@DatabaseVersion (default
+	// [DefaultDatabaseVersion]).
+	DatabaseVersion string
+	// DirName is the form of ListItem@DirName (default
+	// [DirNameWebRelative]).
+	DirName DirNameForm
+	// MaxVersions caps the versions written per file (default
+	// [DefaultMaxVersions]; negative means no cap). A file with more keeps
+	// its newest MaxVersions, and [ItemReport.VersionsDropped] says how
+	// many older ones were left out.
+	MaxVersions int
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.SchemaBuild == "" {
+		o.SchemaBuild = DefaultSchemaBuild
+	}
+	if o.DatabaseVersion == "" {
+		o.DatabaseVersion = DefaultDatabaseVersion
+	}
+	switch o.DirName {
+	case "":
+		o.DirName = DirNameWebRelative
+	case DirNameWebRelative, DirNameServerRelative:
+	default:
+		return o, fmt.Errorf("Options.DirName %q: use %q or %q", o.DirName, DirNameWebRelative, DirNameServerRelative)
+	}
+	if o.MaxVersions == 0 {
+		o.MaxVersions = DefaultMaxVersions
+	}
+	return o, nil
 }
 
 // AuthorChoice records how an item's authorship was set.
@@ -129,6 +203,9 @@ type ItemReport struct {
 	ListItemID  uuid.UUID
 	IntID       int
 	Author      AuthorChoice
+	// VersionsDropped counts the oldest versions left out by
+	// [Options.MaxVersions].
+	VersionsDropped int
 }
 
 // Report describes a built package.
@@ -160,6 +237,11 @@ func Build(ctx context.Context, p Package, create func(name string) (io.WriteClo
 	default:
 		return Report{}, fmt.Errorf("build package: SourceType %q is not supported: use %q or %q", p.SourceType, SourceAzureStorage, SourceFileShare)
 	}
+	opts, err := p.Options.withDefaults()
+	if err != nil {
+		return Report{}, fmt.Errorf("build package: %w", err)
+	}
+	p.Options = opts
 	items, err := ordered(p.Items)
 	if err != nil {
 		return Report{}, fmt.Errorf("build package: %w", err)
@@ -182,7 +264,7 @@ func Build(ctx context.Context, p Package, create func(name string) (io.WriteClo
 	}{
 		{UserGroupFile, users.write},
 		{ExportSettingsFile, func(w io.Writer) error { return writeExportSettings(w, p.Target, p.SourceType) }},
-		{SystemDataFile, func(w io.Writer) error { return writeSystemData(w, p.Target, []string{ManifestFile}) }},
+		{SystemDataFile, func(w io.Writer) error { return writeSystemData(w, p.Target, opts, []string{ManifestFile}) }},
 		{RootObjectMapFile, func(w io.Writer) error { return writeRootObjectMap(w, p.Target) }},
 		{LookupListMapFile, func(w io.Writer) error {
 			return writeEmptyRoot(w, "LookupLists", "urn:deployment-lookuplistmap-schema")
@@ -344,7 +426,8 @@ func (u *userMap) write(w io.Writer) error {
 			"Email", email,
 			"IsDomainGroup", "false",
 			"IsSiteAdmin", "false",
-			"IsDeleted", "false",
+			"SystemId", strings.TrimSpace(who.SystemID),
+			"IsDeleted", strconv.FormatBool(who.Deleted),
 			"Flags", "0")
 	}
 	x.end("Users")
@@ -451,8 +534,28 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format(timeLayout)
 }
 
+// objectURL is SPObject@Url, an absolute URL: each path segment is
+// escaped, so a name such as "#hash.txt" or "with%20space.txt" names that
+// file and not a fragment or "with space.txt".
 func (m *manifestWriter) objectURL(lib string) string {
-	return m.p.Target.siteURL() + "/" + m.p.Target.library() + "/" + lib
+	return m.p.Target.siteURL() + "/" + escapeSegments(m.webRelative(lib))
+}
+
+func escapeSegments(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
+
+// dirName is ListItem@DirName of the folder holding lib.
+func (m *manifestWriter) dirName(lib string) string {
+	d := m.webRelative(parentOf(lib))
+	if m.p.Options.DirName == DirNameServerRelative {
+		return strings.TrimRight(m.web, "/") + "/" + d
+	}
+	return d
 }
 
 func (m *manifestWriter) webRelative(lib string) string {
@@ -491,7 +594,7 @@ func (m *manifestWriter) folder(ctx context.Context, it *Item, lib string, synth
 		"ParentWebId", m.webID, "ParentWebUrl", m.web, "Url", m.objectURL(lib))
 	x.start("ListItem", "Id", itemID.String(), "DocType", "Folder", "DocId", id,
 		"IntId", ints, "Order", strconv.Itoa(intID*100), "Name", name, "FileUrl", url,
-		"DirName", m.webRelative(parentOf(lib)), "ParentFolderId", parent,
+		"DirName", m.dirName(lib), "ParentFolderId", parent,
 		"ParentWebId", m.webID, "ParentListId", m.listID,
 		"TimeCreated", created, "TimeLastModified", modified, "Author", author, "ModifiedBy", editor)
 	x.empty("Fields")
@@ -528,6 +631,22 @@ func (m *manifestWriter) file(ctx context.Context, it *Item, lib string) error {
 	ints := strconv.Itoa(intID)
 	created := fmtTime(it.Created)
 	author := m.users.id(it.Author)
+	dropped := 0
+	if max := m.p.Options.MaxVersions; max > 0 && len(it.Versions) > max {
+		// Keep the newest: labels stay as they were, so a dropped 1.0
+		// leaves the history starting at its successor.
+		dropped = len(it.Versions) - max
+		kept := *it
+		kept.Versions = it.Versions[dropped:]
+		if kept.Versions[0].Label == "" {
+			labelled := slices.Clone(kept.Versions)
+			for i := range labelled {
+				labelled[i].Label = label(it, dropped+i)
+			}
+			kept.Versions = labelled
+		}
+		it = &kept
+	}
 	cur := len(it.Versions) - 1
 	editors := make([]string, len(it.Versions))
 	for i, v := range it.Versions {
@@ -559,19 +678,34 @@ func (m *manifestWriter) file(ctx context.Context, it *Item, lib string) error {
 
 	x.start("SPObject", "Id", itemID.String(), "ObjectType", "SPListItem", "ParentId", m.listID,
 		"ParentWebId", m.webID, "ParentWebUrl", m.web, "Url", m.objectURL(lib))
-	x.start("ListItem", "Id", itemID.String(), "DocType", "File", "DocId", id,
-		"IntId", ints, "Order", strconv.Itoa(intID*100), "Name", name, "FileUrl", url,
-		"DirName", m.webRelative(parentOf(lib)), "ParentFolderId", parent,
-		"ParentWebId", m.webID, "ParentListId", m.listID, "Version", label(it, cur),
-		"TimeCreated", created, "TimeLastModified", fmtTime(it.Versions[cur].Modified),
-		"Author", author, "ModifiedBy", editors[cur])
+	// The list item carries its own version history beside the file's:
+	// without it SharePoint may give every version the list item's
+	// Modified/Modified By (§6.4.4).
+	itemAttrs := func(i int) []string {
+		return []string{"Id", itemID.String(), "DocType", "File", "DocId", id,
+			"IntId", ints, "Order", strconv.Itoa(intID * 100), "Name", name, "FileUrl", url,
+			"DirName", m.dirName(lib), "ParentFolderId", parent,
+			"ParentWebId", m.webID, "ParentListId", m.listID, "Version", label(it, i),
+			"TimeCreated", created, "TimeLastModified", fmtTime(it.Versions[i].Modified),
+			"Author", author, "ModifiedBy", editors[i]}
+	}
+	x.start("ListItem", itemAttrs(cur)...)
 	x.empty("Fields")
+	if cur > 0 {
+		x.start("Versions")
+		for i := 0; i < cur; i++ {
+			x.start("ListItem", itemAttrs(i)...)
+			x.empty("Fields")
+			x.end("ListItem")
+		}
+		x.end("Versions")
+	}
 	x.end("ListItem")
 	x.end("SPObject")
 
 	m.rep.Items = append(m.rep.Items, ItemReport{
 		Path: it.Path, LibraryPath: lib, ID: ObjectID(m.p.Namespace, lib), ListItemID: itemID,
-		IntID: intID, Author: choice(append(editors, author)...),
+		IntID: intID, Author: choice(append(editors, author)...), VersionsDropped: dropped,
 	})
 	return x.err
 }
@@ -588,10 +722,10 @@ func writeExportSettings(w io.Writer, t Target, st SourceType) error {
 	return x.close()
 }
 
-func writeSystemData(w io.Writer, t Target, manifests []string) error {
+func writeSystemData(w io.Writer, t Target, o Options, manifests []string) error {
 	x := newXW(w)
 	x.start("SystemData", "xmlns", "urn:deployment-systemdata-schema")
-	x.empty("SchemaVersion", "Version", "15.0.0.0", "Build", "16.0.3111.1200", "DatabaseVersion", "11552", "SiteVersion", "15")
+	x.empty("SchemaVersion", "Version", "15.0.0.0", "Build", o.SchemaBuild, "DatabaseVersion", o.DatabaseVersion, "SiteVersion", "15")
 	x.start("ManifestFiles")
 	for _, m := range manifests {
 		x.empty("ManifestFile", "Name", m)

@@ -39,8 +39,13 @@ type Options struct {
 	// BlockConcurrency is how many blocks of one file are in flight at once
 	// (default 4).
 	BlockConcurrency int
-	// MinSASValidity defaults to [MinSASValidity].
+	// MinSASValidity is how long a container SAS must still be valid when
+	// a batch is staged; default [MinSASValidity] (12 h, the SPE guide's
+	// minimum). The pipeline adds its own margin for the submit step.
 	MinSASValidity time.Duration
+	// Package tunes the manifests (SystemData build numbers, DirName form,
+	// version cap); the zero value takes spepackage's defaults.
+	Package spepackage.Options
 	// Now defaults to time.Now.
 	Now func() time.Time
 	// ClientOptions configure the blob clients (transport, retries).
@@ -313,7 +318,7 @@ func (s *Stager) Stage(ctx context.Context, req Request) (*Result, error) {
 	}
 	rep, err := spepackage.Build(ctx, spepackage.Package{
 		Target: req.Target, Namespace: req.Namespace, SourceType: req.SourceType,
-		IDs: req.IDs, Items: items,
+		IDs: req.IDs, Items: items, Options: s.opts.Package,
 	}, create)
 	if err != nil {
 		return nil, fmt.Errorf("stage batch: manifests: %w", err)

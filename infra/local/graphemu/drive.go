@@ -509,3 +509,58 @@ func (s *Server) serveTree(w http.ResponseWriter, r *http.Request, id string) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	writeJSON(w, http.StatusOK, map[string]any{"items": out})
 }
+
+// existingNS seeds the GUIDs of [Knobs.Existing] items, so a restarted
+// emulator recognises the ones it seeded before.
+var existingNS = uuid.MustParse("5d8e2c8a-52b4-4f3e-9a51-0c6f2f7b1e00")
+
+// firstExistingIntID is where seeded items' list item ids start: a library
+// in use has ids a client must allocate above.
+const firstExistingIntID = 1001
+
+// seed creates the Existing paths (and their parents) that are not there
+// yet, as System Account at the given time. A path ending in "/" is a folder.
+func (d *drive) seed(paths []string, at time.Time) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(paths) == 0 {
+		return nil
+	}
+	if d.next < firstExistingIntID {
+		d.next = firstExistingIntID
+	}
+	for _, p := range paths {
+		folder := strings.HasSuffix(p, "/")
+		segs := strings.Split(strings.Trim(p, "/"), "/")
+		parent := d.items[d.rootID()]
+		for i, seg := range segs {
+			isFolder := folder || i < len(segs)-1
+			if ex := d.child(parent.ID, seg); ex != nil {
+				parent = ex
+				continue
+			}
+			id := uuid.NewSHA1(existingNS, []byte(strings.ToLower(d.c.ID+"/"+strings.Join(segs[:i+1], "/")))).String()
+			it := &item{ID: id, Name: seg, ParentID: parent.ID, Folder: isFolder, IntID: d.allocInt(), ETagN: 1,
+				Created: at, Modified: at, CreatedBy: systemAccount, ModifiedBy: systemAccount}
+			if !isFolder {
+				body := []byte("existing content of " + strings.Join(segs[:i+1], "/") + "\n")
+				dir := filepath.Join(d.dir, "content", id)
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return fmt.Errorf("graphemu: seed %s: %w", p, err)
+				}
+				vp := filepath.Join(dir, "0.bin")
+				if err := os.WriteFile(vp, body, 0o644); err != nil {
+					return fmt.Errorf("graphemu: seed %s: %w", p, err)
+				}
+				var h quickXorHash
+				_, _ = h.Write(body)
+				it.Versions = []version{{Label: "1.0", Size: int64(len(body)), QuickXorHash: h.Sum(), Created: at, Modified: at,
+					CreatedBy: systemAccount, ModifiedBy: systemAccount, path: vp}}
+			}
+			d.items[id] = it
+			d.byInt[it.IntID] = id
+			parent = it
+		}
+	}
+	return d.save()
+}

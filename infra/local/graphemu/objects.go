@@ -41,6 +41,14 @@ func (im *importer) urlForms(raw string) []string {
 		}
 		return u
 	}
+	if strings.Contains(raw, "://") {
+		// An absolute URL is read as a URL: its escapes are decoded once
+		// and "#" or "?" end the path, as SharePoint's URL parsing does, so
+		// an unescaped "#hash.txt" names the folder, not the file.
+		if pu, err := url.Parse(raw); err == nil {
+			return []string{rel(pu.Path)}
+		}
+	}
 	forms := []string{rel(u)}
 	if dec, err := url.PathUnescape(u); err == nil && dec != u {
 		forms = append(forms, rel(dec))
@@ -147,6 +155,13 @@ func (im *importer) resolveUser(ref, objType, objID, objURL string) person {
 }
 
 func (s *Server) resolves(login string) bool {
+	l := strings.ToLower(login)
+	for _, u := range s.cfg.Knobs.UnresolvedLogins {
+		u = strings.ToLower(u)
+		if l == u || (strings.HasPrefix(u, "@") && strings.HasSuffix(l, u)) {
+			return false
+		}
+	}
 	if s.cfg.Knobs.Directory == nil {
 		l := strings.ToLower(login)
 		return strings.HasPrefix(l, "i:0#.f|membership|") && strings.Contains(l, "@")
@@ -447,6 +462,9 @@ func (im *importer) applyListItem(n, li *node) {
 		im.checkURLs("listItem", itemID, objURL, im.libraryPath(parent), li.attr("DirName"))
 	}
 	target.ListItemID = strings.ToLower(itemID)
+	if !target.Folder && im.s.cfg.Knobs.VersionMetadata == "listItem" {
+		im.versionsFromListItem(li, target, itemID, objURL)
+	}
 	if fs := li.kid("Fields"); fs != nil {
 		for _, fl := range fs.kids {
 			name := firstNonEmpty(fl.attr("Name"), fl.attr("ColName"))
@@ -463,4 +481,37 @@ func (im *importer) applyListItem(n, li *node) {
 			target.Fields[name] = fl.attr("Value")
 		}
 	}
+}
+
+// versionsFromListItem gives each version of a file the Modified and
+// Modified By of the list item version with its label; a version the list
+// item does not describe takes the current list item's values, which is
+// how a package without list-item versions loses its per-version history.
+// Callers hold d.mu.
+func (im *importer) versionsFromListItem(li *node, target *item, itemID, objURL string) {
+	byLabel := map[string]*node{}
+	if vs := li.kid("Versions"); vs != nil {
+		for _, v := range vs.kids {
+			if v.name.Local == "ListItem" {
+				byLabel[firstNonEmpty(v.attr("Version"), "1.0")] = v
+			}
+		}
+	}
+	_, curModified := im.times(li)
+	curEditor := im.resolveUser(firstNonEmpty(li.attr("ModifiedBy"), li.attr("Author")), "listItem", itemID, objURL)
+	last := len(target.Versions) - 1
+	for i := range target.Versions {
+		v := &target.Versions[i]
+		src := byLabel[v.Label]
+		if i == last {
+			src = li
+		}
+		if src == nil {
+			v.Modified, v.ModifiedBy = curModified, curEditor
+			continue
+		}
+		_, v.Modified = im.times(src)
+		v.ModifiedBy = im.resolveUser(firstNonEmpty(src.attr("ModifiedBy"), src.attr("Author")), "listItem", itemID, objURL)
+	}
+	target.Modified, target.ModifiedBy = target.Versions[last].Modified, target.Versions[last].ModifiedBy
 }

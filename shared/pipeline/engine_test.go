@@ -710,3 +710,24 @@ func TestPostponedJobIsPolledAtPickup(t *testing.T) {
 		t.Errorf("silent job: next poll %s, want the idle interval", got.Sub(now))
 	}
 }
+
+// TestStaleCursorRestartsPaging: a refused progress cursor starts paging
+// again from the first event (stored once by id) instead of retrying the
+// same cursor until the message dead-letters; the outcome is the same as
+// without the refusals.
+func TestStaleCursorRestartsPaging(t *testing.T) {
+	plain := newHarness(t, func(h *harness, _ *Deps, c *Config) { h.w.slowJobs = true })
+	plain.start()
+	plain.run(false)
+	h := newHarness(t, func(h *harness, _ *Deps, c *Config) { h.w.staleCursors, h.w.slowJobs = 3, true })
+	h.start()
+	h.run(false)
+	if h.w.staleCursors != 0 {
+		t.Fatalf("%d stale cursors left: the test did not exercise them", h.w.staleCursors)
+	}
+	want, got := plain.snapshot(), h.snapshot()
+	if got.Status != want.Status || got.Count != want.Count || !reflect.DeepEqual(got.Results, want.Results) || !reflect.DeepEqual(got.Batches, want.Batches) {
+		t.Errorf("with refused cursors: %s %+v\nwithout: %s %+v", got.Status, got.Count, want.Status, want.Count)
+	}
+	h.assertOneJobPerBatch()
+}

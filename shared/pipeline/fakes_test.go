@@ -38,6 +38,12 @@ type world struct {
 	// throttle makes the next n calls of op return 429 with retryAfter.
 	throttle   map[string]int
 	retryAfter time.Duration
+	// staleCursors makes the next n event reads with a cursor fail as a
+	// refused cursor (400), as the service may after a long pause.
+	staleCursors int
+	// slowJobs makes a job's first events read show it queued only, so a
+	// second read (with a cursor) is needed.
+	slowJobs bool
 	provisions int
 }
 
@@ -52,6 +58,7 @@ type fakeJob struct {
 	items                  []state.Item
 	failed                 map[int]string
 	deleted, started       bool
+	reads                  int
 	events                 []graph.Event
 }
 
@@ -170,6 +177,10 @@ func (g fakeGraph) Events(ctx context.Context, containerID, jobID, cursor string
 	if err := w.throttled("events"); err != nil {
 		return graph.EventBatch{}, err
 	}
+	if cursor != "" && w.staleCursors > 0 {
+		w.staleCursors--
+		return graph.EventBatch{}, &graph.Error{Op: graph.OpListEvents, StatusCode: http.StatusBadRequest, Code: "invalidRequest"}
+	}
 	var j *fakeJob
 	nth := 0
 	for _, x := range w.jobs {
@@ -185,7 +196,8 @@ func (g fakeGraph) Events(ctx context.Context, containerID, jobID, cursor string
 			nth++
 		}
 	}
-	if !j.started && !j.deleted {
+	j.reads++
+	if !j.started && !j.deleted && !(w.slowJobs && j.reads == 1) {
 		j.started = true
 		j.events = append(j.events, ev(j, graph.KindStart))
 		p := &graph.Progress{IsCompleted: true}

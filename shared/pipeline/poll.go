@@ -67,6 +67,12 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 		if errors.Is(err, graph.ErrProgressExpired) || errors.Is(err, graph.ErrJobNotFound) {
 			return e.failAttempt(ctx, m, b, "job lost: its progress is no longer available")
 		}
+		if errors.Is(err, graph.ErrStaleCursor) && b.EventCursor != "" {
+			// Read the job's events again from the start: they are stored
+			// once by id, so nothing is counted twice.
+			log.Warn("progress cursor refused; paging again from the start")
+			return e.restartPaging(ctx, b, seq)
+		}
 		return fmt.Errorf("poll %s/%s: %w", m.ID, b.ID, err)
 	}
 	b, wrote, deleted, err := e.recordEvents(ctx, b, seq, eb)
@@ -86,6 +92,24 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 		return e.failAttempt(ctx, m, b, "job was deleted before it completed")
 	}
 	return e.send(ctx, queue.Message{Step: queue.StepPoll, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: b.NextPollAt})
+}
+
+// restartPaging clears the batch's event cursor and polls again now.
+func (e *Engine) restartPaging(ctx context.Context, b *state.Batch, seq int) error {
+	attempt := b.Attempt
+	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
+		if x.Status != state.BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
+			return false, nil
+		}
+		x.EventCursor = ""
+		x.PollSeq++
+		x.NextPollAt = e.now()
+		return true, nil
+	})
+	if err != nil || !wrote {
+		return err
+	}
+	return e.send(ctx, queue.Poll(b.MigrationID, b.ID, b.Attempt, b.PollSeq))
 }
 
 // itemErrors matches the job's failing error events to the batch's items:

@@ -46,6 +46,10 @@ type Config struct {
 	// provision→poll rounds (SPEMIGRATE_MAX_ATTEMPTS). Zero: engine defaults.
 	PageSize    int
 	MaxAttempts int
+	// MaxVersions caps the versions imported per file
+	// (SPEMIGRATE_MAX_VERSIONS; zero: spepackage's default of 500, the
+	// newest kept and the rest reported; -1: no cap).
+	MaxVersions int
 	// StepDeadline bounds one queue invocation (SPEMIGRATE_STEP_DEADLINE,
 	// default 9m): below host.json's functionTimeout (10 min), so a step
 	// that hangs ends and its message is redelivered, instead of the host
@@ -88,6 +92,13 @@ type GraphConfig struct {
 	// for a Graph endpoint with a private certificate such as a local
 	// emulator. Production leaves it empty.
 	CAFile string
+	// Cloud picks the Entra authority (SPEMIGRATE_GRAPH_CLOUD: public,
+	// usGovernment or china; default public); pair it with the cloud's
+	// Graph root in SPEMIGRATE_GRAPH_URL.
+	Cloud string
+	// Company is the User-Agent's company part (SPEMIGRATE_USER_AGENT_COMPANY,
+	// default spemigrate): NONISV|<company>|spemigrate/<version>.
+	Company string
 }
 
 // LoadConfig reads the configuration through getenv (os.Getenv in the
@@ -116,6 +127,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		CertificatePassword: getenv("SPEMIGRATE_GRAPH_CERTIFICATE_PASSWORD"),
 		StaticToken:         getenv("SPEMIGRATE_GRAPH_TOKEN"),
 		CAFile:              getenv("SPEMIGRATE_GRAPH_CA_FILE"),
+		Cloud:               getenv("SPEMIGRATE_GRAPH_CLOUD"),
+		Company:             getenv("SPEMIGRATE_USER_AGENT_COMPANY"),
+	}
+	switch c.Graph.Cloud {
+	case "", "public", "usGovernment", "china":
+	default:
+		errs = append(errs, fmt.Errorf("SPEMIGRATE_GRAPH_CLOUD: %q is not a cloud; use public, usGovernment or china", c.Graph.Cloud))
 	}
 	if c.Graph.BaseURL == "" {
 		c.Graph.BaseURL = "https://graph.microsoft.com"
@@ -158,6 +176,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			}
 			*n.dst = i
 		}
+	}
+
+	if v := getenv("SPEMIGRATE_MAX_VERSIONS"); v != "" {
+		i, err := strconv.Atoi(v)
+		if err != nil || i < -1 || i == 0 || i > 50000 {
+			errs = append(errs, errors.New("SPEMIGRATE_MAX_VERSIONS: must be a number from 1 to 50000, or -1 for no cap"))
+		}
+		c.MaxVersions = i
 	}
 
 	switch key, err := base64.StdEncoding.DecodeString(c.StateKey); {

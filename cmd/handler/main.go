@@ -30,6 +30,7 @@ import (
 	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/queue"
 	"github.com/spemigrate/spemigrate/shared/schedule"
+	"github.com/spemigrate/spemigrate/shared/spepackage"
 	"github.com/spemigrate/spemigrate/shared/staging"
 	"github.com/spemigrate/spemigrate/shared/state"
 	"github.com/spemigrate/spemigrate/shared/wiring"
@@ -134,11 +135,12 @@ func graphClient(cfg handlers.Config) (*graph.Client, error) {
 	gcred, err := graph.NewCredential(graph.CredentialConfig{
 		Kind: cfg.Graph.Credential, TenantID: cfg.Graph.TenantID, ClientID: cfg.Graph.ClientID, ClientSecret: cfg.Graph.ClientSecret,
 		CertificatePath: cfg.Graph.CertificatePath, CertificatePassword: cfg.Graph.CertificatePassword, StaticToken: cfg.Graph.StaticToken,
+		Cloud: cfg.Graph.Cloud,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("SPEMIGRATE_GRAPH_CREDENTIAL: %w", err)
 	}
-	gopts := graph.Options{BaseURL: cfg.Graph.BaseURL, APIVersion: cfg.Graph.APIVersion, UserAgent: graph.UserAgent("spemigrate", "spemigrate", version)}
+	gopts := graph.Options{BaseURL: cfg.Graph.BaseURL, APIVersion: cfg.Graph.APIVersion, Company: cfg.Graph.Company, Version: version}
 	if cfg.Graph.CAFile != "" {
 		hc, err := trustingClient(cfg.Graph.CAFile)
 		if err != nil {
@@ -199,7 +201,7 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 	// Every dependency once per process: one staging.Stager (its buffer
 	// pool and MD5 lanes bound staging memory per process), one target
 	// cache for the engine and its start checks.
-	stager, err := staging.New(staging.Options{Logger: log})
+	stager, err := staging.New(staging.Options{Logger: log, Package: spepackage.Options{MaxVersions: cfg.MaxVersions}})
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ type world struct {
 	staleCursors int
 	// slowJobs makes a job's first events read show it queued only, so a
 	// second read (with a cursor) is needed.
-	slowJobs bool
+	slowJobs   bool
 	provisions int
 }
 

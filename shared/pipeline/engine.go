@@ -124,9 +124,6 @@ func New(deps Deps, cfg Config) (*Engine, error) {
 	return &Engine{Deps: deps, cfg: cfg.withDefaults(), log: log}, nil
 }
 
-// Config returns the effective configuration.
-func (e *Engine) Config() Config { return e.cfg }
-
 // Run dispatches one step message to its step; the handlers of the step
 // queues call it.
 func (e *Engine) Run(ctx context.Context, msg queue.Message) error {

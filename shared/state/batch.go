@@ -116,9 +116,9 @@ func checkBatchKeys(migrationID, batchID string) error {
 }
 
 // CreateBatch stores b with its items if the batch is absent, and sets its
-// ETag; [ErrExists] if it exists (its items are then left as they were).
-// Items go first: a crash in between leaves items without a batch, which
-// the re-run overwrites; the in-flight row goes before the batch, so a
+// ETag; [ErrExists] if it exists. Items go first (rewriting them is
+// harmless: a batch id always names the same planned items): a crash in
+// between leaves items without a batch, which the re-run overwrites; the in-flight row goes before the batch, so a
 // crash leaves at worst a row for a batch that does not exist (the drain
 // drops it), never an unindexed batch.
 func (s *Store) CreateBatch(ctx context.Context, b *Batch, items []Item) error {
@@ -139,11 +139,6 @@ func (s *Store) CreateBatch(ctx context.Context, b *Batch, items []Item) error {
 	}
 	data, err := marshalEntity(b.MigrationID, b.ID, p)
 	if err != nil {
-		return err
-	}
-	if _, err := s.GetBatch(ctx, b.MigrationID, b.ID); err == nil {
-		return fmt.Errorf("batch %s/%s: %w", b.MigrationID, b.ID, ErrExists)
-	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	}
 	if err := s.PutBatchItems(ctx, b.MigrationID, b.ID, items); err != nil {

@@ -731,3 +731,63 @@ func TestStaleCursorRestartsPaging(t *testing.T) {
 	}
 	h.assertOneJobPerBatch()
 }
+
+// TestAccessDeniedIsPermanent: a 403 from Graph fails the batch at once,
+// without new attempts or restages, with a reason naming the permission.
+func TestAccessDeniedIsPermanent(t *testing.T) {
+	h := newHarness(t, func(h *harness, _ *Deps, _ *Config) { h.w.denyCreate = true })
+	h.start()
+	h.run(false)
+	s := h.snapshot()
+	if s.Status != state.MigrationFailed {
+		t.Fatalf("status %s", s.Status)
+	}
+	if h.w.provisions != len(s.Batches) {
+		t.Errorf("%d provisions for %d batches: a 403 was retried with a restage", h.w.provisions, len(s.Batches))
+	}
+	for id, b := range s.Batches {
+		if !strings.HasPrefix(b, "failed|1|") || !strings.Contains(b, "FileStorageContainer.Selected") {
+			t.Errorf("batch %s: %s", id, b)
+		}
+	}
+	for p, r := range s.Results {
+		if !strings.HasPrefix(r, "failed|") && !strings.HasPrefix(r, "skipped|") {
+			t.Errorf("%s: %s", p, r)
+		}
+	}
+}
+
+// TestRestartedFatalIsNotTheOutcome: a fatal error SharePoint recovered
+// from by restarting the job does not fail the batch.
+func TestRestartedFatalIsNotTheOutcome(t *testing.T) {
+	h := newHarness(t, func(h *harness, _ *Deps, c *Config) {
+		h.w.fatal = func(batch string, nth int) bool { return batch == BatchID(0, 1) && nth == 1 }
+		h.w.restartFatal = true
+	})
+	h.start()
+	h.run(false)
+	s := h.snapshot()
+	if b := s.Batches[BatchID(0, 1)]; !strings.HasPrefix(b, "succeeded|1|") {
+		t.Errorf("restarted batch: %s; want succeeded in its first attempt", b)
+	}
+	if got := h.w.liveJobs()[BatchID(0, 1)]; got != 1 {
+		t.Errorf("%d jobs for the restarted batch, want 1", got)
+	}
+}
+
+// TestUnreconciledErrorsAreReported: totalErrors beyond the error events
+// makes the batch completedWithErrors with the count, and every item it
+// reports imported carries the doubt.
+func TestUnreconciledErrorsAreReported(t *testing.T) {
+	h := newHarness(t, func(h *harness, _ *Deps, _ *Config) { h.w.phantomErrors = 2 })
+	h.start()
+	h.run(false)
+	s := h.snapshot()
+	b := s.Batches[BatchID(0, 0)]
+	if !strings.HasPrefix(b, "completedWithErrors|1|") || !strings.Contains(b, "2 errors counted by SharePoint (totalErrors) without an error event") {
+		t.Errorf("batch: %s", b)
+	}
+	if r := s.Results["docs/a/file00.txt"]; !strings.HasPrefix(r, "imported|") || !strings.Contains(r, "did not tie to an item") {
+		t.Errorf("item of that batch: %s", r)
+	}
+}

@@ -43,8 +43,16 @@ type world struct {
 	staleCursors int
 	// slowJobs makes a job's first events read show it queued only, so a
 	// second read (with a cursor) is needed.
-	slowJobs   bool
-	provisions int
+	slowJobs bool
+	// denyCreate makes job creation answer 403, as for an app without
+	// FileStorageContainer.Selected.
+	denyCreate bool
+	// restartFatal makes a job that hits its fatal error restart itself
+	// (a Start with isRestarted) and then import.
+	restartFatal bool
+	// phantomErrors adds to a job's totalErrors without error events.
+	phantomErrors int
+	provisions    int
 }
 
 type stagedPkg struct {
@@ -137,6 +145,9 @@ func (g fakeGraph) CreateJob(ctx context.Context, containerID string, info graph
 	if err := w.throttled("create"); err != nil {
 		return "", err
 	}
+	if w.denyCreate {
+		return "", &graph.Error{Op: "createMigrationJob", StatusCode: http.StatusForbidden, Code: "accessDenied", Message: "Access denied"}
+	}
 	if exp, _ := info.Expiry(); !exp.After(w.now) {
 		return "", &graph.Error{Op: "create", StatusCode: 400, Code: "migrationBadRequest", InnerCode: "invalidAzureResource"}
 	}
@@ -206,7 +217,14 @@ func (g fakeGraph) Events(ctx context.Context, containerID, jobID, cursor string
 			e.Error = &graph.JobError{Level: graph.LevelFatalError, ObjectType: graph.ObjectInvalid, Error: graph.PublicError{Code: "-2146232060", Message: "Manifest.xml could not be decrypted"}}
 			j.events = append(j.events, e)
 			p.TotalErrors = 1
-		} else {
+		}
+		if w.fatal(j.batchID, nth+1) && w.restartFatal {
+			r := ev(j, graph.KindStart)
+			r.Start = &graph.Start{IsRestarted: true, TotalRetryCount: 1}
+			j.events = append(j.events, r)
+			p.TotalErrors = 0
+		}
+		if !w.fatal(j.batchID, nth+1) || w.restartFatal {
 			for i, it := range j.items {
 				if _, bad := j.failed[i]; bad {
 					continue
@@ -223,6 +241,7 @@ func (g fakeGraph) Events(ctx context.Context, containerID, jobID, cursor string
 				p.BytesProcessed += graph.Int64(it.Size())
 			}
 		}
+		p.TotalErrors += graph.Int64(w.phantomErrors)
 		e := ev(j, graph.KindProgress)
 		e.Progress = p
 		j.events = append(j.events, e)

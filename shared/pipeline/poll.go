@@ -112,13 +112,19 @@ func (e *Engine) restartPaging(ctx context.Context, b *state.Batch, seq int) err
 	return e.send(ctx, queue.Poll(b.MigrationID, b.ID, b.Attempt, b.PollSeq))
 }
 
-// itemErrors matches the job's failing error events to the batch's items:
-// the first reason per item index, and how many errors named no item.
+// itemErrors matches the job's failing error events (of its last run, when
+// SharePoint restarted it) to the batch's items: the first reason per item
+// index, and how many failing events named no item.
 func (e *Engine) itemErrors(m *state.Migration, items []state.Item, evs []graph.Event) (map[int]string, int) {
 	match := newItemMatcher(m, items, e.Stager)
 	failed := map[int]string{}
 	unmatched := 0
 	for i := range evs {
+		if st := evs[i].Start; evs[i].Kind == graph.KindStart && st != nil && st.IsRestarted {
+			// Only the last run of a restarted job decides.
+			failed, unmatched = map[int]string{}, 0
+			continue
+		}
 		je := evs[i].Error
 		if evs[i].Kind != graph.KindError || je == nil || !je.Level.Failing() {
 			continue
@@ -135,7 +141,7 @@ func (e *Engine) itemErrors(m *state.Migration, items []state.Item, evs []graph.
 }
 
 // batchOutcome is a completed job's batch status and the reason for it.
-func batchOutcome(b *state.Batch, items, failed, unmatched int) (state.BatchStatus, string) {
+func batchOutcome(b *state.Batch, items, failed, unmatched, unreconciled int) (state.BatchStatus, string) {
 	switch {
 	case b.Progress.Errors == 0 && !b.FailingEvents:
 		return state.BatchSucceeded, ""
@@ -145,6 +151,9 @@ func batchOutcome(b *state.Batch, items, failed, unmatched int) (state.BatchStat
 	reason := fmt.Sprintf("%d of %d items failed to import", failed, items)
 	if unmatched > 0 {
 		reason += fmt.Sprintf("; %d errors not tied to an item (see the job's events)", unmatched)
+	}
+	if unreconciled > 0 {
+		reason += fmt.Sprintf("; %d errors counted by SharePoint (totalErrors) without an error event: unreconciled", unreconciled)
 	}
 	return state.BatchCompletedWithErrors, reason
 }
@@ -195,6 +204,11 @@ func applyEvent(x *state.Batch, ev *graph.Event) (deleted bool) {
 	switch ev.Kind {
 	case graph.KindStart:
 		x.JobStarted = true
+		if ev.Start != nil && ev.Start.IsRestarted {
+			// SharePoint retries the job itself: what failed before the
+			// restart is not the outcome.
+			x.Fatal, x.FatalReason, x.FailingEvents = false, "", false
+		}
 	case graph.KindProgress:
 		if p := ev.Progress; p != nil {
 			x.JobStarted = true
@@ -304,7 +318,11 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 			continue
 		}
 		bytesMigrated += it.Size()
-		rs = append(rs, itemResult(m, b, it, state.ImportedOutcome(it.Renamed), it.NamingReason))
+		note := it.NamingReason
+		if n := unmatched + max(0, int(b.Progress.Errors)-len(failed)-unmatched); n > 0 {
+			note = joinReason(note, fmt.Sprintf("imported, but the job reported %d errors it did not tie to an item; verify it", n))
+		}
+		rs = append(rs, itemResult(m, b, it, state.ImportedOutcome(it.Renamed), note))
 		imported = append(imported, it)
 	}
 	if err := e.Store.PutResults(ctx, rs); err != nil {
@@ -316,7 +334,11 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 			return fmt.Errorf("finish %s/%s: record imports: %w", m.ID, b.ID, err)
 		}
 	}
-	status, reason := batchOutcome(b, len(items), len(failed), unmatched)
+	// SharePoint's totalErrors may exceed the error events it sent: those
+	// errors name no item, so no item can be reported failed for them, and
+	// the batch says so rather than claiming a clean import.
+	unreconciled := max(0, int(b.Progress.Errors)-len(failed)-unmatched)
+	status, reason := batchOutcome(b, len(items), len(failed), unmatched, unreconciled)
 	jobID := b.JobID
 	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
 		if x.Status != state.BatchRunning || x.JobID != jobID || !x.Completed {

@@ -52,6 +52,9 @@ func (e *Engine) StageBatch(ctx context.Context, migrationID, batchID string) er
 		log.Info("provisioning throttled; rescheduled", "at", at)
 		return e.send(ctx, queue.Message{Step: queue.StepStageBatch, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("t", at)})
 	}
+	if errors.Is(err, graph.ErrAccessDenied) {
+		return e.denied(ctx, m, b, err)
+	}
 	if err != nil {
 		return fmt.Errorf("stage %s/%s: %w", m.ID, batchID, err)
 	}

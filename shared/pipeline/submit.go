@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spemigrate/spemigrate/shared/graph"
@@ -195,6 +196,9 @@ func (e *Engine) submitFailed(ctx context.Context, m *state.Migration, b *state.
 	if errors.Is(err, graph.ErrReprovisionNeeded) {
 		return e.failAttempt(ctx, m, b, "containers rejected (invalidAzureResource)")
 	}
+	if errors.Is(err, graph.ErrAccessDenied) {
+		return e.denied(ctx, m, b, err)
+	}
 	var ge *graph.Error
 	if errors.As(err, &ge) && ge.StatusCode >= 400 && ge.StatusCode < 500 && ge.StatusCode != http.StatusRequestTimeout {
 		return e.failAttempt(ctx, m, b, fmt.Sprintf("job creation refused: HTTP %d %s", ge.StatusCode, ge.Code))
@@ -235,4 +239,15 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// denied fails a batch for good when Graph refuses the app (401/403): no
+// new attempt or restage can succeed until someone grants the permission,
+// and the reason says which one.
+func (e *Engine) denied(ctx context.Context, m *state.Migration, b *state.Batch, err error) error {
+	reason := "access denied by Microsoft Graph: " + err.Error()
+	if !strings.Contains(reason, "FileStorageContainer.Selected") {
+		reason += "; the app registration needs the FileStorageContainer.Selected application permission (admin consent) and its container type registered for it"
+	}
+	return e.FailBatch(ctx, m.ID, b.ID, reason)
 }

@@ -791,3 +791,42 @@ func TestUnreconciledErrorsAreReported(t *testing.T) {
 		t.Errorf("item of that batch: %s", r)
 	}
 }
+
+// TestDeleteAnsweredButJobRan: a delete that answers 204 while the job
+// starts anyway does not report its imported items as cancelled: the events
+// decide.
+func TestDeleteAnsweredButJobRan(t *testing.T) {
+	h := newHarness(t, func(h *harness, _ *Deps, _ *Config) { h.w.raceDelete = true })
+	h.start()
+	ctx := context.Background()
+	for len(h.w.jobs) == 0 {
+		n, ok := h.snd.pop()
+		if !ok {
+			t.Fatal("queue drained before any job")
+		}
+		h.w.advance(n.NotBefore)
+		if err := h.eng.Run(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.eng.Cancel(ctx, migID); err != nil {
+		t.Fatal(err)
+	}
+	h.run(false)
+	first := h.w.jobs[0]
+	if !first.started {
+		t.Fatal("the first job did not run; the test proves nothing")
+	}
+	for i, it := range first.items {
+		r := h.st.results[migID+"|"+it.Path]
+		if _, bad := first.failed[i]; bad || strings.Contains(it.Target, "reject") {
+			continue
+		}
+		if r.Outcome != state.OutcomeImported && r.Outcome != state.OutcomeRenamed {
+			t.Errorf("%s: %s after the job that imported it ran; want imported", it.Path, r.Outcome)
+		}
+	}
+	if s := h.snapshot(); s.Status != state.MigrationCancelled {
+		t.Errorf("status %s, want cancelled (the rest was)", s.Status)
+	}
+}

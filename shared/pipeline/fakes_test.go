@@ -52,7 +52,9 @@ type world struct {
 	restartFatal bool
 	// phantomErrors adds to a job's totalErrors without error events.
 	phantomErrors int
-	provisions    int
+	// raceDelete makes a delete answer 204 while the job starts anyway.
+	raceDelete bool
+	provisions int
 }
 
 type stagedPkg struct {
@@ -166,6 +168,9 @@ func (g fakeGraph) DeleteJob(ctx context.Context, containerID, jobID string) err
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, j := range w.jobs {
+		if j.id == jobID && !j.started && !j.deleted && w.raceDelete {
+			return nil
+		}
 		if j.id == jobID && !j.started && !j.deleted {
 			j.deleted = true
 			j.events = append(j.events, ev(j, graph.KindDeleted))

@@ -65,6 +65,10 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 			return e.reschedule(ctx, b, seq, at)
 		}
 		if errors.Is(err, graph.ErrProgressExpired) || errors.Is(err, graph.ErrJobNotFound) {
+			if m.CancelRequested && !b.JobStarted {
+				// Deleted at our request before it started.
+				return e.cancelRunning(ctx, m, b)
+			}
 			return e.failAttempt(ctx, m, b, "job lost: its progress is no longer available")
 		}
 		if errors.Is(err, graph.ErrStaleCursor) && b.EventCursor != "" {
@@ -376,7 +380,11 @@ func (e *Engine) deleteQueuedJob(ctx context.Context, m *state.Migration, b *sta
 	err = e.Graph.DeleteJob(ctx, m.ContainerID, b.JobID)
 	switch {
 	case err == nil:
-		return true, e.cancelRunning(ctx, m, b)
+		// A 204 is not proof that nothing was imported (the job may have
+		// started as the delete arrived): the events decide, so polling
+		// goes on until they show the job deleted, or it completes.
+		e.batchLog(b).Info("queued job deleted; polling until its events confirm", "job", b.JobID)
+		return false, nil
 	case errors.Is(err, graph.ErrJobNotFound):
 		// Started or finished meanwhile: let it finish.
 		return false, nil

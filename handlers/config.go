@@ -46,6 +46,10 @@ type Config struct {
 	// provision→poll rounds (SPEMIGRATE_MAX_ATTEMPTS). Zero: engine defaults.
 	PageSize    int
 	MaxAttempts int
+	// MaxJobsPerContainer caps the migration jobs in flight per target
+	// container (SPEMIGRATE_MAX_JOBS_PER_CONTAINER; zero: the engine's
+	// default of 20).
+	MaxJobsPerContainer int
 	// MaxVersions caps the versions imported per file
 	// (SPEMIGRATE_MAX_VERSIONS; zero: spepackage's default of 500, the
 	// newest kept and the rest reported; -1: no cap).
@@ -168,7 +172,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		name string
 		dst  *int
 		max  int
-	}{{"SPEMIGRATE_PAGE_SIZE", &c.PageSize, 5000}, {"SPEMIGRATE_MAX_ATTEMPTS", &c.MaxAttempts, 20}} {
+	}{{"SPEMIGRATE_PAGE_SIZE", &c.PageSize, 5000}, {"SPEMIGRATE_MAX_ATTEMPTS", &c.MaxAttempts, 20}, {"SPEMIGRATE_MAX_JOBS_PER_CONTAINER", &c.MaxJobsPerContainer, 1000}} {
 		if v := getenv(n.name); v != "" {
 			i, err := strconv.Atoi(v)
 			if err != nil || i < 1 || i > n.max {

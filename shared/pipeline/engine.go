@@ -44,6 +44,14 @@ type Config struct {
 	// ThrottleBackoff is used when a throttled response has no Retry-After
 	// (default 30 s).
 	ThrottleBackoff time.Duration
+	// MaxJobsPerContainer caps the jobs in flight (being created or
+	// running) per target container (default 20; negative: no cap): a large
+	// migration then feeds SharePoint's queue steadily instead of creating
+	// thousands of jobs that are postponed, throttled or time out. The cap
+	// is soft: concurrent submits may pass it by a few. A batch over the cap
+	// waits JobSlotWait (default 1 min) and looks again.
+	MaxJobsPerContainer int
+	JobSlotWait         time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -69,6 +77,10 @@ func (c Config) withDefaults() Config {
 	def(&c.StuckAfter, 15*time.Minute)
 	def(&c.PollGrace, 2*time.Minute)
 	def(&c.ThrottleBackoff, 30*time.Second)
+	def(&c.JobSlotWait, time.Minute)
+	if c.MaxJobsPerContainer == 0 {
+		c.MaxJobsPerContainer = 20
+	}
 	return c
 }
 

@@ -830,3 +830,36 @@ func TestDeleteAnsweredButJobRan(t *testing.T) {
 		t.Errorf("status %s, want cancelled (the rest was)", s.Status)
 	}
 }
+
+// TestJobsPerContainerCapped: no more than MaxJobsPerContainer jobs are in
+// flight in a container at once; the others wait for a slot, and all
+// batches still finish.
+func TestJobsPerContainerCapped(t *testing.T) {
+	var h *harness
+	peak := 0
+	h = newHarness(t, func(hh *harness, _ *Deps, c *Config) {
+		c.MaxJobsPerContainer = 2
+		hh.w.slowJobs = true // a job stays running over more than one poll
+		hh.w.onCreate = func() {
+			hh.st.mu.Lock()
+			defer hh.st.mu.Unlock()
+			n := 0
+			for _, b := range hh.st.batches {
+				if b.Status == state.BatchRunning || b.Status == state.BatchSubmitting {
+					n++
+				}
+			}
+			peak = max(peak, n)
+		}
+	})
+	h.start()
+	h.run(false)
+	s := h.snapshot()
+	if s.Status != state.MigrationCompletedWithErrors || s.Count.BatchesDone != s.Count.Batches || s.Count.Batches < 4 {
+		t.Fatalf("status %s, %d of %d batches done", s.Status, s.Count.BatchesDone, s.Count.Batches)
+	}
+	if peak > 2 || peak == 0 {
+		t.Errorf("%d jobs in flight in the container at a job creation; the cap is 2", peak)
+	}
+	h.assertOneJobPerBatch()
+}

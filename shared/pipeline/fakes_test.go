@@ -54,6 +54,8 @@ type world struct {
 	phantomErrors int
 	// raceDelete makes a delete answer 204 while the job starts anyway.
 	raceDelete bool
+	// onCreate, when set, runs at every job creation (world unlocked).
+	onCreate   func()
 	provisions int
 }
 
@@ -142,6 +144,9 @@ func (g fakeGraph) ProvisionContainers(ctx context.Context, containerID string) 
 
 func (g fakeGraph) CreateJob(ctx context.Context, containerID string, info graph.ContainerInfo) (string, error) {
 	w := g.w
+	if w.onCreate != nil {
+		w.onCreate()
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.throttled("create"); err != nil {
@@ -576,7 +581,7 @@ func (s *memStore) InFlight(ctx context.Context, limit int) ([]state.Ref, error)
 	}
 	for _, b := range s.batches {
 		if !b.Status.Terminal() {
-			out = append(out, state.Ref{MigrationID: b.MigrationID, BatchID: b.ID})
+			out = append(out, state.Ref{MigrationID: b.MigrationID, BatchID: b.ID, ContainerID: b.ContainerID, Status: string(b.Status)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].MigrationID+out[i].BatchID < out[j].MigrationID+out[j].BatchID })

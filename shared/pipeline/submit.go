@@ -67,6 +67,15 @@ func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error 
 		// Another delivery holds the intent; look again when its lease ends.
 		return e.retryAfterLease(ctx, b)
 	}
+	if b.Status == state.BatchStaged {
+		if full, err := e.containerFull(ctx, m.ContainerID); err != nil {
+			return fmt.Errorf("submit %s/%s: %w", m.ID, batchID, err)
+		} else if full {
+			at := now.Add(e.cfg.JobSlotWait)
+			log.Info("container has its maximum of jobs in flight; waiting for a slot", "max", e.cfg.MaxJobsPerContainer, "at", at)
+			return e.send(ctx, queue.Message{Step: queue.StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("w", at)})
+		}
+	}
 	takeover := b.Status == state.BatchSubmitting
 	b, wrote, err := e.takeIntent(ctx, b, now)
 	if err != nil {
@@ -250,4 +259,24 @@ func (e *Engine) denied(ctx context.Context, m *state.Migration, b *state.Batch,
 		reason += "; the app registration needs the FileStorageContainer.Selected application permission (admin consent) and its container type registered for it"
 	}
 	return e.FailBatch(ctx, m.ID, b.ID, reason)
+}
+
+// containerFull reports whether the container has MaxJobsPerContainer jobs
+// being created or running, from the in-flight index (whose cost follows
+// the work in flight).
+func (e *Engine) containerFull(ctx context.Context, containerID string) (bool, error) {
+	if e.cfg.MaxJobsPerContainer < 0 {
+		return false, nil
+	}
+	refs, err := e.Store.InFlight(ctx, 0)
+	if err != nil {
+		return false, fmt.Errorf("count jobs in flight: %w", err)
+	}
+	n := 0
+	for _, r := range refs {
+		if r.ContainerID == containerID && (r.Status == string(state.BatchRunning) || r.Status == string(state.BatchSubmitting)) {
+			n++
+		}
+	}
+	return n >= e.cfg.MaxJobsPerContainer, nil
 }

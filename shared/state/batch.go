@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
@@ -145,7 +144,7 @@ func (s *Store) CreateBatch(ctx context.Context, b *Batch, items []Item) error {
 		return err
 	}
 	if !b.Status.Terminal() {
-		if err := s.putInFlight(ctx, b.MigrationID, b.ID, string(b.Status), b.NextPollAt, b.Updated); err != nil {
+		if err := s.putInFlight(ctx, Ref{MigrationID: b.MigrationID, BatchID: b.ID, ContainerID: b.ContainerID, Status: string(b.Status), NextPollAt: b.NextPollAt, Updated: b.Updated}); err != nil {
 			return err
 		}
 	}
@@ -192,7 +191,7 @@ func (s *Store) ReplaceBatch(ctx context.Context, b *Batch) error {
 		return err
 	}
 	if !b.Status.Terminal() {
-		if err := s.putInFlight(ctx, b.MigrationID, b.ID, string(b.Status), b.NextPollAt, b.Updated); err != nil {
+		if err := s.putInFlight(ctx, Ref{MigrationID: b.MigrationID, BatchID: b.ID, ContainerID: b.ContainerID, Status: string(b.Status), NextPollAt: b.NextPollAt, Updated: b.Updated}); err != nil {
 			return err
 		}
 	}
@@ -242,19 +241,20 @@ func (s *Store) ListBatches(ctx context.Context, migrationID string) ([]*Batch, 
 
 const inflightPK = "inflight"
 
-func (s *Store) putInFlight(ctx context.Context, migrationID, batchID, state string, nextPoll, updated time.Time) error {
+func (s *Store) putInFlight(ctx context.Context, r Ref) error {
 	p := props{}
-	p.setStr("MigrationID", migrationID)
-	p.setStr("BatchID", batchID)
-	p.setStr("State", state)
-	p.setTime("NextPollAt", nextPoll)
-	p.setTime("UpdatedAt", updated)
-	data, err := marshalEntity(inflightPK, migrationID+"|"+batchID, p)
+	p.setStr("MigrationID", r.MigrationID)
+	p.setStr("BatchID", r.BatchID)
+	p.setStr("ContainerID", r.ContainerID)
+	p.setStr("State", r.Status)
+	p.setTime("NextPollAt", r.NextPollAt)
+	p.setTime("UpdatedAt", r.Updated)
+	data, err := marshalEntity(inflightPK, r.MigrationID+"|"+r.BatchID, p)
 	if err != nil {
 		return err
 	}
 	if _, err := s.inflight.UpsertEntity(ctx, data, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace}); err != nil {
-		return storageErr("index in-flight "+migrationID+"/"+batchID, err)
+		return storageErr("index in-flight "+r.MigrationID+"/"+r.BatchID, err)
 	}
 	return nil
 }
@@ -275,7 +275,7 @@ func (s *Store) InFlight(ctx context.Context, limit int) ([]Ref, error) {
 	var out []Ref
 	err := s.list(ctx, s.inflight, "PartitionKey eq "+quote(inflightPK), limit, func(e rawEntity) {
 		out = append(out, Ref{
-			MigrationID: e.p.str("MigrationID"), BatchID: e.p.str("BatchID"),
+			MigrationID: e.p.str("MigrationID"), BatchID: e.p.str("BatchID"), ContainerID: e.p.str("ContainerID"),
 			Status: e.p.str("State"), NextPollAt: e.p.time("NextPollAt"), Updated: e.p.time("UpdatedAt"),
 		})
 	})

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
@@ -117,7 +116,7 @@ func (s *Store) CreateMigration(ctx context.Context, m *Migration) error {
 		return err
 	}
 	if !m.Status.Terminal() {
-		if err := s.putInFlight(ctx, m.ID, "", string(m.Status), time.Time{}, m.Updated); err != nil {
+		if err := s.putInFlight(ctx, Ref{MigrationID: m.ID, ContainerID: m.ContainerID, Status: string(m.Status), Updated: m.Updated}); err != nil {
 			return err
 		}
 	}
@@ -164,7 +163,7 @@ func (s *Store) ReplaceMigration(ctx context.Context, m *Migration) error {
 		return err
 	}
 	if !m.Status.Terminal() {
-		if err := s.putInFlight(ctx, m.ID, "", string(m.Status), time.Time{}, m.Updated); err != nil {
+		if err := s.putInFlight(ctx, Ref{MigrationID: m.ID, ContainerID: m.ContainerID, Status: string(m.Status), Updated: m.Updated}); err != nil {
 			return err
 		}
 	}

@@ -262,6 +262,7 @@ type ItemResult struct {
 type Ref struct {
 	MigrationID string
 	BatchID     string
+	ContainerID string
 	Status      string
 	NextPollAt  time.Time
 	Updated     time.Time

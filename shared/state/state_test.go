@@ -313,7 +313,7 @@ func TestInFlightIndex(t *testing.T) {
 	}
 	// A stale row (crash between the terminal write and the unindex) is
 	// dropped by ForgetInFlight, a live one kept.
-	if err := s.putInFlight(ctx, "m1", "b0", string(BatchRunning), time.Time{}, time.Now()); err != nil {
+	if err := s.putInFlight(ctx, Ref{MigrationID: "m1", BatchID: "b0", Status: string(BatchRunning), Updated: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.ForgetInFlight(ctx, "m1", "b0"); err != nil {

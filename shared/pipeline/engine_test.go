@@ -863,3 +863,22 @@ func TestJobsPerContainerCapped(t *testing.T) {
 	}
 	h.assertOneJobPerBatch()
 }
+
+// TestWarningsReachTheItem: a warning SharePoint ties to an item (an author
+// it could not resolve and replaced with System Account) is in that item's
+// report row; the item still counts as imported.
+func TestWarningsReachTheItem(t *testing.T) {
+	const msg = "user i:0#.f|membership|gone@former.example could not be resolved; System Account was used"
+	h := newHarness(t, func(h *harness, _ *Deps, _ *Config) {
+		h.w.warn = map[string]string{"docs/a/file01.txt": msg}
+	})
+	h.start()
+	h.run(false)
+	r := h.snapshot().Results["docs/a/file01.txt"]
+	if !strings.HasPrefix(r, "imported|") || !strings.Contains(r, "SharePoint warning") || !strings.Contains(r, "System Account") {
+		t.Errorf("warned item: %s", r)
+	}
+	if r := h.snapshot().Results["docs/a/file00.txt"]; strings.Contains(r, "warning") {
+		t.Errorf("another item got the warning: %s", r)
+	}
+}

@@ -55,7 +55,10 @@ type world struct {
 	// raceDelete makes a delete answer 204 while the job starts anyway.
 	raceDelete bool
 	// onCreate, when set, runs at every job creation (world unlocked).
-	onCreate   func()
+	onCreate func()
+	// warn makes the import warn about these targets (target -> message),
+	// as SharePoint does when it replaces an author it cannot resolve.
+	warn       map[string]string
 	provisions int
 }
 
@@ -245,6 +248,12 @@ func (g fakeGraph) Events(ctx context.Context, containerID, jobID, cursor string
 					j.events = append(j.events, e)
 					p.TotalErrors++
 					continue
+				}
+				if msg, ok := w.warn[it.Target]; ok {
+					e := ev(j, graph.KindError)
+					e.Error = &graph.JobError{Level: graph.LevelWarning, ObjectType: graph.ObjectFile, ObjectURL: "Document Library/" + it.Target, Error: graph.PublicError{Code: "-2147024809", Message: msg}}
+					j.events = append(j.events, e)
+					p.TotalWarnings++
 				}
 				w.target[it.Target] = it.Path
 				p.FilesProcessed++

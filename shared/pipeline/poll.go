@@ -116,32 +116,37 @@ func (e *Engine) restartPaging(ctx context.Context, b *state.Batch, seq int) err
 	return e.send(ctx, queue.Poll(b.MigrationID, b.ID, b.Attempt, b.PollSeq))
 }
 
-// itemErrors matches the job's failing error events (of its last run, when
-// SharePoint restarted it) to the batch's items: the first reason per item
-// index, and how many failing events named no item.
-func (e *Engine) itemErrors(m *state.Migration, items []state.Item, evs []graph.Event) (map[int]string, int) {
+// itemErrors matches the job's error events (of its last run, when
+// SharePoint restarted it) to the batch's items: per item index the first
+// failing reason and the warnings (an author SharePoint could not resolve
+// and replaced, for instance: the item imported, but not as asked), and how
+// many failing events named no item.
+func (e *Engine) itemErrors(m *state.Migration, items []state.Item, evs []graph.Event) (failed, warned map[int]string, unmatched int) {
 	match := newItemMatcher(m, items, e.Stager)
-	failed := map[int]string{}
-	unmatched := 0
+	failed, warned = map[int]string{}, map[int]string{}
 	for i := range evs {
 		if st := evs[i].Start; evs[i].Kind == graph.KindStart && st != nil && st.IsRestarted {
 			// Only the last run of a restarted job decides.
-			failed, unmatched = map[int]string{}, 0
+			failed, warned, unmatched = map[int]string{}, map[int]string{}, 0
 			continue
 		}
 		je := evs[i].Error
-		if evs[i].Kind != graph.KindError || je == nil || !je.Level.Failing() {
+		if evs[i].Kind != graph.KindError || je == nil {
 			continue
 		}
-		if idx, ok := match.find(je.ObjectURL, je.ObjectID); ok {
+		idx, ok := match.find(je.ObjectURL, je.ObjectID)
+		switch {
+		case je.Level.Failing() && ok:
 			if _, seen := failed[idx]; !seen {
 				failed[idx] = "import error: " + eventReason(je)
 			}
-			continue
+		case je.Level.Failing():
+			unmatched++
+		case ok && (je.Level == graph.LevelWarning || je.Level == graph.LevelImportant):
+			warned[idx] = joinReason(warned[idx], "SharePoint warning: "+eventReason(je))
 		}
-		unmatched++
 	}
-	return failed, unmatched
+	return failed, warned, unmatched
 }
 
 // batchOutcome is a completed job's batch status and the reason for it.
@@ -307,7 +312,7 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 	if err != nil {
 		return fmt.Errorf("finish %s/%s: events: %w", m.ID, b.ID, err)
 	}
-	failed, unmatched := e.itemErrors(m, items, evs)
+	failed, warned, unmatched := e.itemErrors(m, items, evs)
 	var (
 		rs            = make([]state.ItemResult, 0, len(items))
 		imported      = make([]state.Item, 0, len(items))
@@ -322,7 +327,7 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 			continue
 		}
 		bytesMigrated += it.Size()
-		note := it.NamingReason
+		note := joinReason(it.NamingReason, warned[i])
 		if n := unmatched + max(0, int(b.Progress.Errors)-len(failed)-unmatched); n > 0 {
 			note = joinReason(note, fmt.Sprintf("imported, but the job reported %d errors it did not tie to an item; verify it", n))
 		}

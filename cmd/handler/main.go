@@ -158,15 +158,11 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 	if err != nil {
 		return nil, err
 	}
-	sealer, err := state.NewSealer(cfg.StateKey)
+	st, err := state.New(tc, state.Options{TablePrefix: cfg.TablePrefix, SealKey: cfg.StateKey})
 	if err != nil {
 		return nil, fmt.Errorf("SPEMIGRATE_STATE_KEY: %w", err)
 	}
-	st, err := state.New(tc, state.Options{TablePrefix: cfg.TablePrefix, SealKey: cfg.StateKey})
-	if err != nil {
-		return nil, err
-	}
-	sched := schedule.NewTableStore(tc, cfg.TablePrefix, sealer)
+	sched := schedule.NewTableStore(tc, cfg.TablePrefix, st.Sealer())
 	// Creating tables is idempotent; if storage is unreachable now, the
 	// invocations fail and are retried, and the next start tries again.
 	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)

@@ -123,6 +123,10 @@ func New(svc *aztables.ServiceClient, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// Sealer is the store's sealer, for whatever else the process seals with
+// the same key (the schedule table's templates), so the key is held once.
+func (s *Store) Sealer() *Sealer { return s.sealer }
+
 // NewFromConnectionString is New over a storage connection string.
 func NewFromConnectionString(conn string, opts Options) (*Store, error) {
 	svc, err := aztables.NewServiceClientFromConnectionString(conn, nil)

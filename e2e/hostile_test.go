@@ -18,7 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/spemigrate/spemigrate/handlers/api"
-	"github.com/spemigrate/spemigrate/handlers/provision"
+	"github.com/spemigrate/spemigrate/shared/request"
 )
 
 // A hostile caller of the running app (issue #12): sources on the host's
@@ -131,7 +131,7 @@ func TestHostileSourcesAreRefused(t *testing.T) {
 	}
 	for _, q := range sent {
 		t.Run(q.name, func(t *testing.T) {
-			id := provision.IDForMessage(q.msgID)
+			id := request.IDForMessage(q.msgID)
 			var m api.Migration
 			waitFor(t, ctx, "rejection of "+q.name, 200*time.Millisecond, func() bool {
 				st, body := call(t, ctx, http.MethodGet, "/api/migrations/"+id, nil, nil)

@@ -6,20 +6,17 @@ import (
 	"testing"
 
 	"github.com/spemigrate/spemigrate/handlers"
-	"github.com/spemigrate/spemigrate/handlers/provision"
 	"github.com/spemigrate/spemigrate/shared/request"
 )
 
 // The provision queue under a policy: a request the policy refuses, and a
 // body that is not JSON at all, are recorded as rejections with the reason
-// and completed; nothing reaches the engine.
+// and completed; nothing reaches the engine's Start.
 func TestProvisionQueueAppliesThePolicy(t *testing.T) {
 	e := &engine{}
 	allowed := "b!ISJs1WRro0y0EWgkUYcktDa0mE8z"
-	policy := request.Policy{Containers: []string{allowed}}
-	h := handlers.NewMux(quiet(), map[string]handlers.Function{
-		"provision": provision.Function(&provision.Handler{Planner: e, Starter: handlers.GuardStarter(policy, e), Rejecter: e, Log: quiet()}),
-	})
+	a := &handlers.App{Engine: e, Log: quiet(), API: http.NotFoundHandler(), Policy: request.Policy{Containers: []string{allowed}}}
+	h := handlers.NewMux(quiet(), a.Functions())
 	blob := `{"kind":"azureBlob","containerUrl":"https://acct.blob.core.windows.net/src","credential":"managedIdentity"}`
 	for _, c := range []struct {
 		name, body, says string
@@ -36,7 +33,7 @@ func TestProvisionQueueAppliesThePolicy(t *testing.T) {
 			if code := invoke(t, h, "provision", hostPayload(c.body, true, msgID)); code != http.StatusOK {
 				t.Fatalf("status %d, want 2xx (completed, not retried)", code)
 			}
-			reason := e.rejected[provision.IDForMessage(msgID)]
+			reason := e.rejected[request.IDForMessage(msgID)]
 			if !strings.Contains(reason, c.says) {
 				t.Errorf("rejection %q does not say %q", reason, c.says)
 			}

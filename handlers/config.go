@@ -53,7 +53,23 @@ type Config struct {
 	// SPEMIGRATE_BLOB_ENDPOINT_SUFFIXES, SPEMIGRATE_ALLOWED_BLOB_HOSTS,
 	// SPEMIGRATE_ALLOWED_CONTAINERS; see docs/security.md).
 	Policy request.Policy
+	// MaxJobsPerContainer caps the migration jobs in flight per target
+	// container (SPEMIGRATE_MAX_JOBS_PER_CONTAINER; zero: the engine's
+	// default of 20).
+	MaxJobsPerContainer int
+	// MaxVersions caps the versions imported per file
+	// (SPEMIGRATE_MAX_VERSIONS; zero: spepackage's default of 500, the
+	// newest kept and the rest reported; -1: no cap).
+	MaxVersions int
+	// StepDeadline bounds one queue invocation (SPEMIGRATE_STEP_DEADLINE,
+	// default 9m): below host.json's functionTimeout (10 min), so a step
+	// that hangs ends and its message is redelivered, instead of the host
+	// killing the worker mid-write.
+	StepDeadline time.Duration
 }
+
+// DefaultStepDeadline is StepDeadline's default.
+const DefaultStepDeadline = 9 * time.Minute
 
 // Connection is either a connection string or an identity-based endpoint.
 type Connection struct {
@@ -87,6 +103,13 @@ type GraphConfig struct {
 	// for a Graph endpoint with a private certificate such as a local
 	// emulator. Production leaves it empty.
 	CAFile string
+	// Cloud picks the Entra authority (SPEMIGRATE_GRAPH_CLOUD: public,
+	// usGovernment or china; default public); pair it with the cloud's
+	// Graph root in SPEMIGRATE_GRAPH_URL.
+	Cloud string
+	// Company is the User-Agent's company part (SPEMIGRATE_USER_AGENT_COMPANY,
+	// default spemigrate): NONISV|<company>|spemigrate/<version>.
+	Company string
 }
 
 // LoadConfig reads the configuration through getenv (os.Getenv in the
@@ -115,6 +138,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		CertificatePassword: getenv("SPEMIGRATE_GRAPH_CERTIFICATE_PASSWORD"),
 		StaticToken:         getenv("SPEMIGRATE_GRAPH_TOKEN"),
 		CAFile:              getenv("SPEMIGRATE_GRAPH_CA_FILE"),
+		Cloud:               getenv("SPEMIGRATE_GRAPH_CLOUD"),
+		Company:             getenv("SPEMIGRATE_USER_AGENT_COMPANY"),
+	}
+	switch c.Graph.Cloud {
+	case "", "public", "usGovernment", "china":
+	default:
+		errs = append(errs, fmt.Errorf("SPEMIGRATE_GRAPH_CLOUD: %q is not a cloud; use public, usGovernment or china", c.Graph.Cloud))
 	}
 	if c.Graph.BaseURL == "" {
 		c.Graph.BaseURL = "https://graph.microsoft.com"
@@ -136,12 +166,20 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		c.PollInterval = d
 	}
+	c.StepDeadline = DefaultStepDeadline
+	if v := getenv("SPEMIGRATE_STEP_DEADLINE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 10*time.Second {
+			errs = append(errs, errors.New("SPEMIGRATE_STEP_DEADLINE: must be a duration of at least 10s and below host.json's functionTimeout, such as 9m"))
+		}
+		c.StepDeadline = d
+	}
 
 	for _, n := range []struct {
 		name string
 		dst  *int
 		max  int
-	}{{"SPEMIGRATE_PAGE_SIZE", &c.PageSize, 5000}, {"SPEMIGRATE_MAX_ATTEMPTS", &c.MaxAttempts, 20}} {
+	}{{"SPEMIGRATE_PAGE_SIZE", &c.PageSize, 5000}, {"SPEMIGRATE_MAX_ATTEMPTS", &c.MaxAttempts, 20}, {"SPEMIGRATE_MAX_JOBS_PER_CONTAINER", &c.MaxJobsPerContainer, 1000}} {
 		if v := getenv(n.name); v != "" {
 			i, err := strconv.Atoi(v)
 			if err != nil || i < 1 || i > n.max {
@@ -154,6 +192,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	policy, perrs := loadPolicy(getenv)
 	c.Policy = policy
 	errs = append(errs, perrs...)
+	if v := getenv("SPEMIGRATE_MAX_VERSIONS"); v != "" {
+		i, err := strconv.Atoi(v)
+		if err != nil || i < -1 || i == 0 || i > 50000 {
+			errs = append(errs, errors.New("SPEMIGRATE_MAX_VERSIONS: must be a number from 1 to 50000, or -1 for no cap"))
+		}
+		c.MaxVersions = i
+	}
 
 	switch key, err := base64.StdEncoding.DecodeString(c.StateKey); {
 	case c.StateKey == "":

@@ -10,28 +10,31 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/spemigrate/spemigrate/handlers"
-	"github.com/spemigrate/spemigrate/handlers/drain"
-	"github.com/spemigrate/spemigrate/handlers/poll"
-	"github.com/spemigrate/spemigrate/handlers/provision"
-	"github.com/spemigrate/spemigrate/handlers/stagebatch"
-	"github.com/spemigrate/spemigrate/handlers/submit"
 	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/queue"
 	"github.com/spemigrate/spemigrate/shared/request"
+	"github.com/spemigrate/spemigrate/shared/state"
 )
 
-// engine records the steps the functions call and fails on demand.
+// engine records what the functions ask of it and fails on demand, like
+// the real engine would: unknown migrations are state.ErrNotFound.
 type engine struct {
 	mu       sync.Mutex
 	calls    []string
 	err      error
 	start    map[string]request.Request
 	rejected map[string]string
+	failed   map[string]string
+	known    map[string]bool
+	drains   int
 }
 
 func (e *engine) record(format string, args ...any) error {
@@ -41,19 +44,18 @@ func (e *engine) record(format string, args ...any) error {
 	return e.err
 }
 
-func (e *engine) Plan(_ context.Context, m string, page int) error {
-	return e.record("plan %s %d", m, page)
-}
-func (e *engine) Stage(_ context.Context, m, b string) error  { return e.record("stage %s %s", m, b) }
-func (e *engine) Submit(_ context.Context, m, b string) error { return e.record("submit %s %s", m, b) }
-func (e *engine) Poll(_ context.Context, m, b string, attempt, seq int) error {
-	return e.record("poll %s %s a%d s%d", m, b, attempt, seq)
+func (e *engine) Run(_ context.Context, m queue.Message) error {
+	switch m.Step {
+	case queue.StepProvision:
+		return e.record("provision %s %d", m.MigrationID, m.Page)
+	case queue.StepPoll:
+		return e.record("poll %s %s a%d s%d", m.MigrationID, m.BatchID, m.Attempt, m.Seq)
+	}
+	return e.record("%s %s %s", m.Step, m.MigrationID, m.BatchID)
 }
 
-var errConflict = errors.New("id used for another request")
-
-func (e *engine) StartMigration(_ context.Context, id string, req request.Request) (bool, error) {
-	if err := e.record("start %s", id); err != nil {
+func (e *engine) Start(_ context.Context, m *state.Migration) (bool, error) {
+	if err := e.record("start %s", m.ID); err != nil {
 		return false, err
 	}
 	e.mu.Lock()
@@ -61,23 +63,51 @@ func (e *engine) StartMigration(_ context.Context, id string, req request.Reques
 	if e.start == nil {
 		e.start = map[string]request.Request{}
 	}
-	if prev, ok := e.start[id]; ok {
-		if prev.Digest() != req.Digest() {
-			return false, errConflict
+	if prev, ok := e.start[m.ID]; ok {
+		if prev.Digest() != m.Request.Digest() {
+			return false, pipeline.ErrIDConflict
 		}
 		return false, nil
 	}
-	e.start[id] = req
+	e.start[m.ID] = m.Request
 	return true, nil
 }
 
-func (e *engine) RejectRequest(_ context.Context, id, containerID, reason string) error {
+func (e *engine) Reject(_ context.Context, id, containerID, reason string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.rejected == nil {
 		e.rejected = map[string]string{}
 	}
 	e.rejected[id] = reason
+	return nil
+}
+
+func (e *engine) Drain(context.Context) (pipeline.DrainReport, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.drains++
+	return pipeline.DrainReport{Examined: 1}, nil
+}
+
+func (e *engine) FailBatch(_ context.Context, m, b, reason string) error {
+	return e.fail(m+"/"+b, m, reason)
+}
+
+func (e *engine) FailMigration(_ context.Context, m, reason string) error {
+	return e.fail(m, m, reason)
+}
+
+func (e *engine) fail(key, m, reason string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.known[m] {
+		return fmt.Errorf("load %s: %w", m, state.ErrNotFound)
+	}
+	if e.failed == nil {
+		e.failed = map[string]string{}
+	}
+	e.failed[key] = reason
 	return nil
 }
 
@@ -93,13 +123,12 @@ func (e *engine) last() string {
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func functions(e *engine) http.Handler {
-	log := quiet()
-	return handlers.NewMux(log, map[string]handlers.Function{
-		"provision":  provision.Function(&provision.Handler{Planner: e, Starter: e, Rejecter: e, Log: log, IsConflict: func(err error) bool { return errors.Is(err, errConflict) }}),
-		"stagebatch": stagebatch.Function(log, e),
-		"submit":     submit.Function(log, e),
-		"poll":       poll.Function(log, e),
-	})
+	return app(e, nil)
+}
+
+func app(e *engine, dls handlers.DeadLetters) http.Handler {
+	a := &handlers.App{Engine: e, DeadLetters: dls, Log: quiet(), API: http.NotFoundHandler()}
+	return handlers.NewMux(quiet(), a.Functions())
 }
 
 // hostPayload builds the host's Service Bus invocation for body the way the
@@ -156,19 +185,23 @@ func TestStepFunctionsCallTheirStep(t *testing.T) {
 		msg  queue.Message
 		want string
 	}{
-		{"provision", queue.Provision("m1", 3), "plan m1 3"},
-		{"stagebatch", queue.StageBatch("m1", "p000003-b001", 1), "stage m1 p000003-b001"},
+		{"provision", queue.Provision("m1", 3), "provision m1 3"},
+		{"stage-batch", queue.StageBatch("m1", "p000003-b001", 1), "stage-batch m1 p000003-b001"},
 		{"submit", queue.Submit("m1", "p000003-b001", 2), "submit m1 p000003-b001"},
 		{"poll", queue.Poll("m1", "p000003-b001", 2, 5), "poll m1 p000003-b001 a2 s5"},
 	}
 	for _, tt := range tests {
-		for _, binary := range []bool{true, false} {
-			if code := invoke(t, h, tt.fn, hostPayload(body(tt.msg), binary, tt.msg.MessageID())); code != http.StatusOK {
-				t.Errorf("%s (binary=%v): status %d", tt.fn, binary, code)
-			}
-			if got := e.last(); got != tt.want {
-				t.Errorf("%s (binary=%v): called %q, want %q", tt.fn, binary, got, tt.want)
-			}
+		if code := invoke(t, h, tt.fn, hostPayload(body(tt.msg), true, tt.msg.MessageID())); code != http.StatusOK {
+			t.Errorf("%s: status %d", tt.fn, code)
+		}
+		if got := e.last(); got != tt.want {
+			t.Errorf("%s: called %q, want %q", tt.fn, got, tt.want)
+		}
+		// The step queues' function.json say dataType binary: a body the
+		// host would have sent otherwise is not guessed at, it is dropped.
+		n := len(e.calls)
+		if code := invoke(t, h, tt.fn, hostPayload(body(tt.msg), false, tt.msg.MessageID())); code != http.StatusOK || len(e.calls) != n {
+			t.Errorf("%s: a string-encoded body answered %d and reached the engine %d times", tt.fn, code, len(e.calls)-n)
 		}
 	}
 }
@@ -182,17 +215,17 @@ func TestStepFunctionFailures(t *testing.T) {
 	if code := invoke(t, h, "poll", hostPayload(msg, true, "x")); code < 300 {
 		t.Errorf("transient failure answered %d; Service Bus would not redeliver", code)
 	}
-	e.err = fmt.Errorf("load migration m1: %w", pipeline.ErrNotFound)
+	e.err = fmt.Errorf("load migration m1: %w", state.ErrNotFound)
 	if code := invoke(t, h, "poll", hostPayload(msg, true, "x")); code != http.StatusOK {
 		t.Errorf("unknown migration answered %d; it would be retried ten times", code)
 	}
 	e.err = nil
 	n := len(e.calls)
 	for fn, bad := range map[string]string{
-		"stagebatch": `{"v":1,"step":"stage-batch","migrationId":"m1"}`,         // no batch id
-		"submit":     body(queue.Poll("m1", "b1", 1, 1)),                        // wrong queue
-		"poll":       `{"v":9,"step":"poll","migrationId":"m1","batchId":"b1"}`, // unknown version
-		"provision":  `not json at all`,
+		"stage-batch": `{"v":1,"step":"stage-batch","migrationId":"m1"}`,         // no batch id
+		"submit":      body(queue.Poll("m1", "b1", 1, 1)),                        // wrong queue
+		"poll":        `{"v":9,"step":"poll","migrationId":"m1","batchId":"b1"}`, // unknown version
+		"provision":   `not json at all`,
 	} {
 		if code := invoke(t, h, fn, hostPayload(bad, true, "x")); code != http.StatusOK {
 			t.Errorf("%s: bad message answered %d, want 2xx (completed, not retried)", fn, code)
@@ -206,16 +239,18 @@ func TestStepFunctionFailures(t *testing.T) {
 func TestProvisionQueueStartsRequests(t *testing.T) {
 	e := &engine{}
 	h := functions(e)
-	req := `{"v":1,"source":{"kind":"localFolder","path":"/data"},"target":{"containerId":"b!ISJs1WRro0y0EWgkUYcktDa0mE8z"}}`
+	// A blob source: the app's zero Policy (the strict one) refuses local
+	// folders.
+	req := `{"v":1,"source":{"kind":"azureBlob","containerUrl":"https://acct.blob.core.windows.net/data","credential":"managedIdentity"},"target":{"containerId":"b!ISJs1WRro0y0EWgkUYcktDa0mE8z"}}`
 
 	// Without an id: derived from the MessageId, so a redelivery starts the
 	// same migration.
 	for range 2 {
-		if code := invoke(t, h, "provision", hostPayload(req, false, "msg-42")); code != http.StatusOK {
+		if code := invoke(t, h, "provision", hostPayload(req, true, "msg-42")); code != http.StatusOK {
 			t.Fatalf("status %d", code)
 		}
 	}
-	id := provision.IDForMessage("msg-42")
+	id := request.IDForMessage("msg-42")
 	if len(e.start) != 1 || e.start[id].ID != id {
 		t.Fatalf("started %v, want one migration %s", e.calls, id)
 	}
@@ -239,7 +274,7 @@ func TestProvisionQueueStartsRequests(t *testing.T) {
 	if len(e.calls) != n {
 		t.Errorf("an invalid request reached the engine: %v", e.calls[n:])
 	}
-	if r := e.rejected[provision.IDForMessage("msg-45")]; !strings.Contains(r, "source.kind") {
+	if r := e.rejected[request.IDForMessage("msg-45")]; !strings.Contains(r, "source.kind") {
 		t.Errorf("rejection recorded as %q (all: %v)", r, e.rejected)
 	}
 	// With a usable id in the body, under that id; an SAS is never quoted.
@@ -250,54 +285,22 @@ func TestProvisionQueueStartsRequests(t *testing.T) {
 	}
 }
 
-// failer records failures like the state would.
-type failer struct {
-	mu     sync.Mutex
-	failed map[string]string
-	known  map[string]bool
-}
-
-func (f *failer) FailBatch(_ context.Context, m, b, reason string) error {
-	return f.fail(m+"/"+b, m, reason)
-}
-
-func (f *failer) FailMigration(_ context.Context, m, reason string) error {
-	return f.fail(m, m, reason)
-}
-
-func (f *failer) fail(key, m, reason string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.known[m] {
-		return fmt.Errorf("load %s: %w", m, pipeline.ErrNotFound)
-	}
-	f.failed[key] = reason
-	return nil
-}
-
-type drainer struct{ runs int }
-
-func (d *drainer) Drain(context.Context) (pipeline.DrainReport, error) {
-	d.runs++
-	return pipeline.DrainReport{Examined: 1}, nil
-}
-
 // memDeadLetters is an in-memory dead-letter reader; ServiceBusDeadLetters
-// is tested against the Service Bus emulator in package drain.
+// is tested against the Service Bus emulator in package queue.
 type memDeadLetters struct {
-	q         map[string][]drain.DeadLetter
+	q         map[string][]queue.DeadLetter
 	completed []string
 }
 
-func (m *memDeadLetters) Receive(_ context.Context, q string, max int) ([]drain.DeadLetter, error) {
+func (m *memDeadLetters) Receive(_ context.Context, q string, max int) ([]queue.DeadLetter, error) {
 	out := m.q[q]
 	if len(out) > max {
 		out = out[:max]
 	}
-	return append([]drain.DeadLetter(nil), out...), nil
+	return append([]queue.DeadLetter(nil), out...), nil
 }
 
-func (m *memDeadLetters) Complete(_ context.Context, dl drain.DeadLetter) error {
+func (m *memDeadLetters) Complete(_ context.Context, dl queue.DeadLetter) error {
 	m.completed = append(m.completed, dl.MessageID)
 	list := m.q[dl.Queue]
 	for i, x := range list {
@@ -310,7 +313,7 @@ func (m *memDeadLetters) Complete(_ context.Context, dl drain.DeadLetter) error 
 }
 
 func TestDrainRecordsDeadLetters(t *testing.T) {
-	dls := &memDeadLetters{q: map[string][]drain.DeadLetter{
+	dls := &memDeadLetters{q: map[string][]queue.DeadLetter{
 		"stage-batch": {{Queue: "stage-batch", MessageID: "d1", DeliveryCount: 10, Reason: "MaxDeliveryCountExceeded", Description: "Message could not be consumed after 10 delivery attempts.",
 			Body: []byte(body(queue.StageBatch("m1", "p000000-b000", 1)))}},
 		"provision": {
@@ -319,25 +322,95 @@ func TestDrainRecordsDeadLetters(t *testing.T) {
 			{Queue: "provision", MessageID: "d4", Body: []byte(`garbage`)},
 		},
 	}}
-	f := &failer{failed: map[string]string{}, known: map[string]bool{"m1": true, "m2": true}}
-	d := &drainer{}
-	h := &drain.Handler{Drainer: d, DeadLetters: dls, Failer: f, Log: quiet()}
-	mux := handlers.NewMux(quiet(), map[string]handlers.Function{"drain": drain.Function(h)})
+	e := &engine{known: map[string]bool{"m1": true, "m2": true}}
+	mux := app(e, dls)
 	timer := `{"Data":{"tick":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{"sys":{"MethodName":"drain","UtcNow":"2026-11-26T10:00:00Z","RandGuid":"x"}}}`
 	if code := invoke(t, mux, "drain", timer); code != http.StatusOK {
 		t.Fatalf("drain status %d", code)
 	}
-	if d.runs != 1 {
-		t.Errorf("Drain ran %d times", d.runs)
+	if e.drains != 1 {
+		t.Errorf("Drain ran %d times", e.drains)
 	}
 	want := "message dead-lettered on queue stage-batch: MaxDeliveryCountExceeded: Message could not be consumed after 10 delivery attempts."
-	if got := f.failed["m1/p000000-b000"]; got != want {
+	if got := e.failed["m1/p000000-b000"]; got != want {
 		t.Errorf("batch reason = %q", got)
 	}
-	if got := f.failed["m2"]; !strings.Contains(got, "queue provision") {
+	if got := e.failed["m2"]; !strings.Contains(got, "queue provision") {
 		t.Errorf("migration reason = %q", got)
+	}
+	// A request that never started is recorded as rejected under its id.
+	if got := e.rejected["gone"]; !strings.Contains(got, "queue provision") {
+		t.Errorf("never-started request recorded as %q (rejected: %v)", got, e.rejected)
 	}
 	if len(dls.completed) != 4 {
 		t.Errorf("completed %v; every dead letter should leave the queue once handled", dls.completed)
+	}
+}
+
+// Every function folder under handlers/ has code in the app, and every
+// function the app serves has a folder: a mismatch is a function the host
+// would invoke into a 404, or code no trigger reaches. A step's folder,
+// queue and step name are one name, and every Service Bus trigger declares
+// the dataType the code decodes (binary).
+func TestFunctionTableMatchesFolders(t *testing.T) {
+	var served []string
+	for name := range (&handlers.App{}).Functions() {
+		served = append(served, name)
+	}
+	sort.Strings(served)
+	dirs, err := filepath.Glob("*/function.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := map[string]bool{}
+	for _, s := range queue.Steps {
+		steps[string(s)] = true
+	}
+	var folders []string
+	for _, d := range dirs {
+		folder := filepath.Base(filepath.Dir(d))
+		folders = append(folders, folder)
+		b, err := os.ReadFile(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fj struct {
+			Bindings []struct {
+				Type       string `json:"type"`
+				Name       string `json:"name"`
+				Queue      string `json:"queueName"`
+				Connection string `json:"connection"`
+				DataType   string `json:"dataType"`
+			} `json:"bindings"`
+		}
+		if err := json.Unmarshal(b, &fj); err != nil {
+			t.Errorf("%s: %v", d, err)
+			continue
+		}
+		triggers := 0
+		for _, b := range fj.Bindings {
+			if strings.HasSuffix(b.Type, "Trigger") {
+				triggers++
+			}
+			if b.Type != "serviceBusTrigger" {
+				continue
+			}
+			if b.Connection != "ServiceBusConnection" {
+				t.Errorf("%s: connection %q; every Service Bus binding uses the ServiceBusConnection setting", d, b.Connection)
+			}
+			if b.DataType != string(handlers.Binary) || b.Name != "msg" {
+				t.Errorf("%s: binding %q dataType %q; the code reads binding msg as %q", d, b.Name, b.DataType, handlers.Binary)
+			}
+			if !steps[folder] || b.Queue != folder {
+				t.Errorf("%s: queue %q; a step's function folder, queue and step share one name", d, b.Queue)
+			}
+		}
+		if triggers != 1 {
+			t.Errorf("%s: %d triggers, want exactly 1", d, triggers)
+		}
+	}
+	sort.Strings(folders)
+	if strings.Join(served, ",") != strings.Join(folders, ",") {
+		t.Errorf("app serves %v\nfolders are %v", served, folders)
 	}
 }

@@ -13,41 +13,36 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spemigrate/spemigrate/shared/request"
+	"github.com/spemigrate/spemigrate/shared/pipeline"
 )
 
-// permanentError marks a failure that redelivery cannot fix.
-type permanentError struct{ err error }
-
-func (e permanentError) Error() string { return e.err.Error() }
-func (e permanentError) Unwrap() error { return e.err }
-
-// Permanent marks err as permanent: a Service Bus handler that returns it
-// completes the message instead of having it redelivered.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return permanentError{err}
-}
-
-// IsPermanent reports whether err was marked Permanent or is an invalid
-// migration request.
-func IsPermanent(err error) bool {
-	var p permanentError
-	return errors.As(err, &p) || request.IsInvalid(err)
-}
-
-// MessageHandler handles one Service Bus message. A transient failure is
-// returned as a plain error (the message is redelivered); a permanent one is
-// recorded where the user will see it (on the migration) and returned wrapped
-// in Permanent, or not returned at all.
+// MessageHandler handles one Service Bus message. Its error decides, through
+// pipeline.Classify, whether the message is redelivered: a plain error is
+// transient; one marked with pipeline.MarkPermanent, an invalid request or
+// an unknown migration or batch is permanent (recorded where the user will
+// see it, then the message is completed).
 type MessageHandler func(ctx context.Context, body []byte, meta MessageMeta) error
 
-// ServiceBus adapts a MessageHandler to a Service Bus trigger named binding.
-// A body that cannot be decoded, or a permanent failure, completes the message
-// (2xx) and logs why: redelivering it ten times would fail ten times.
-func ServiceBus(log *slog.Logger, binding string, h MessageHandler) Function {
+// DataType is a Service Bus trigger's function.json "dataType": it says how
+// the host encodes the body in the invocation.
+type DataType string
+
+// Data types.
+const (
+	// Binary: the body arrives as a base64 string (what our triggers use,
+	// since the host would otherwise sniff and re-encode text bodies).
+	Binary DataType = "binary"
+	// Text: the body arrives as a JSON-encoded string (double-encoded, the
+	// host's default).
+	Text DataType = "string"
+)
+
+// ServiceBus adapts a MessageHandler to a Service Bus trigger named binding
+// whose function.json declares dataType. A body that cannot be decoded, or a
+// permanent failure, completes the message (2xx) and logs why: redelivering
+// it ten times would fail ten times. Each invocation runs under deadline
+// (see [Deadline]).
+func ServiceBus(log *slog.Logger, binding string, dataType DataType, deadline time.Duration, h MessageHandler) Function {
 	return FunctionFunc(func(ctx context.Context, req *InvokeRequest) (*InvokeResponse, error) {
 		meta := ServiceBusMeta(req.Metadata)
 		log := log.With("messageId", meta.MessageID, "deliveryCount", meta.DeliveryCount)
@@ -55,20 +50,37 @@ func ServiceBus(log *slog.Logger, binding string, h MessageHandler) Function {
 		if !ok {
 			return nil, fmt.Errorf("invocation has no Data.%s; check the binding name in function.json", binding)
 		}
-		body, err := MessageBody(raw)
+		body, err := MessageBody(raw, dataType)
 		if err != nil {
 			log.Error("message dropped: undecodable body", "err", err)
 			return &InvokeResponse{Logs: []string{"message dropped: " + err.Error()}}, nil
 		}
-		if err := h(ctx, body, meta); err != nil {
-			if IsPermanent(err) {
-				log.Warn("message completed after a permanent failure", "err", err)
-				return &InvokeResponse{Logs: []string{"permanent failure: " + err.Error()}}, nil
-			}
-			return nil, err
+		ctx, cancel := withDeadline(ctx, deadline)
+		defer cancel()
+		out := pipeline.Classify(h(ctx, body, meta), time.Now())
+		switch out.Verdict {
+		case pipeline.Done:
+			return &InvokeResponse{}, nil
+		case pipeline.Permanent:
+			log.Warn("message completed after a permanent failure", "err", out.Reason)
+			return &InvokeResponse{Logs: []string{"permanent failure: " + out.Reason}}, nil
+		case pipeline.RetryAt:
+			// The host cannot delay a redelivery; the lock's expiry and the
+			// engine's own scheduled messages space the retries.
+			log.Info("transient failure; redelivering", "err", out.Reason, "retryAfter", out.At)
 		}
-		return &InvokeResponse{}, nil
+		return nil, errors.New(out.Reason)
 	})
+}
+
+// withDeadline bounds an invocation below the host's functionTimeout, so a
+// step that hangs ends (and its message is redelivered) while the host
+// still holds the message lock, instead of the host killing the worker.
+func withDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 // TimerHandler handles one timer run. now is the host's time of the run.

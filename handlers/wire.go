@@ -97,32 +97,45 @@ func HostTime(raw json.RawMessage) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("decode host time %q: not an ISO 8601 time", s)
 }
 
-// MessageBody decodes a Service Bus message body from its Data value in any of
-// the encodings the host may use: double-encoded string (default dataType),
-// single-encoded string, base64 (dataType binary), or a JSON object sent as
-// is. The body must be a JSON object, as every spemigrate message is.
-func MessageBody(raw json.RawMessage) ([]byte, error) {
+// MessageBody decodes a Service Bus message body from its Data value in the
+// encoding its trigger's dataType makes the host use: base64 for binary, a
+// (double-)encoded string or a parsed object for string. Nothing is guessed.
+// The body must be a JSON object, as every spemigrate message is.
+func MessageBody(raw json.RawMessage, dataType DataType) ([]byte, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return nil, fmt.Errorf("message body is missing")
 	}
-	if raw[0] == '{' {
-		return raw, nil
-	}
-	s, err := HostString(raw)
-	if err != nil {
-		return nil, err
-	}
-	t := strings.TrimSpace(s)
-	if strings.HasPrefix(t, "{") {
-		return []byte(t), nil
-	}
-	if b, err := base64.StdEncoding.DecodeString(t); err == nil {
-		if bt := bytes.TrimSpace(b); len(bt) > 0 && bt[0] == '{' {
-			return bt, nil
+	var body []byte
+	switch dataType {
+	case Binary:
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("message body: dataType binary wants a base64 string, got %s", jsonKind(raw[0]))
 		}
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, fmt.Errorf("message body: dataType binary wants a base64 string: %w", err)
+		}
+		body = bytes.TrimSpace(b)
+	case Text:
+		if raw[0] == '{' {
+			// The host hands a JSON body over parsed when it can.
+			body = raw
+			break
+		}
+		s, err := HostString(raw)
+		if err != nil {
+			return nil, err
+		}
+		body = []byte(strings.TrimSpace(s))
+	default:
+		return nil, fmt.Errorf("message body: unknown dataType %q", dataType)
 	}
-	return nil, fmt.Errorf("message body is not a JSON object")
+	if len(body) == 0 || body[0] != '{' {
+		return nil, fmt.Errorf("message body is not a JSON object")
+	}
+	return body, nil
 }
 
 func jsonKind(first byte) string {

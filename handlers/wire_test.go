@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spemigrate/spemigrate/shared/pipeline"
 )
 
 // sbPayload is the host's Service Bus invocation of spec §3.3, verbatim
@@ -110,7 +112,7 @@ func TestServiceBusInvocationDoubleEncoded(t *testing.T) {
 	var gotBody string
 	var gotMeta MessageMeta
 	mux := NewMux(discard(), map[string]Function{
-		"provision": ServiceBus(discard(), "msg", func(ctx context.Context, body []byte, meta MessageMeta) error {
+		"provision": ServiceBus(discard(), "msg", Text, time.Minute, func(ctx context.Context, body []byte, meta MessageMeta) error {
 			gotBody, gotMeta = string(body), meta
 			return nil
 		}),
@@ -135,18 +137,20 @@ func TestMessageBodyEncodings(t *testing.T) {
 	const body = `{"v":1,"migrationId":"m1"}`
 	quoted, _ := json.Marshal(body)
 	double, _ := json.Marshal(string(quoted))
+	const b64 = `"eyJ2IjoxLCJtaWdyYXRpb25JZCI6Im0xIn0="`
 	tests := []struct {
-		name string
-		raw  string
+		name     string
+		dataType DataType
+		raw      string
 	}{
-		{"double-encoded (host default)", string(double)},
-		{"single-encoded (docs)", string(quoted)},
-		{"base64 (dataType binary)", `"eyJ2IjoxLCJtaWdyYXRpb25JZCI6Im0xIn0="`},
-		{"object", body},
+		{"double-encoded (string, the host's default)", Text, string(double)},
+		{"single-encoded (string, the docs)", Text, string(quoted)},
+		{"object (string, parsed by the host)", Text, body},
+		{"base64 (binary)", Binary, b64},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := MessageBody(json.RawMessage(tt.raw))
+			got, err := MessageBody(json.RawMessage(tt.raw), tt.dataType)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,9 +159,16 @@ func TestMessageBodyEncodings(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{`null`, `"hello"`, `"\"hello\""`, `[1]`, `"W10="`} {
-		if _, err := MessageBody(json.RawMessage(bad)); err == nil {
-			t.Errorf("MessageBody(%s) accepted a body that is not a JSON object", bad)
+	// Each dataType reads its own encoding only: nothing is guessed.
+	for _, bad := range []struct {
+		dt  DataType
+		raw string
+	}{
+		{Text, `null`}, {Text, `"hello"`}, {Text, `"\"hello\""`}, {Text, `[1]`}, {Text, b64},
+		{Binary, `"W10="`}, {Binary, string(double)}, {Binary, body}, {Binary, `"not base64!"`}, {"", body},
+	} {
+		if _, err := MessageBody(json.RawMessage(bad.raw), bad.dt); err == nil {
+			t.Errorf("MessageBody(%s, %q) accepted it", bad.raw, bad.dt)
 		}
 	}
 }
@@ -199,10 +210,14 @@ func TestServiceBusFailureSemantics(t *testing.T) {
 		}
 	}
 	mux := NewMux(discard(), map[string]Function{
-		"transient": ServiceBus(discard(), "msg", fn(transient)),
-		"permanent": ServiceBus(discard(), "msg", fn(Permanent(errors.New("unknown migration m1")))),
-		"ok":        ServiceBus(discard(), "msg", fn(nil)),
-		"panics": ServiceBus(discard(), "msg", func(context.Context, []byte, MessageMeta) error {
+		"transient": ServiceBus(discard(), "msg", Text, time.Minute, fn(transient)),
+		"permanent": ServiceBus(discard(), "msg", Text, time.Minute, fn(pipeline.MarkPermanent(errors.New("unknown migration m1")))),
+		"ok":        ServiceBus(discard(), "msg", Text, time.Minute, fn(nil)),
+		"slow": ServiceBus(discard(), "msg", Text, 50*time.Millisecond, func(ctx context.Context, _ []byte, _ MessageMeta) error {
+			<-ctx.Done() // a step that would hang until the host killed it
+			return ctx.Err()
+		}),
+		"panics": ServiceBus(discard(), "msg", Text, time.Minute, func(context.Context, []byte, MessageMeta) error {
 			panic("boom")
 		}),
 	})
@@ -215,6 +230,11 @@ func TestServiceBusFailureSemantics(t *testing.T) {
 	}
 	if !strings.Contains(string(out["Logs"]), "unknown migration m1") {
 		t.Errorf("permanent failure not logged to the host: %s", out["Logs"])
+	}
+	// The deadline wrapper ends a hanging step below functionTimeout, and
+	// the message is redelivered.
+	if code, _ := post(t, mux, "/slow", sbPayload); code < 300 {
+		t.Errorf("step past its deadline: status %d, want non-2xx so Service Bus redelivers", code)
 	}
 	if code, _ := post(t, mux, "/panics", sbPayload); code != http.StatusInternalServerError {
 		t.Errorf("panic: status %d, want 500", code)

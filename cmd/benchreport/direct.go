@@ -16,8 +16,10 @@ import (
 	"github.com/spemigrate/spemigrate/shared/graph"
 	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/queue"
+	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/staging"
 	"github.com/spemigrate/spemigrate/shared/state"
+	"github.com/spemigrate/spemigrate/shared/wiring"
 )
 
 // directEngine runs the pipeline engine with its production components
@@ -53,10 +55,6 @@ func newDirectEngine(ctx context.Context, s *stack.Stack, tableConn, key string,
 	if err := st.CreateTables(ctx); err != nil {
 		return nil, err
 	}
-	sealer, err := state.NewSealer(key)
-	if err != nil {
-		return nil, err
-	}
 	cred, err := graph.NewCredential(graph.CredentialConfig{Kind: graph.CredentialStatic, StaticToken: "benchreport"})
 	if err != nil {
 		return nil, err
@@ -70,10 +68,17 @@ func newDirectEngine(ctx context.Context, s *stack.Stack, tableConn, key string,
 		return nil, err
 	}
 	sender := queue.NewSenderFromClient(client, queue.DefaultQueues())
-	eng, err := pipeline.NewEngine(pipeline.Components{
-		State: st, Sealer: sealer, Graph: gc, Queue: sender,
-		Staging: staging.Options{}, Getenv: os.Getenv, Logger: log,
-	}, pipeline.Config{PollInterval: directPollInterval})
+	stager, err := staging.New(staging.Options{})
+	if err != nil {
+		client.Close(ctx)
+		return nil, err
+	}
+	deps, err := wiring.Deps(wiring.Components{State: st, Graph: gc, Queue: sender, Stager: stager, Getenv: os.Getenv, Logger: log})
+	if err != nil {
+		client.Close(ctx)
+		return nil, err
+	}
+	eng, err := pipeline.New(deps, pipeline.Config{PollInterval: directPollInterval})
 	if err != nil {
 		client.Close(ctx)
 		return nil, err
@@ -131,15 +136,16 @@ func (d *directEngine) handle(ctx context.Context, body []byte) error {
 	if err != nil {
 		return err
 	}
-	n, err := pipeline.FromQueue(msg)
-	if err != nil {
-		return err
-	}
-	return d.eng.Run(ctx, n)
+	return d.eng.Run(ctx, msg)
 }
 
-func (d *directEngine) start(ctx context.Context, id, containerID string, req []byte) (string, error) {
-	return id, d.eng.Start(ctx, &pipeline.Migration{ID: id, ContainerID: containerID, Request: req})
+func (d *directEngine) start(ctx context.Context, id, containerID string, body []byte) (string, error) {
+	req, err := request.DecodeBytes(body)
+	if err != nil {
+		return "", err
+	}
+	_, err = d.eng.Start(ctx, &state.Migration{ID: id, ContainerID: containerID, Request: req})
+	return id, err
 }
 
 func (d *directEngine) invocations(context.Context) (map[string]int64, error) {

@@ -22,7 +22,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/spemigrate/spemigrate/infra/local/stack"
-	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/staging/stagingtest"
 	"github.com/spemigrate/spemigrate/shared/state"
@@ -182,7 +181,7 @@ func benchRequest(id, conn, blobEndpoint, container, containerID string) ([]byte
 // watcher follows a migration through an uncounted store connection and
 // notes when the last batch was staged and when the migration ended.
 type watcher struct {
-	store *pipeline.TableStore
+	store *state.Store
 	id    string
 }
 
@@ -202,7 +201,7 @@ func (w watcher) wait(ctx context.Context, timeout time.Duration) (status string
 				if err == nil && len(bs) > 0 {
 					all := true
 					for _, b := range bs {
-						if b.Status == pipeline.BatchPlanned {
+						if b.Status == state.BatchPlanned {
 							all = false
 						}
 					}
@@ -220,7 +219,7 @@ func (w watcher) wait(ctx context.Context, timeout time.Duration) (status string
 				}
 				return string(m.Status), planned, lastStaged, time.Now(), nil
 			}
-		} else if !errors.Is(err, pipeline.ErrNotFound) {
+		} else if !errors.Is(err, state.ErrNotFound) {
 			return "", planned, lastStaged, time.Time{}, err
 		}
 		select {
@@ -339,11 +338,7 @@ func (d *driver) runEndToEnd(ctx context.Context, files, size int) (*e2eRun, err
 	if err != nil {
 		return nil, err
 	}
-	sealer, err := state.NewSealer(key)
-	if err != nil {
-		return nil, err
-	}
-	store := pipeline.NewTableStore(direct, sealer)
+	store := direct
 
 	var sb0 sbStats
 	if err := getJSON(ctx, s.ServiceBusAdminURL+"/stats", &sb0); err != nil {
@@ -434,7 +429,7 @@ func (d *driver) figEndToEnd(ctx context.Context) []Row {
 			planBase = "figure 3, in-memory claims: " + mem.Round(100*time.Microsecond).String()
 			planRatio = ratio(planPer.Seconds(), mem.Seconds())
 		}
-		ok := run.Status == string(pipeline.MigrationCompleted)
+		ok := run.Status == string(state.MigrationCompleted)
 		rows = append(rows,
 			Row{Figure: "5a", Name: fmt.Sprintf(name5, files) + fmt.Sprintf("; ended %s: planning %s, then staging %s, then jobs + polls %s", run.Status,
 				run.Plan.Round(100*time.Millisecond), run.Stage.Round(100*time.Millisecond), run.PollLag.Round(100*time.Millisecond)) + basis,

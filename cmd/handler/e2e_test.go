@@ -22,10 +22,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
 	"github.com/spemigrate/spemigrate/handlers/api"
-	"github.com/spemigrate/spemigrate/handlers/provision"
-	"github.com/spemigrate/spemigrate/handlers/schedules"
 	"github.com/spemigrate/spemigrate/infra/local/graphemu"
 	"github.com/spemigrate/spemigrate/infra/local/stack"
+	"github.com/spemigrate/spemigrate/shared/request"
 )
 
 // The end-to-end tests run the real handler binary under the Functions dev
@@ -360,7 +359,7 @@ func TestE2EMigrationFromQueue(t *testing.T) {
 	if err := snd.SendMessage(ctx, &azservicebus.Message{Body: []byte(`{"v":1,"source":{"kind":"azureBlob"},"target":{}}`), MessageID: to.Ptr("e2e-queue-bad-1")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	bad := waitDone(t, s, provision.IDForMessage("e2e-queue-bad-1"), time.Minute)
+	bad := waitDone(t, s, request.IDForMessage("e2e-queue-bad-1"), time.Minute)
 	if bad.Status != api.StatusFailed || !strings.Contains(bad.Reason, "source.containerUrl") || !strings.Contains(bad.Reason, "target.containerId") {
 		t.Errorf("rejected queue request: %s %q", bad.Status, bad.Reason)
 	}
@@ -368,7 +367,7 @@ func TestE2EMigrationFromQueue(t *testing.T) {
 		t.Errorf("a rejected request has batches: %+v", bad.Batches)
 	}
 
-	id := provision.IDForMessage("e2e-queue-msg-1")
+	id := request.IDForMessage("e2e-queue-msg-1")
 	m := waitDone(t, s, id, 3*time.Minute)
 	if m.Status != api.StatusCompleted {
 		t.Fatalf("migration ended %s: %s %+v\nitems: %+v", m.Status, m.Reason, m.Batches, itemsOf(t, s, id))
@@ -420,7 +419,7 @@ func TestE2EMigrationFromSchedule(t *testing.T) {
 	}
 	// The schedules timer fires every minute; the first slot after the
 	// schedule's creation starts one migration with a deterministic id.
-	id := schedules.MigrationID("e2e-nightly", sc.NextRun)
+	id := request.IDForSchedule("e2e-nightly", sc.NextRun)
 	deadline := time.Now().Add(sc.NextRun.Sub(time.Now()) + 90*time.Second)
 	for {
 		code, _, _ := call(t, "GET", s.FunctionsURL+"/api/migrations/"+id, nil)

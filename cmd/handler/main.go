@@ -26,19 +26,14 @@ import (
 
 	"github.com/spemigrate/spemigrate/handlers"
 	"github.com/spemigrate/spemigrate/handlers/api"
-	"github.com/spemigrate/spemigrate/handlers/drain"
-	"github.com/spemigrate/spemigrate/handlers/migrations"
-	"github.com/spemigrate/spemigrate/handlers/poll"
-	"github.com/spemigrate/spemigrate/handlers/provision"
-	"github.com/spemigrate/spemigrate/handlers/schedules"
-	"github.com/spemigrate/spemigrate/handlers/stagebatch"
-	"github.com/spemigrate/spemigrate/handlers/submit"
 	"github.com/spemigrate/spemigrate/shared/graph"
 	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/queue"
-	"github.com/spemigrate/spemigrate/shared/request"
+	"github.com/spemigrate/spemigrate/shared/schedule"
+	"github.com/spemigrate/spemigrate/shared/spepackage"
 	"github.com/spemigrate/spemigrate/shared/staging"
 	"github.com/spemigrate/spemigrate/shared/state"
+	"github.com/spemigrate/spemigrate/shared/wiring"
 )
 
 // version is set at build time (-ldflags "-X main.version=…").
@@ -106,90 +101,46 @@ func (a *app) close() {
 	}
 }
 
-// deps are the engine-facing pieces the functions need; split from build so
-// a test can wire fakes and check the function table.
-type deps struct {
-	engine     *pipeline.Engine
-	service    *migrations.Service
-	schedules  *schedules.TableStore
-	deadLetter drain.DeadLetters
-	policy     request.Policy // what requests may name, checked at every intake
+// identity is the managed identity clientID names (user-assigned), or the
+// default credential chain.
+func identity(clientID string) (azcore.TokenCredential, error) {
+	if clientID != "" {
+		return azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(clientID)})
+	}
+	return azidentity.NewDefaultAzureCredential(nil)
 }
 
-// functionsFor maps every function folder under handlers/ to its code.
-func functionsFor(d deps, log *slog.Logger) (map[string]handlers.Function, http.Handler) {
-	apiHandler := (&api.Server{Backend: d.service, Schedules: d.schedules, Log: log, Policy: d.policy}).Handler()
-	httpFn := handlers.HTTP("req", "res", apiHandler)
-	fns := map[string]handlers.Function{
-		"provision":  provision.Function(&provision.Handler{Planner: d.engine, Starter: handlers.GuardStarter(d.policy, d.service), Rejecter: d.service, Log: log, IsConflict: migrations.IsConflict}),
-		"stagebatch": stagebatch.Function(log, d.engine),
-		"submit":     submit.Function(log, d.engine),
-		"poll":       poll.Function(log, d.engine),
-		"drain":      drain.Function(&drain.Handler{Drainer: d.engine, DeadLetters: d.deadLetter, Failer: d.service, Log: log}),
-		"schedules":  schedules.Function(&schedules.Runner{Store: d.schedules, Starter: handlers.GuardStarter(d.policy, d.service), Log: log}),
-
-		"api-migrations":       httpFn,
-		"api-migration":        httpFn,
-		"api-migration-items":  httpFn,
-		"api-migration-report": httpFn,
-		"api-schedules":        httpFn,
-		"api-schedule":         httpFn,
-	}
-	return fns, apiHandler
-}
-
-func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, error) {
-	a := &app{}
-	identity := func(clientID string) (azcore.TokenCredential, error) {
-		if clientID != "" {
-			return azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(clientID)})
-		}
-		return azidentity.NewDefaultAzureCredential(nil)
-	}
-
-	// State (and schedules) in Table Storage.
-	var tables *aztables.ServiceClient
-	var err error
+// tables is the Table Storage client for state and schedules.
+func tables(cfg handlers.Config) (*aztables.ServiceClient, error) {
 	if cs := cfg.Storage.ConnectionString; cs != "" {
-		tables, err = aztables.NewServiceClientFromConnectionString(cs, nil)
+		t, err := aztables.NewServiceClientFromConnectionString(cs, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s: not a usable storage connection string", cfg.Storage.Setting)
 		}
-	} else {
-		cred, err := identity(cfg.Storage.ClientID)
-		if err != nil {
-			return nil, fmt.Errorf("storage identity: %w", err)
-		}
-		if tables, err = aztables.NewServiceClient(cfg.Storage.Endpoint, cred, nil); err != nil {
-			return nil, fmt.Errorf("%s: %w", cfg.Storage.Setting, err)
-		}
+		return t, nil
 	}
-	sealer, err := state.NewSealer(cfg.StateKey)
+	cred, err := identity(cfg.Storage.ClientID)
 	if err != nil {
-		return nil, fmt.Errorf("SPEMIGRATE_STATE_KEY: %w", err)
+		return nil, fmt.Errorf("storage identity: %w", err)
 	}
-	st, err := state.New(tables, state.Options{TablePrefix: cfg.TablePrefix, SealKey: cfg.StateKey})
+	t, err := aztables.NewServiceClient(cfg.Storage.Endpoint, cred, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", cfg.Storage.Setting, err)
 	}
-	sched := schedules.NewTableStore(tables, cfg.TablePrefix, sealer)
-	// Creating tables is idempotent; if storage is unreachable now, the
-	// invocations fail and are retried, and the next start tries again.
-	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	if err := errors.Join(st.CreateTables(tctx), sched.CreateTable(tctx)); err != nil {
-		log.Error("could not create the state tables; invocations will fail until storage is reachable", "err", err)
-	}
-	cancel()
+	return t, nil
+}
 
-	// Graph.
+// graphClient is the Graph client with the configured credential.
+func graphClient(cfg handlers.Config) (*graph.Client, error) {
 	gcred, err := graph.NewCredential(graph.CredentialConfig{
 		Kind: cfg.Graph.Credential, TenantID: cfg.Graph.TenantID, ClientID: cfg.Graph.ClientID, ClientSecret: cfg.Graph.ClientSecret,
 		CertificatePath: cfg.Graph.CertificatePath, CertificatePassword: cfg.Graph.CertificatePassword, StaticToken: cfg.Graph.StaticToken,
+		Cloud: cfg.Graph.Cloud,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("SPEMIGRATE_GRAPH_CREDENTIAL: %w", err)
 	}
-	gopts := graph.Options{BaseURL: cfg.Graph.BaseURL, APIVersion: cfg.Graph.APIVersion, UserAgent: graph.UserAgent("spemigrate", "spemigrate", version)}
+	gopts := graph.Options{BaseURL: cfg.Graph.BaseURL, APIVersion: cfg.Graph.APIVersion, Company: cfg.Graph.Company, Version: version}
 	if cfg.Graph.CAFile != "" {
 		hc, err := trustingClient(cfg.Graph.CAFile)
 		if err != nil {
@@ -197,7 +148,29 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 		}
 		gopts.Transport = hc
 	}
-	gc, err := graph.New(gcred, gopts)
+	return graph.New(gcred, gopts)
+}
+
+// build wires the app: every dependency once per process.
+func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, error) {
+	a := &app{}
+	tc, err := tables(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st, err := state.New(tc, state.Options{TablePrefix: cfg.TablePrefix, SealKey: cfg.StateKey})
+	if err != nil {
+		return nil, fmt.Errorf("SPEMIGRATE_STATE_KEY: %w", err)
+	}
+	sched := schedule.NewTableStore(tc, cfg.TablePrefix, st.Sealer())
+	// Creating tables is idempotent; if storage is unreachable now, the
+	// invocations fail and are retried, and the next start tries again.
+	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	if err := errors.Join(st.CreateTables(tctx), sched.CreateTable(tctx)); err != nil {
+		log.Error("could not create the state tables; invocations will fail until storage is reachable", "err", err)
+	}
+	cancel()
+	gc, err := graphClient(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -218,25 +191,35 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 	a.closers = append(a.closers, func() { _ = sb.Close(context.Background()) })
 	sender := queue.NewSenderFromClient(sb, queue.Queues{})
 	a.closers = append(a.closers, func() { _ = sender.Close(context.Background()) })
-	dls := &drain.ServiceBusDeadLetters{Client: sb}
+	dls := &queue.ServiceBusDeadLetters{Client: sb}
 	a.closers = append(a.closers, func() { _ = dls.Close(context.Background()) })
 
-	eng, err := pipeline.NewEngine(pipeline.Components{
-		State: st, Sealer: sealer, Graph: gc, Queue: sender,
-		Staging: staging.Options{Logger: log},
-		Getenv:  os.Getenv,
-		Policy:  &cfg.Policy,
-		Logger:  log,
-	}, pipeline.Config{PollInterval: cfg.PollInterval, PageSize: cfg.PageSize, MaxAttempts: cfg.MaxAttempts})
+	// Every dependency once per process: one staging.Stager (its buffer
+	// pool and MD5 lanes bound staging memory per process), one target
+	// cache for the engine and its start checks.
+	stager, err := staging.New(staging.Options{Logger: log, Package: spepackage.Options{MaxVersions: cfg.MaxVersions}})
 	if err != nil {
 		return nil, err
 	}
-	svc := &migrations.Service{
-		Engine: eng, Store: pipeline.NewTableStore(st, sealer), Lister: st,
-		OpenRequest: func(m state.Migration) ([]byte, error) { return pipeline.OpenRequest(sealer, m) },
-		Targets:     &pipeline.TargetCache{Graph: gc},
+	deps, err := wiring.Deps(wiring.Components{
+		State: st, Graph: gc, Queue: sender, Stager: stager,
+		Targets: &wiring.TargetCache{Graph: gc},
+		Getenv:  os.Getenv,
+		Policy:  &cfg.Policy,
+		Logger:  log,
+	})
+	if err != nil {
+		return nil, err
 	}
-	a.functions, a.api = functionsFor(deps{engine: eng, service: svc, schedules: sched, deadLetter: dls, policy: cfg.Policy}, log)
+	eng, err := pipeline.New(deps, pipeline.Config{PollInterval: cfg.PollInterval, PageSize: cfg.PageSize, MaxAttempts: cfg.MaxAttempts, MaxJobsPerContainer: cfg.MaxJobsPerContainer})
+	if err != nil {
+		return nil, err
+	}
+	fa := &handlers.App{Engine: eng, DeadLetters: dls, Log: log, Deadline: cfg.StepDeadline, Policy: cfg.Policy}
+	fa.Schedules = &schedule.Runner{Store: sched, Starter: fa, Log: log}
+	a.api = (&api.Server{Backend: &api.EngineBackend{Engine: eng, Store: st}, Schedules: sched, Log: log, Policy: cfg.Policy}).Handler()
+	fa.API = a.api
+	a.functions = fa.Functions()
 	return a, nil
 }
 

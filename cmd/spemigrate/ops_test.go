@@ -15,7 +15,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/spemigrate/spemigrate/handlers/api"
-	"github.com/spemigrate/spemigrate/handlers/provision"
 	"github.com/spemigrate/spemigrate/infra/local/stack"
 	"github.com/spemigrate/spemigrate/infra/local/stack/stacktest"
 	"github.com/spemigrate/spemigrate/shared/request"
@@ -260,7 +259,7 @@ func TestSubmitToQueue(t *testing.T) {
 	if _, isStep := probe["step"]; isStep {
 		t.Error("a request must not look like a step message")
 	}
-	id := provision.IDForMessage(m.MessageID)
+	id := request.IDForMessage(m.MessageID)
 	if !strings.Contains(out, id) || strings.Contains(out, sig) {
 		t.Errorf("output %q does not give migration id %s (or shows the SAS)", out, id)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/spemigrate/spemigrate/handlers/api"
-	"github.com/spemigrate/spemigrate/handlers/provision"
 	"github.com/spemigrate/spemigrate/shared/queue"
 	"github.com/spemigrate/spemigrate/shared/request"
 )
@@ -195,7 +194,7 @@ func submitToQueue(ctx context.Context, req request.Request, conn, ns string, st
 	}
 	id := req.ID
 	if id == "" {
-		id = provision.IDForMessage(messageID)
+		id = request.IDForMessage(messageID)
 	}
 	fmt.Fprintf(stdout, "request sent to the %s queue (message %s)\n  migration id: %s\n  follow it with: spemigrate watch %s\n", name, messageID, id, id)
 	return nil

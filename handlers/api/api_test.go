@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/spemigrate/spemigrate/handlers"
-	"github.com/spemigrate/spemigrate/handlers/schedules"
 	"github.com/spemigrate/spemigrate/shared/request"
+	"github.com/spemigrate/spemigrate/shared/schedule"
 )
 
 const (
@@ -124,34 +124,34 @@ func (f *fakeBackend) Cancel(_ context.Context, id string) (Migration, error) {
 
 type memSchedules struct {
 	mu sync.Mutex
-	m  map[string]*schedules.Schedule
+	m  map[string]*schedule.Schedule
 }
 
-func (s *memSchedules) Create(_ context.Context, sc *schedules.Schedule) error {
+func (s *memSchedules) Create(_ context.Context, sc *schedule.Schedule) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.m[sc.ID]; ok {
-		return schedules.ErrExists
+		return schedule.ErrExists
 	}
 	cp := *sc
 	s.m[sc.ID] = &cp
 	return nil
 }
 
-func (s *memSchedules) Get(_ context.Context, id string) (*schedules.Schedule, error) {
+func (s *memSchedules) Get(_ context.Context, id string) (*schedule.Schedule, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sc, ok := s.m[id]; ok {
 		cp := *sc
 		return &cp, nil
 	}
-	return nil, schedules.ErrNotFound
+	return nil, schedule.ErrNotFound
 }
 
-func (s *memSchedules) List(context.Context) ([]*schedules.Schedule, error) {
+func (s *memSchedules) List(context.Context) ([]*schedule.Schedule, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*schedules.Schedule
+	var out []*schedule.Schedule
 	for _, sc := range s.m {
 		cp := *sc
 		out = append(out, &cp)
@@ -163,7 +163,7 @@ func (s *memSchedules) Delete(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.m[id]; !ok {
-		return schedules.ErrNotFound
+		return schedule.ErrNotFound
 	}
 	delete(s.m, id)
 	return nil
@@ -171,7 +171,7 @@ func (s *memSchedules) Delete(_ context.Context, id string) error {
 
 func newServer() (*Server, *fakeBackend, *memSchedules) {
 	fb := newFake()
-	ms := &memSchedules{m: map[string]*schedules.Schedule{}}
+	ms := &memSchedules{m: map[string]*schedule.Schedule{}}
 	n := 0
 	return &Server{Backend: fb, Schedules: ms, Now: func() time.Time { return time.Date(2026, 11, 26, 23, 0, 0, 0, time.UTC) },
 		NewID: func() string { n++; return fmt.Sprintf("gen-%d", n) }}, fb, ms
@@ -237,7 +237,7 @@ func TestPostMigration(t *testing.T) {
 	// Idempotency-Key header.
 	for i, want := range []int{http.StatusAccepted, http.StatusOK} {
 		r := do(t, h, "POST", "/api/migrations", []byte(validBody), "Idempotency-Key", "retry-me")
-		if r.Code != want || r.Header.Get("Location") != "/api/migrations/"+IDForKey("retry-me") {
+		if r.Code != want || r.Header.Get("Location") != "/api/migrations/"+request.IDForIdempotencyKey("retry-me") {
 			t.Fatalf("POST #%d with Idempotency-Key = %d %v %s", i+1, r.Code, r.Header, r.Body)
 		}
 	}

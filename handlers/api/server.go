@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
@@ -14,13 +13,12 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/spemigrate/spemigrate/handlers/schedules"
 	"github.com/spemigrate/spemigrate/shared/request"
+	"github.com/spemigrate/spemigrate/shared/schedule"
 )
 
 // Page size bounds for list endpoints.
@@ -113,14 +111,10 @@ func (s *Server) newID(prefix string) string {
 	return prefix + s.now().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
 }
 
-// idPattern is the shape of every migration id (client ids and generated
-// ones alike); anything else cannot name a migration.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
 // knownID answers 404 for a path id that cannot name a migration, before it
 // reaches storage (where it could be an invalid key).
 func (s *Server) knownID(w http.ResponseWriter, r *http.Request) bool {
-	if idPattern.MatchString(r.PathValue("id")) {
+	if request.ValidID(r.PathValue("id")) {
 		return true
 	}
 	writeError(w, http.StatusNotFound, "no migration has this id; ids are 1-64 letters, digits, '.', '_' or '-'")
@@ -129,13 +123,6 @@ func (s *Server) knownID(w http.ResponseWriter, r *http.Request) bool {
 
 // maxIdempotencyKey bounds the Idempotency-Key header.
 const maxIdempotencyKey = 255
-
-// IDForKey is the migration id an Idempotency-Key maps to: deterministic, so
-// a retried POST finds the migration the first one started.
-func IDForKey(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return "k-" + hex.EncodeToString(sum[:13])
-}
 
 func (s *Server) postMigration(w http.ResponseWriter, r *http.Request) {
 	if !jsonContentType(r) {
@@ -159,7 +146,7 @@ func (s *Server) postMigration(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case id != "":
 	case key != "":
-		id, idField = IDForKey(key), "Idempotency-Key"
+		id, idField = request.IDForIdempotencyKey(key), "Idempotency-Key"
 	default:
 		id = s.newID("m-")
 	}
@@ -370,7 +357,7 @@ func (s *Server) postSchedule(w http.ResponseWriter, r *http.Request) {
 	if !s.admit(w, tmpl, "request.") {
 		return
 	}
-	sc := &schedules.Schedule{ID: sb.ID, Cron: sb.Cron, Request: tmpl, Created: s.now()}
+	sc := &schedule.Schedule{ID: sb.ID, Cron: sb.Cron, Request: tmpl, Created: s.now()}
 	if err := sc.Validate(); err != nil {
 		s.writeRequestError(w, err)
 		return
@@ -382,7 +369,7 @@ func (s *Server) postSchedule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch err := s.Schedules.Create(r.Context(), sc); {
-	case errors.Is(err, schedules.ErrExists):
+	case errors.Is(err, schedule.ErrExists):
 		writeFieldError(w, http.StatusConflict, "id", fmt.Sprintf("schedule %s exists; delete it first or choose another id", sc.ID))
 		return
 	case err != nil:
@@ -393,10 +380,10 @@ func (s *Server) postSchedule(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, s.scheduleView(sc))
 }
 
-func (s *Server) scheduleView(sc *schedules.Schedule) Schedule {
+func (s *Server) scheduleView(sc *schedule.Schedule) Schedule {
 	v := Schedule{ID: sc.ID, Cron: sc.Cron, Request: sc.Request.Redacted(), Created: sc.Created,
 		LastSlot: sc.LastSlot, LastMigrationID: sc.LastMigrationID}
-	if c, err := schedules.ParseCron(sc.Cron); err == nil {
+	if c, err := schedule.ParseCron(sc.Cron); err == nil {
 		v.NextRun = c.Next(s.now())
 	}
 	return v
@@ -425,7 +412,7 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sc, err := s.Schedules.Get(r.Context(), r.PathValue("id"))
-	if errors.Is(err, schedules.ErrNotFound) {
+	if errors.Is(err, schedule.ErrNotFound) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("schedule %s not found", r.PathValue("id")))
 		return
 	}
@@ -442,7 +429,7 @@ func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := s.Schedules.Delete(r.Context(), r.PathValue("id"))
-	if errors.Is(err, schedules.ErrNotFound) {
+	if errors.Is(err, schedule.ErrNotFound) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("schedule %s not found", r.PathValue("id")))
 		return
 	}

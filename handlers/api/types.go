@@ -12,8 +12,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/spemigrate/spemigrate/handlers/schedules"
 	"github.com/spemigrate/spemigrate/shared/request"
+	"github.com/spemigrate/spemigrate/shared/schedule"
 )
 
 // Errors a Backend returns (wrapped or not).
@@ -41,11 +41,11 @@ type Backend interface {
 	Cancel(ctx context.Context, id string) (Migration, error)
 }
 
-// ScheduleStore keeps schedules; *schedules.TableStore implements it.
+// ScheduleStore keeps schedules; *schedule.TableStore implements it.
 type ScheduleStore interface {
-	Create(ctx context.Context, s *schedules.Schedule) error
-	Get(ctx context.Context, id string) (*schedules.Schedule, error)
-	List(ctx context.Context) ([]*schedules.Schedule, error)
+	Create(ctx context.Context, s *schedule.Schedule) error
+	Get(ctx context.Context, id string) (*schedule.Schedule, error)
+	List(ctx context.Context) ([]*schedule.Schedule, error)
 	Delete(ctx context.Context, id string) error
 }
 

@@ -52,7 +52,7 @@ func (c *Client) Target(ctx context.Context, containerID string) (Target, error)
 			WebID            string `json:"webId"`
 		} `json:"sharepointIds"`
 	}
-	if err := c.do(ctx, "resolve container library", http.MethodGet, u, nil, &root); err != nil {
+	if err := c.do(ctx, OpTarget, http.MethodGet, u, nil, &root); err != nil {
 		return Target{}, err
 	}
 	ids := root.SharepointIDs

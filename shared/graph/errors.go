@@ -13,18 +13,26 @@ import (
 )
 
 // Sentinel errors; test with errors.Is. Every non-2xx response is an *Error,
-// which matches at most one of these.
+// which matches at most one of these, except that a lost job's 404 matches
+// both [ErrJobNotFound] and, when its code says so, [ErrProgressExpired].
 var (
 	// ErrReprovisionNeeded: the service rejected the containerInfo
 	// (invalidAzureResource, typically an expired or invalid SAS). Provision
 	// new containers, restage the package and create a new job.
 	ErrReprovisionNeeded = errors.New("graph: migration containers invalid or expired; re-provision")
-	// ErrJobNotFound: the job id is unknown to the container (or no longer
-	// deletable).
+	// ErrJobNotFound: the job is gone. Any 404 on a job or its progress
+	// events matches, whatever its code (jobNotFound, jobProgressExpired,
+	// only migrationNotFound, or none): the codes are paired loosely in the
+	// docs and a job that cannot be read cannot be polled back to life.
 	ErrJobNotFound = errors.New("graph: migration job not found")
 	// ErrProgressExpired: the job's progress events are past their
-	// retention window (four days).
+	// retention window (four days). Such an error also matches
+	// [ErrJobNotFound].
 	ErrProgressExpired = errors.New("graph: migration job progress expired")
+	// ErrStaleCursor: the service refused the progress-events cursor (a 400
+	// for an invalid or stale skip token). Restart paging from "" and
+	// de-duplicate the events by id.
+	ErrStaleCursor = errors.New("graph: progress events cursor is invalid or stale; restart paging")
 	// ErrThrottled: the service is throttling (429/503) and asked for a wait
 	// longer than the client waits in-process, or retries ran out. See
 	// [Error.RetryAfter].
@@ -35,30 +43,72 @@ var (
 	ErrAccessDenied = errors.New("graph: access denied")
 )
 
+// ErrorCode is a Graph error code (error.code or error.innerError.code).
+// Codes are compared case-insensitively.
+type ErrorCode string
+
+// The codes the migration API documents (spec §2.7) and the generic Graph
+// codes it is expected to answer with.
+const (
+	CodeRetryAfterDelay            ErrorCode = "RetryAfterDelay"
+	CodeActivityLimitReached       ErrorCode = "activityLimitReached"
+	CodeMigrationBadRequest        ErrorCode = "migrationBadRequest"
+	CodeInvalidAzureResource       ErrorCode = "invalidAzureResource"
+	CodeMigrationNotFound          ErrorCode = "migrationNotFound"
+	CodeJobProgressExpired         ErrorCode = "jobProgressExpired"
+	CodeJobNotFound                ErrorCode = "jobNotFound"
+	CodeInvalidAuthenticationToken ErrorCode = "InvalidAuthenticationToken"
+	CodeAccessDenied               ErrorCode = "accessDenied"
+	CodeItemNotFound               ErrorCode = "itemNotFound"
+	CodeInvalidRequest             ErrorCode = "invalidRequest"
+	CodeServiceNotAvailable        ErrorCode = "serviceNotAvailable"
+	CodeGeneralException           ErrorCode = "generalException"
+)
+
+// Op names a client operation in errors; the sentinels that depend on what
+// was asked (a job's 404, a refused cursor) key on it.
+type Op = string
+
+// The client's operations, as they appear in [Error.Op].
+const (
+	OpProvision  Op = "provision migration containers"
+	OpCreateJob  Op = "create migration job"
+	OpDeleteJob  Op = "delete migration job"
+	OpListEvents Op = "list progress events"
+	OpTarget     Op = "resolve container library"
+)
+
 // Error is a Graph error response, reduced to what is safe to log and show:
 // it never carries the response body, and its message has URLs removed.
 type Error struct {
-	Op              string        // operation, e.g. "create migration job"
+	Op              string        // operation, e.g. [OpCreateJob]
 	StatusCode      int           // HTTP status
-	Code            string        // error.code
-	InnerCode       string        // error.innerError.code (may be empty)
+	Code            ErrorCode     // error.code
+	InnerCode       ErrorCode     // error.innerError.code (may be empty)
 	Message         string        // error.message with URLs redacted
 	RequestID       string        // for support (spec §2.7)
 	ClientRequestID string        // for support
 	RetryAfter      time.Duration // from Retry-After on 429/503; 0 if absent
 }
 
+// accessHint is added to 401/403 messages: the service's own message rarely
+// says which of the two grants is missing.
+const accessHint = "the app needs the FileStorageContainer.Selected permission (admin-consented) and a container-type registration in the consuming tenant that grants it access to this container"
+
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "graph: %s: HTTP %d", e.Op, e.StatusCode)
 	if e.Code != "" {
-		b.WriteString(" " + e.Code)
+		b.WriteString(" " + string(e.Code))
 	}
-	if e.InnerCode != "" && !strings.EqualFold(e.InnerCode, e.Code) {
-		b.WriteString("/" + e.InnerCode)
+	if e.InnerCode != "" && !strings.EqualFold(string(e.InnerCode), string(e.Code)) {
+		b.WriteString("/" + string(e.InnerCode))
 	}
 	if e.Message != "" {
 		b.WriteString(": " + e.Message)
+	}
+	if e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden {
+		b.WriteString(" (" + accessHint + ")")
 	}
 	if e.RetryAfter > 0 {
 		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
@@ -69,25 +119,34 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-func (e *Error) hasCode(code string) bool {
-	return strings.EqualFold(e.Code, code) || strings.EqualFold(e.InnerCode, code)
+// HasCode reports whether code is the error's code or inner code.
+func (e *Error) HasCode(code ErrorCode) bool {
+	return strings.EqualFold(string(e.Code), string(code)) || strings.EqualFold(string(e.InnerCode), string(code))
 }
 
+// jobOp says whether the operation addresses one job, so that a 404 can
+// only mean the job (or its container) is gone.
+func (e *Error) jobOp() bool { return e.Op == OpDeleteJob || e.Op == OpListEvents }
+
 // Is maps the response to the package's sentinel errors. Status decides
-// throttling (the 429 code strings are ambiguous, spec §2.7); codes decide
-// the rest.
+// throttling (the 429 code strings are ambiguous, spec §2.7); the
+// operation and the codes decide the rest.
 func (e *Error) Is(target error) bool {
+	notFound := e.StatusCode == http.StatusNotFound
 	switch target {
 	case ErrThrottled:
 		return e.StatusCode == http.StatusTooManyRequests || e.StatusCode == http.StatusServiceUnavailable
 	case ErrReprovisionNeeded:
-		return e.StatusCode == http.StatusBadRequest && e.hasCode("invalidAzureResource")
+		return e.StatusCode == http.StatusBadRequest && e.HasCode(CodeInvalidAzureResource)
+	case ErrStaleCursor:
+		// The cursor is the only input of a progress-events read.
+		return e.StatusCode == http.StatusBadRequest && e.Op == OpListEvents
 	case ErrProgressExpired:
-		return e.StatusCode == http.StatusNotFound && e.hasCode("jobProgressExpired")
+		return notFound && e.HasCode(CodeJobProgressExpired)
 	case ErrJobNotFound:
-		return e.StatusCode == http.StatusNotFound && e.hasCode("jobNotFound")
+		return notFound && (e.jobOp() || e.HasCode(CodeJobNotFound) || e.HasCode(CodeJobProgressExpired))
 	case ErrNotFound:
-		return e.StatusCode == http.StatusNotFound && !e.hasCode("jobNotFound") && !e.hasCode("jobProgressExpired")
+		return notFound && !e.jobOp() && !e.HasCode(CodeJobNotFound) && !e.HasCode(CodeJobProgressExpired)
 	case ErrAccessDenied:
 		return e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden
 	}
@@ -129,8 +188,8 @@ func newError(op string, resp *http.Response) *Error {
 		} `json:"error"`
 	}
 	if json.Unmarshal(data, &env) == nil {
-		e.Code = env.Error.Code
-		e.InnerCode = env.Error.InnerError.Code
+		e.Code = ErrorCode(env.Error.Code)
+		e.InnerCode = ErrorCode(env.Error.InnerError.Code)
 		e.Message = redact(env.Error.Message)
 		if e.RequestID == "" {
 			e.RequestID = env.Error.InnerError.RequestID

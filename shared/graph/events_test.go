@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -94,7 +96,7 @@ func eventServer(t *testing.T, events []map[string]any, size int, omitWhenDone b
 		end := min(start+size, len(events))
 		page := map[string]any{"value": events[start:end]}
 		if !(omitWhenDone && end == len(events)) {
-			page["@odata.nextLink"] = fmt.Sprintf("https://graph.microsoft.com/v1.0%s?$skiptoken=%s", r.URL.Path, token(end))
+			page["@odata.nextLink"] = fmt.Sprintf("https://%s%s?$skiptoken=%s", r.Host, r.URL.Path, token(end))
 		}
 		writeJSON(w, 200, page)
 	})
@@ -125,8 +127,8 @@ func TestEventsPagingAndCursor(t *testing.T) {
 			if len(b.Events) != 7 || b.Completed || b.More {
 				t.Fatalf("first drain: %d events, completed %v, more %v", len(b.Events), b.Completed, b.More)
 			}
-			if !omit && b.Cursor != token(7) {
-				t.Errorf("cursor = %q, want %q", b.Cursor, token(7))
+			if want := srv.srv.URL + "/v1.0" + progressPath + "?$skiptoken=" + token(7); !omit && b.Cursor != want {
+				t.Errorf("cursor = %q, want the last next link %q", b.Cursor, want)
 			}
 			// Nothing new: the drain stops on the empty page (or re-reads
 			// the last page when the link was omitted) and keeps the cursor.
@@ -163,7 +165,7 @@ func TestEventsStopsOnRepeatedToken(t *testing.T) {
 	srv := newRecorder(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		writeJSON(w, 200, map[string]any{
 			"value":           mkEvents(2, false),
-			"@odata.nextLink": "https://graph.microsoft.com/v1.0/x/progressEvents?$SkipToken=same",
+			"@odata.nextLink": "https://" + r.Host + "/v1.0/x/progressEvents?$SkipToken=same",
 		})
 	})
 	b, err := srv.client(t, nil).Events(context.Background(), testContainer, testJob, "")
@@ -173,8 +175,8 @@ func TestEventsStopsOnRepeatedToken(t *testing.T) {
 	if n := len(srv.requests()); n != 2 {
 		t.Errorf("%d requests; a repeated token must end the drain after the page that repeats it", n)
 	}
-	if b.Cursor != "same" {
-		t.Errorf("cursor = %q", b.Cursor)
+	if want := srv.srv.URL + "/v1.0/x/progressEvents?$SkipToken=same"; b.Cursor != want {
+		t.Errorf("cursor = %q, want %q", b.Cursor, want)
 	}
 }
 
@@ -185,7 +187,7 @@ func TestEventsPageLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b.Events) != 4 || !b.More || b.Cursor != token(4) {
+	if len(b.Events) != 4 || !b.More || !strings.HasSuffix(b.Cursor, "?$skiptoken="+token(4)) {
 		t.Fatalf("events=%d more=%v cursor=%q", len(b.Events), b.More, b.Cursor)
 	}
 	var ids []string
@@ -202,5 +204,124 @@ func TestEventsPageLimit(t *testing.T) {
 	}
 	if len(ids) != 6 || ids[0] != "ev4" || ids[5] != "ev9" {
 		t.Errorf("resumed ids = %v", ids)
+	}
+}
+
+const progressPath = "/storage/fileStorage/containers/" + testContainer + "/migrationJobs/" + testJob + "/progressEvents"
+
+// skipServer pages like OData's $skip/$top: next links carry a position
+// and extra query parameters in an order and encoding the client must not
+// rebuild. Pages listed in empty come back empty but still link onwards.
+func skipServer(t *testing.T, events []map[string]any, size int, empty map[int]bool) *recorder {
+	return newRecorder(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		q := r.URL.Query()
+		if r.URL.RawQuery != "" && q.Get("$top") != strconv.Itoa(size) {
+			http.Error(w, "the link was not followed verbatim", 400)
+			return
+		}
+		skip, _ := strconv.Atoi(q.Get("$skip"))
+		pg, _ := strconv.Atoi(q.Get("page"))
+		next := skip
+		page := []map[string]any{}
+		if !empty[pg] {
+			end := min(skip+size, len(events))
+			page, next = events[skip:end], end
+		}
+		out := map[string]any{"value": page}
+		if next < len(events) || empty[pg] {
+			out["@odata.nextLink"] = fmt.Sprintf("https://%s%s?$top=%d&page=%d&$skip=%d&x=a%%2Fb", r.Host, r.URL.Path, size, pg+1, next)
+		}
+		writeJSON(w, 200, out)
+	})
+}
+
+func TestEventsFollowsNextLinkVerbatim(t *testing.T) {
+	srv := skipServer(t, mkEvents(7, true), 3, nil)
+	b, err := srv.client(t, nil).Events(context.Background(), testContainer, testJob, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 7 || !b.Completed {
+		t.Fatalf("events=%d completed=%v; requests %+v", len(b.Events), b.Completed, srv.requests())
+	}
+	reqs := srv.requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d requests, want 3", len(reqs))
+	}
+	for i, want := range []string{"", "$top=3&page=1&$skip=3&x=a%2Fb", "$top=3&page=2&$skip=6&x=a%2Fb"} {
+		if reqs[i].RawQuery != want {
+			t.Errorf("request %d query %q, want %q (the next link verbatim)", i, reqs[i].RawQuery, want)
+		}
+	}
+	if want := srv.srv.URL + "/v1.0" + progressPath + "?$top=3&page=2&$skip=6&x=a%2Fb"; b.Cursor != want {
+		t.Errorf("cursor = %q, want the last next link %q", b.Cursor, want)
+	}
+}
+
+func TestEventsContinuesPastEmptyPages(t *testing.T) {
+	srv := skipServer(t, mkEvents(6, true), 2, map[int]bool{1: true, 2: true})
+	b, err := srv.client(t, nil).Events(context.Background(), testContainer, testJob, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 6 || !b.Completed {
+		t.Fatalf("events=%d completed=%v after %d requests: an empty page with a next link ended the drain",
+			len(b.Events), b.Completed, len(srv.requests()))
+	}
+}
+
+func TestEventsEmptyPagesBoundedByPageLimit(t *testing.T) {
+	empty := map[int]bool{}
+	for i := 0; i < 100; i++ {
+		empty[i] = true
+	}
+	srv := skipServer(t, mkEvents(2, false), 2, empty)
+	b, err := srv.client(t, func(o *Options) { o.PageLimit = 5 }).Events(context.Background(), testContainer, testJob, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.requests()); n != 5 || !b.More {
+		t.Errorf("%d requests, More=%v: want the page limit (5) and More", n, b.More)
+	}
+}
+
+func TestEventsAcceptsLegacyBareCursor(t *testing.T) {
+	srv := eventServer(t, mkEvents(5, false), 10, false)
+	b, err := srv.client(t, nil).Events(context.Background(), testContainer, testJob, token(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 2 || b.Events[0].ID != "ev3" {
+		t.Fatalf("resumed from a bare token: %d events %v", len(b.Events), b.Events)
+	}
+	if reqs := srv.requests(); reqs[0].RawQuery != "$skiptoken="+token(3) {
+		t.Errorf("first request query %q", reqs[0].RawQuery)
+	}
+	if !strings.HasPrefix(b.Cursor, srv.srv.URL) {
+		t.Errorf("cursor %q is not upgraded to a next link", b.Cursor)
+	}
+}
+
+func TestEventsRefusesNextLinkToAnotherHost(t *testing.T) {
+	srv := newRecorder(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeJSON(w, 200, map[string]any{"value": mkEvents(1, false), "@odata.nextLink": "https://127.0.0.2:1/v1.0/x?$skiptoken=MQ"})
+	})
+	_, err := srv.client(t, nil).Events(context.Background(), testContainer, testJob, "")
+	if err == nil || !strings.Contains(err.Error(), "outside") {
+		t.Fatalf("err = %v, want a refusal to follow a link to another host", err)
+	}
+	if n := len(srv.requests()); n != 1 {
+		t.Errorf("%d requests", n)
+	}
+}
+
+func TestEventsStoredCursorForAnotherRootIsStale(t *testing.T) {
+	srv := eventServer(t, mkEvents(3, false), 10, false)
+	_, err := srv.client(t, nil).Events(context.Background(), testContainer, testJob, "https://127.0.0.2:1/v1.0"+progressPath+"?$skiptoken=MQ")
+	if !errors.Is(err, ErrStaleCursor) {
+		t.Fatalf("err = %v, want ErrStaleCursor", err)
+	}
+	if n := len(srv.requests()); n != 0 {
+		t.Errorf("%d requests sent for a cursor under another root", n)
 	}
 }

@@ -37,7 +37,14 @@ const (
 	DefaultAPIVersion = "v1.0"
 	DefaultScope      = "https://graph.microsoft.com/.default"
 	DefaultUserAgent  = "NONISV|spemigrate|spemigrate/dev"
+	// DefaultCompany and DefaultVersion fill the decorated User-Agent when
+	// Options.UserAgent is empty.
+	DefaultCompany = "spemigrate"
+	DefaultVersion = "dev"
 )
+
+// appName is the product token of the decorated User-Agent.
+const appName = "spemigrate"
 
 // Options configure a [Client]. The zero value talks to the public Graph
 // endpoint, v1.0, with the default retry behaviour.
@@ -47,12 +54,20 @@ type Options struct {
 	BaseURL string
 	// APIVersion is "v1.0" (default) or "beta".
 	APIVersion string
-	// Scopes requested from the credential; default [DefaultScope].
+	// Scopes requested from the credential; default BaseURL + "/.default"
+	// (so a national cloud's Graph gets a token for itself), which is
+	// [DefaultScope] for the default BaseURL.
 	Scopes []string
-	// UserAgent is sent verbatim on every request. Use [UserAgent] to build
-	// the decorated form the migration service expects; default
-	// [DefaultUserAgent].
+	// UserAgent is sent verbatim on every request. Empty builds the
+	// decorated form the migration service expects with [UserAgent] from
+	// Company and Version.
 	UserAgent string
+	// Company is the company field of the decorated User-Agent
+	// ("NONISV|<Company>|spemigrate/<Version>"); default [DefaultCompany].
+	Company string
+	// Version is the app version in the decorated User-Agent; default
+	// [DefaultVersion].
+	Version string
 	// Transport sends the HTTP requests; nil uses azcore's default client.
 	// Tests pass an *http.Client whose TLS config trusts a local CA.
 	Transport policy.Transporter
@@ -69,6 +84,12 @@ type Options struct {
 	// PageLimit bounds how many progress-event pages one [Client.Events]
 	// call reads (default 20), so one poll does bounded work.
 	PageLimit int
+}
+
+// DefaultScopeFor is the app-only scope for a Graph root such as
+// "https://graph.microsoft.us": the resource's "/.default".
+func DefaultScopeFor(baseURL string) string {
+	return strings.TrimRight(baseURL, "/") + "/.default"
 }
 
 // UserAgent returns the traffic decoration of spec §8 for an enterprise
@@ -110,14 +131,24 @@ func New(cred azcore.TokenCredential, opts Options) (*Client, error) {
 	}
 	ua := opts.UserAgent
 	if ua == "" {
-		ua = DefaultUserAgent
+		company, version := opts.Company, opts.Version
+		if company == "" {
+			company = DefaultCompany
+		}
+		if version == "" {
+			version = DefaultVersion
+		}
+		if strings.ContainsAny(company, "|") {
+			return nil, fmt.Errorf("graph: Company %q must not contain '|', the User-Agent's field separator", company)
+		}
+		ua = UserAgent(company, appName, version)
 	}
 	if strings.ContainsAny(ua, "\r\n") {
 		return nil, errors.New("graph: UserAgent must be a single line")
 	}
 	scopes := opts.Scopes
 	if len(scopes) == 0 {
-		scopes = []string{DefaultScope}
+		scopes = []string{DefaultScopeFor(base)}
 	}
 	maxRetries := opts.MaxRetries
 	if maxRetries == 0 {

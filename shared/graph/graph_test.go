@@ -13,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 )
 
 const (
@@ -187,14 +190,19 @@ func TestErrorsAreTypedAndCarryNoBodyOrSAS(t *testing.T) {
 		call                  func(*Client) error
 		header                map[string]string
 		wantRetryAfterAtLeast time.Duration
+		wantText              string
 	}{
 		{name: "invalidAzureResource", status: 400, code: "migrationBadRequest", inner: "invalidAzureResource", want: ErrReprovisionNeeded, notWant: []error{ErrThrottled, ErrJobNotFound}},
 		{name: "invalidAzureResource top level", status: 400, code: "invalidAzureResource", want: ErrReprovisionNeeded},
 		{name: "other bad request", status: 400, code: "migrationBadRequest", inner: "somethingElse", notWant: []error{ErrReprovisionNeeded}},
 		{name: "job not found", status: 404, code: "migrationNotFound", inner: "jobNotFound", want: ErrJobNotFound, notWant: []error{ErrNotFound, ErrProgressExpired}},
-		{name: "progress expired", status: 404, code: "migrationNotFound", inner: "jobProgressExpired", want: ErrProgressExpired, notWant: []error{ErrJobNotFound, ErrNotFound}},
-		{name: "unknown container", status: 404, code: "itemNotFound", want: ErrNotFound, notWant: []error{ErrJobNotFound}},
-		{name: "forbidden", status: 403, code: "accessDenied", want: ErrAccessDenied},
+		{name: "progress expired", status: 404, code: "migrationNotFound", inner: "jobProgressExpired", want: ErrProgressExpired, notWant: []error{ErrNotFound, ErrStaleCursor}},
+		{name: "job gone, only migrationNotFound", status: 404, code: "migrationNotFound", want: ErrJobNotFound, notWant: []error{ErrNotFound, ErrProgressExpired}},
+		{name: "job gone, no code", status: 404, want: ErrJobNotFound, notWant: []error{ErrNotFound, ErrProgressExpired}},
+		{name: "job gone, container unknown", status: 404, code: "itemNotFound", want: ErrJobNotFound, notWant: []error{ErrNotFound}},
+		{name: "stale cursor", status: 400, code: "invalidRequest", want: ErrStaleCursor, notWant: []error{ErrReprovisionNeeded, ErrJobNotFound}},
+		{name: "forbidden", status: 403, code: "accessDenied", want: ErrAccessDenied, wantText: "FileStorageContainer.Selected"},
+		{name: "unauthorized", status: 401, code: "InvalidAuthenticationToken", want: ErrAccessDenied, wantText: "container-type registration"},
 		{name: "long throttle", status: 429, code: "activityLimitReached", inner: "RetryAfterDelay", want: ErrThrottled,
 			header: map[string]string{"Retry-After": "120"}, wantRetryAfterAtLeast: 120 * time.Second},
 		{name: "long 503", status: 503, code: "serviceNotAvailable", want: ErrThrottled,
@@ -223,6 +231,9 @@ func TestErrorsAreTypedAndCarryNoBodyOrSAS(t *testing.T) {
 				}
 			}
 			msg := err.Error()
+			if !strings.Contains(msg, tc.wantText) {
+				t.Errorf("error %q does not say %q", msg, tc.wantText)
+			}
 			if strings.Contains(msg, testSig) || strings.Contains(msg, "blob.core.windows.net") || strings.Contains(msg, `"error"`) {
 				t.Errorf("error text leaks the body or a SAS: %s", msg)
 			}
@@ -246,6 +257,27 @@ func TestErrorsAreTypedAndCarryNoBodyOrSAS(t *testing.T) {
 				t.Errorf("RetryAfter reports ok for a non-throttle error")
 			}
 		})
+	}
+}
+
+// TestNotFoundOutsideJobs: a 404 on a call that does not address a job
+// is ErrNotFound, never a lost job, and a 400 elsewhere is no stale cursor.
+func TestNotFoundOutsideJobs(t *testing.T) {
+	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if r.Method == http.MethodPost {
+			graphError(w, 400, "invalidRequest", "", "bad")
+			return
+		}
+		graphError(w, 404, "itemNotFound", "", "no such drive")
+	})
+	c := rec.client(t, nil)
+	_, err := c.Target(context.Background(), testContainer)
+	if !errors.Is(err, ErrNotFound) || errors.Is(err, ErrJobNotFound) {
+		t.Errorf("Target 404: %v", err)
+	}
+	_, err = c.ProvisionContainers(context.Background(), testContainer)
+	if err == nil || errors.Is(err, ErrStaleCursor) {
+		t.Errorf("provision 400: %v", err)
 	}
 }
 
@@ -409,5 +441,81 @@ func TestRetriesRunOutIntoThrottledError(t *testing.T) {
 	}
 	if n := len(rec.requests()); n != 3 {
 		t.Errorf("%d requests, want 1 + 2 retries", n)
+	}
+}
+
+type scopeRecorder struct {
+	mu     sync.Mutex
+	scopes []string
+}
+
+func (s *scopeRecorder) GetToken(_ context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	s.mu.Lock()
+	s.scopes = append(s.scopes, o.Scopes...)
+	s.mu.Unlock()
+	return azcore.AccessToken{Token: "t", ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+// TestUserAgentAndScopeSettings: the User-Agent's company and version and
+// the token scope are settings, not constants; the scope follows BaseURL so
+// a national cloud's Graph gets a token for itself.
+func TestUserAgentAndScopeSettings(t *testing.T) {
+	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request, n int) { w.WriteHeader(http.StatusNoContent) })
+	for _, tc := range []struct {
+		opts      Options
+		wantUA    string
+		wantScope string
+	}{
+		{Options{}, DefaultUserAgent, DefaultScopeFor(rec.srv.URL)},
+		{Options{Company: "Contoso", Version: "2.1.0"}, "NONISV|Contoso|spemigrate/2.1.0", DefaultScopeFor(rec.srv.URL)},
+		{Options{UserAgent: "NONISV|X|y/1", Scopes: []string{"https://graph.microsoft.us/.default"}}, "NONISV|X|y/1", "https://graph.microsoft.us/.default"},
+	} {
+		cred := &scopeRecorder{}
+		o := tc.opts
+		o.BaseURL, o.Transport = rec.srv.URL, rec.srv.Client()
+		c, err := New(cred, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.DeleteJob(context.Background(), testContainer, testJob); err != nil {
+			t.Fatal(err)
+		}
+		reqs := rec.requests()
+		if ua := reqs[len(reqs)-1].UA; ua != tc.wantUA {
+			t.Errorf("%+v: User-Agent %q, want %q", tc.opts, ua, tc.wantUA)
+		}
+		if len(cred.scopes) != 1 || cred.scopes[0] != tc.wantScope {
+			t.Errorf("%+v: scopes %v, want [%s]", tc.opts, cred.scopes, tc.wantScope)
+		}
+	}
+	if DefaultScopeFor(DefaultBaseURL) != DefaultScope {
+		t.Errorf("default scope %q", DefaultScopeFor(DefaultBaseURL))
+	}
+	if _, err := New(StaticToken("t"), Options{Company: "a|b"}); err == nil {
+		t.Error("a company with the field separator was accepted")
+	}
+}
+
+func TestCredentialCloud(t *testing.T) {
+	base := CredentialConfig{Kind: CredentialClientSecret, TenantID: "00000000-0000-0000-0000-000000000001", ClientID: "c", ClientSecret: "s"}
+	for _, tc := range []struct {
+		cloud, authority string
+		ok               bool
+	}{
+		{"", "", true}, {CloudUSGovernment, "", true}, {CloudChina, "", true},
+		{"", "https://login.microsoftonline.us/", true},
+		{"mars", "", false}, {"", "http://login.example/", false},
+	} {
+		cfg := base
+		cfg.Cloud, cfg.AuthorityHost = tc.cloud, tc.authority
+		_, err := NewCredential(cfg)
+		if (err == nil) != tc.ok {
+			t.Errorf("Cloud %q AuthorityHost %q: err %v, want ok=%v", tc.cloud, tc.authority, err, tc.ok)
+		}
+	}
+	for _, c := range []string{"", CloudUSGovernment, CloudChina} {
+		if u, err := CloudGraphURL(c); err != nil || !strings.HasPrefix(u, "https://") {
+			t.Errorf("CloudGraphURL(%q) = %q, %v", c, u, err)
+		}
 	}
 }

@@ -89,7 +89,7 @@ func (c *Client) ProvisionContainers(ctx context.Context, containerID string) (C
 		return ContainerInfo{}, err
 	}
 	var out ContainerInfo
-	if err := c.do(ctx, "provision migration containers", http.MethodPost, c.containerPath(containerID, "provisionMigrationContainers"), nil, &out); err != nil {
+	if err := c.do(ctx, OpProvision, http.MethodPost, c.containerPath(containerID, "provisionMigrationContainers"), nil, &out); err != nil {
 		return ContainerInfo{}, err
 	}
 	if out.DataContainerURI == "" || out.MetadataContainerURI == "" || out.EncryptionKey == "" {
@@ -119,7 +119,7 @@ func (c *Client) CreateJob(ctx context.Context, containerID string, info Contain
 	var out struct {
 		ID string `json:"id"`
 	}
-	if err := c.do(ctx, "create migration job", http.MethodPost, c.containerPath(containerID, "migrationJobs"), body, &out); err != nil {
+	if err := c.do(ctx, OpCreateJob, http.MethodPost, c.containerPath(containerID, "migrationJobs"), body, &out); err != nil {
 		return "", err
 	}
 	if out.ID == "" {
@@ -137,7 +137,7 @@ func (c *Client) DeleteJob(ctx context.Context, containerID, jobID string) error
 	if err := checkID("jobID", jobID); err != nil {
 		return err
 	}
-	return c.do(ctx, "delete migration job", http.MethodDelete, c.containerPath(containerID, "migrationJobs", url.PathEscape(jobID)), nil, nil)
+	return c.do(ctx, OpDeleteJob, http.MethodDelete, c.containerPath(containerID, "migrationJobs", url.PathEscape(jobID)), nil, nil)
 }
 
 func checkID(name, v string) error {

@@ -14,8 +14,8 @@ type EventBatch struct {
 	// Events in the order the service returned them. They may repeat events
 	// seen before (de-duplicate by ID when persisting).
 	Events []Event
-	// Cursor to persist and pass to the next call. It is opaque; "" means
-	// "from the start".
+	// Cursor to persist and pass to the next call: the last
+	// @odata.nextLink, verbatim. It is opaque; "" means "from the start".
 	Cursor string
 	// More is true when the page limit stopped the drain while the service
 	// still offered further pages; call again soon rather than waiting for
@@ -27,11 +27,20 @@ type EventBatch struct {
 	Completed bool
 }
 
-// Events reads the job's progress events after cursor, following paging
-// per spec §2.4: it stops at an empty page, at a page without a next link,
-// or when the next token repeats, and at most after the client's page
-// limit. A 404 jobProgressExpired matches [ErrProgressExpired]; an unknown
-// job matches [ErrJobNotFound].
+// Events reads the job's progress events after cursor. It follows each
+// @odata.nextLink exactly as the service wrote it (Graph's paging rules
+// forbid taking the link apart, and the service may page with $skiptoken or
+// $skip alike) and stops at a page without a next link, at a next link equal
+// to the one just read (the service's "nothing new yet"), at a link already
+// read in this call, or after the client's page limit. An empty page that
+// carries a new next link does not end the drain.
+//
+// cursor is "" (from the start), a next link from an earlier
+// [EventBatch.Cursor], or, for cursors stored by older versions, a bare
+// $skiptoken value.
+//
+// A 404 matches [ErrJobNotFound] (and [ErrProgressExpired] when the events
+// expired); a 400 matches [ErrStaleCursor]: restart from "".
 func (c *Client) Events(ctx context.Context, containerID, jobID, cursor string) (EventBatch, error) {
 	if err := checkID("containerID", containerID); err != nil {
 		return EventBatch{}, err
@@ -39,19 +48,19 @@ func (c *Client) Events(ctx context.Context, containerID, jobID, cursor string) 
 	if err := checkID("jobID", jobID); err != nil {
 		return EventBatch{}, err
 	}
-	out := EventBatch{Cursor: cursor}
 	base := c.containerPath(containerID, "migrationJobs", url.PathEscape(jobID), "progressEvents")
-	seen := map[string]bool{cursor: true}
+	link, err := c.cursorLink(base, cursor)
+	if err != nil {
+		return EventBatch{Cursor: cursor}, err
+	}
+	out := EventBatch{Cursor: cursor}
+	seen := map[string]bool{link: true}
 	for page := 0; page < c.pageLimit; page++ {
-		u := base
-		if out.Cursor != "" {
-			u += "?$skiptoken=" + url.QueryEscape(out.Cursor)
-		}
 		var resp struct {
 			Value    []Event `json:"value"`
 			NextLink string  `json:"@odata.nextLink"`
 		}
-		if err := c.do(ctx, "list progress events", http.MethodGet, u, nil, &resp); err != nil {
+		if err := c.do(ctx, OpListEvents, http.MethodGet, link, nil, &resp); err != nil {
 			return out, err
 		}
 		for i := range resp.Value {
@@ -60,15 +69,20 @@ func (c *Client) Events(ctx context.Context, containerID, jobID, cursor string) 
 			}
 		}
 		out.Events = append(out.Events, resp.Value...)
-		next, ok := skipToken(resp.NextLink)
-		if ok && len(resp.Value) > 0 {
-			// An empty page's token (if any) points where we already are.
-			out.Cursor = next
+		if resp.NextLink == "" {
+			// Resume by re-reading this page: its events de-duplicate.
+			return out, nil
 		}
-		if len(resp.Value) == 0 || !ok || seen[next] {
+		next, err := c.nextLink(link, resp.NextLink)
+		if err != nil {
+			return out, err
+		}
+		out.Cursor = next
+		if next == link || seen[next] {
 			return out, nil
 		}
 		seen[next] = true
+		link = next
 		if page == c.pageLimit-1 {
 			out.More = true
 		}
@@ -76,21 +90,46 @@ func (c *Client) Events(ctx context.Context, containerID, jobID, cursor string) 
 	return out, nil
 }
 
-// skipToken extracts the $skiptoken (any casing) from a next link.
-func skipToken(nextLink string) (string, bool) {
-	if nextLink == "" {
-		return "", false
-	}
-	u, err := url.Parse(nextLink)
-	if err != nil {
-		return "", false
-	}
-	for k, v := range u.Query() {
-		if strings.EqualFold(strings.TrimPrefix(k, "$"), "skiptoken") && len(v) > 0 && v[0] != "" {
-			return v[0], true
+// cursorLink turns a stored cursor into the URL to read.
+func (c *Client) cursorLink(base, cursor string) (string, error) {
+	switch {
+	case cursor == "":
+		return base, nil
+	case strings.Contains(cursor, "://"):
+		link, err := c.nextLink(base, cursor)
+		if err != nil {
+			// Stored under another Graph root (a changed BaseURL, a
+			// restarted emulator): paging restarts from the beginning.
+			return "", fmt.Errorf("%w: %v", ErrStaleCursor, err)
 		}
+		return link, nil
 	}
-	return "", false
+	// A bare $skiptoken, as cursors were stored before next links were kept.
+	return base + "?$skiptoken=" + url.QueryEscape(cursor), nil
+}
+
+// nextLink resolves a next link against the page it came from and refuses
+// one that leaves the configured Graph root: the bearer token must never be
+// sent to another host because a response said so.
+func (c *Client) nextLink(from, next string) (string, error) {
+	f, err := url.Parse(from)
+	if err != nil {
+		return "", fmt.Errorf("graph: %s: bad page URL: %w", OpListEvents, err)
+	}
+	n, err := url.Parse(next)
+	if err != nil {
+		return "", fmt.Errorf("graph: %s: @odata.nextLink is not a URL", OpListEvents)
+	}
+	abs := f.ResolveReference(n)
+	root, _ := url.Parse(c.root)
+	if !strings.EqualFold(abs.Scheme, root.Scheme) || !strings.EqualFold(abs.Host, root.Host) {
+		return "", fmt.Errorf("graph: %s: @odata.nextLink points outside %s://%s; refusing to follow it", OpListEvents, root.Scheme, root.Host)
+	}
+	if n.IsAbs() {
+		// Verbatim: re-serialising could re-encode the service's query.
+		return next, nil
+	}
+	return abs.String(), nil
 }
 
 // DecodeEvents decodes a progressEvents page body; exported for tests and

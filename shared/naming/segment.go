@@ -69,6 +69,18 @@ func (m *Mapper) cleanSegment(seg string, folder, root bool) (name string, notes
 		name = strings.Repeat(repl, len(name))
 	}
 
+	name, notes = reservedRules(name, kind, verdict, repl, folder && root, notes)
+	if l := utf16Len(name); l > MaxSegmentLength {
+		notes = append(notes, note{RuleSegmentTooLong, fmt.Sprintf("%s name %q is %d characters, over SharePoint's limit of %d; %s (%s)", kind, abbreviate(seg), l, MaxSegmentLength, verdict("shortened, keeping the extension"), RuleSegmentTooLong)})
+		name = shorten(name, folder)
+	}
+
+	return name, notes, skipping && len(notes) > 0
+}
+
+// reservedRules repairs the names SharePoint reserves: device names, lock
+// files, a root Forms folder and "_vti_".
+func reservedRules(name, kind string, verdict func(string) string, repl string, rootFolder bool, notes []note) (string, []note) {
 	lower := strings.ToLower(name)
 	switch {
 	case reservedNames[lower]:
@@ -77,7 +89,7 @@ func (m *Mapper) cleanSegment(seg string, folder, root bool) (name string, notes
 	case strings.HasPrefix(name, "~$"):
 		notes = append(notes, note{RuleReservedName, fmt.Sprintf("%s name %q starts with \"~$\", which SharePoint reserves for lock files; %s (%s)", kind, name, verdict("\"~\" replaced with "+quote(repl)), RuleReservedName)})
 		name = repl + name[1:]
-	case folder && root && lower == "forms":
+	case rootFolder && lower == "forms":
 		notes = append(notes, note{RuleFormsFolder, fmt.Sprintf("folder %q at the library root is reserved by SharePoint for list forms; %s (%s)", name, verdict("prefixed with "+quote(repl)), RuleFormsFolder)})
 		name = repl + name
 	}
@@ -91,13 +103,7 @@ func (m *Mapper) cleanSegment(seg string, folder, root bool) (name string, notes
 			name = name[:i] + name[i+1:]
 		}
 	}
-
-	if l := utf16Len(name); l > MaxSegmentLength {
-		notes = append(notes, note{RuleSegmentTooLong, fmt.Sprintf("%s name %q is %d characters, over SharePoint's limit of %d; %s (%s)", kind, abbreviate(seg), l, MaxSegmentLength, verdict("shortened, keeping the extension"), RuleSegmentTooLong)})
-		name = shorten(name, folder)
-	}
-
-	return name, notes, skipping && len(notes) > 0
+	return name, notes
 }
 
 // shorten cuts a name to MaxSegmentLength, keeping a file's extension when

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"fmt"
+
+	"github.com/spemigrate/spemigrate/shared/state"
 )
 
 // Cancel stops a migration: planning stops, batches without a job are
@@ -18,13 +20,8 @@ func (e *Engine) Cancel(ctx context.Context, migrationID string) error {
 	if m.Status.Terminal() {
 		return nil
 	}
-	m, _, err = e.updateMigration(ctx, m, func(x *Migration) (bool, error) {
-		if x.Status.Terminal() || x.CancelRequested {
-			return false, nil
-		}
-		x.CancelRequested = true
-		x.Reason = "cancelled by request"
-		return true, nil
+	m, _, err = e.updateMigration(ctx, m, func(x *state.Migration) (bool, error) {
+		return requestCancel.apply(x, ""), nil
 	})
 	if err != nil {
 		return fmt.Errorf("cancel %s: %w", migrationID, err)
@@ -40,7 +37,7 @@ func (e *Engine) Cancel(ctx context.Context, migrationID string) error {
 	for _, b := range bs {
 		switch {
 		case b.Status.Terminal():
-		case b.Status == BatchRunning:
+		case b.Status == state.BatchRunning:
 			if b.JobStarted || b.Completed {
 				continue
 			}

@@ -1,4 +1,4 @@
-package pipeline
+package pipeline_test
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 )
 
 // tableCounter is a Table Storage transport that counts requests by
-// method and table ("POST Claims", "GET Imports", "POST $batch").
+// method and table ("POST Claims", "GET pipeline.Imports", "POST $batch").
 type tableCounter struct {
 	mu sync.Mutex
 	n  map[string]int
@@ -85,7 +85,7 @@ func (c *tableCounter) take() (kinds string, total, perObject int) {
 // perObjectTables hold rows per file or folder: naming and list-item id
 // claims, import records, batch items and per-item results (and the
 // Targets counter the id claims reserve from).
-var perObjectTables = []string{"Claims", "Imports", "Items", "Results", "Targets"}
+var perObjectTables = []string{"Claims", "pipeline.Imports", "Items", "Results", "Targets"}
 
 // TestTableTransactionsPerFile keeps Table Storage's cost per file down:
 // naming claims, list-item id claims, import lookups and records, batch

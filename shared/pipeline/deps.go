@@ -6,16 +6,9 @@ import (
 	"time"
 
 	"github.com/spemigrate/spemigrate/shared/graph"
+	"github.com/spemigrate/spemigrate/shared/queue"
 	"github.com/spemigrate/spemigrate/shared/source"
-)
-
-// Store errors. Implementations return (or wrap) these so the engine can
-// tell a lost race from a failure.
-var (
-	ErrNotFound = errors.New("pipeline: not found")
-	ErrExists   = errors.New("pipeline: already exists")
-	// ErrConflict: the entity changed since it was read (ETag mismatch).
-	ErrConflict = errors.New("pipeline: concurrent update")
+	"github.com/spemigrate/spemigrate/shared/state"
 )
 
 // ErrSASTooShort is returned (wrapped) by a [Stager] that refuses to stage
@@ -23,37 +16,40 @@ var (
 var ErrSASTooShort = errors.New("pipeline: SAS expires too soon")
 
 // Store holds the truth: migrations, batches, their items, progress events
-// and per-item results. Updates are conditional on the entity's ETag and
-// set the new ETag on success; a stale ETag yields [ErrConflict].
+// and per-item results; *state.Store implements it. Creates return
+// state.ErrExists when the entity exists; Replace writes are conditional on
+// the entity's ETag, set the new ETag on success, and return state.ErrStale
+// when it no longer matches (state.Update is the loop over them).
 //
 // The store keeps the in-flight index: a non-terminal batch, and a
-// migration that is running, are listed by InFlight; terminal ones are not.
+// running migration, are listed by InFlight; terminal ones are not.
 type Store interface {
-	CreateMigration(ctx context.Context, m *Migration) error // ErrExists
-	GetMigration(ctx context.Context, id string) (*Migration, error)
-	UpdateMigration(ctx context.Context, m *Migration) error
+	CreateMigration(ctx context.Context, m *state.Migration) error
+	GetMigration(ctx context.Context, id string) (*state.Migration, error)
+	ReplaceMigration(ctx context.Context, m *state.Migration) error
 
-	// CreateBatch stores a new batch with its items; ErrExists if the
-	// batch id is taken (its items are then left as they were).
-	CreateBatch(ctx context.Context, b *Batch, items []Item) error
+	// CreateBatch stores a new batch with its items.
+	CreateBatch(ctx context.Context, b *state.Batch, items []state.Item) error
 	// PutBatchItems rewrites a batch's items (same order and count), to
 	// record staging errors.
-	PutBatchItems(ctx context.Context, migrationID, batchID string, items []Item) error
-	GetBatch(ctx context.Context, migrationID, batchID string) (*Batch, error)
-	UpdateBatch(ctx context.Context, b *Batch) error
-	ListBatches(ctx context.Context, migrationID string) ([]*Batch, error)
-	BatchItems(ctx context.Context, migrationID, batchID string) ([]Item, error)
+	PutBatchItems(ctx context.Context, migrationID, batchID string, items []state.Item) error
+	GetBatch(ctx context.Context, migrationID, batchID string) (*state.Batch, error)
+	ReplaceBatch(ctx context.Context, b *state.Batch) error
+	ListBatches(ctx context.Context, migrationID string) ([]*state.Batch, error)
+	BatchItems(ctx context.Context, migrationID, batchID string) ([]state.Item, error)
 
-	// PutEvents upserts progress events by event id, so a page read twice
-	// stores each event once. ListEvents returns one job's events.
-	PutEvents(ctx context.Context, migrationID, batchID string, events []graph.Event) error
+	// PutEvents stores progress events once by event id, so a page read
+	// twice stores each event once. ListEvents returns one job's events.
+	PutEvents(ctx context.Context, migrationID, batchID string, events []graph.Event) (int, error)
 	ListEvents(ctx context.Context, migrationID, batchID, jobID string) ([]graph.Event, error)
 
-	// PutItemResults upserts per-item results.
-	PutItemResults(ctx context.Context, results []ItemResult) error
+	// PutResults upserts per-item results.
+	PutResults(ctx context.Context, results []state.ItemResult) error
 
-	// InFlight lists up to limit entries of the in-flight index.
-	InFlight(ctx context.Context, limit int) ([]Ref, error)
+	// InFlight lists up to limit entries of the in-flight index;
+	// ForgetInFlight drops a row whose entity is terminal or gone.
+	InFlight(ctx context.Context, limit int) ([]state.Ref, error)
+	ForgetInFlight(ctx context.Context, migrationID, batchID string) error
 }
 
 // Graph is the part of the Graph SPE migration API the steps call.
@@ -74,7 +70,7 @@ type Graph interface {
 // out of the package and reported in StageResult.Failed (by index into
 // items) with a reason free of secrets.
 type Stager interface {
-	Stage(ctx context.Context, m *Migration, b *Batch, items []Item, info graph.ContainerInfo) (StageResult, error)
+	Stage(ctx context.Context, m *state.Migration, b *state.Batch, items []state.Item, info graph.ContainerInfo) (StageResult, error)
 }
 
 // StageResult is what a [Stager] reports about one staged batch.
@@ -88,14 +84,14 @@ type StageResult struct {
 // (planning may re-run after a crash), which includes case-insensitive
 // collision claims.
 type Namer interface {
-	Name(ctx context.Context, m *Migration, path string, size int64) (Decision, error)
+	Name(ctx context.Context, m *state.Migration, path string, size int64) (Decision, error)
 }
 
 // PageNamer is a [Namer] that names a page of files at once, in a few
 // round trips instead of one per file; the engine uses it when the Namer
 // provides it. Decisions come back in the order of entries.
 type PageNamer interface {
-	NamePage(ctx context.Context, m *Migration, entries []NameEntry) ([]Decision, error)
+	NamePage(ctx context.Context, m *state.Migration, entries []NameEntry) ([]Decision, error)
 }
 
 // NameEntry is one file for [PageNamer.NamePage].
@@ -115,18 +111,19 @@ type Decision struct {
 // Planner groups one page's items into batches (staging limits: count,
 // bytes, large files alone). It must be deterministic.
 type Planner interface {
-	Plan(m *Migration, items []Item) ([][]Item, error)
+	Plan(m *state.Migration, items []state.Item) ([][]state.Item, error)
 }
 
-// Sealer seals secrets before they are stored.
-type Sealer interface {
-	Seal(plaintext []byte) (string, error)
-	Open(sealed string) ([]byte, error)
+// TargetChecker checks a new migration's target container before it is
+// stored: a container that does not exist or that the app may not use is a
+// *request.Error naming target.containerId; anything else is transient.
+type TargetChecker interface {
+	CheckTarget(ctx context.Context, containerID string) error
 }
 
 // Sources opens a migration's source.
 type Sources interface {
-	Source(ctx context.Context, m *Migration) (source.Source, error)
+	Source(ctx context.Context, m *state.Migration) (source.Source, error)
 }
 
 // Imports remembers, per target container and library path, which source
@@ -138,15 +135,16 @@ type Imports interface {
 	// the item's current source version at its target path. It returns
 	// nothing when m's request is not incremental, and never names m
 	// itself (a re-planned page must not skip what m imported).
-	Unchanged(ctx context.Context, m *Migration, items []Item) (map[int]string, error)
+	Unchanged(ctx context.Context, m *state.Migration, items []state.Item) (map[int]string, error)
 	// Record notes that items of batch batchID were imported by m.
 	// Recording the same items again is harmless.
-	Record(ctx context.Context, m *Migration, batchID string, items []Item) error
+	Record(ctx context.Context, m *state.Migration, batchID string, items []state.Item) error
 }
 
-// Sender sends the steps' next messages (scheduled when NotBefore is set).
+// Sender sends the steps' next messages (scheduled when NotBefore is set);
+// *queue.Sender implements it.
 type Sender interface {
-	Send(ctx context.Context, msgs []Next) error
+	Send(ctx context.Context, msgs ...queue.Message) error
 }
 
 // Clock returns the current time; tests substitute one.

@@ -49,7 +49,7 @@
 // and every batch is terminal; its counters are recomputed from the batches
 // (a set, not an increment, so re-running is harmless).
 //
-// Batch (attempt n, 1-based):
+// state.Batch (attempt n, 1-based):
 //
 //	planned ──stage──► staged ──submit──► submitting ──► running ──poll──► succeeded
 //	   ▲                  │                                 │          ├─► completedWithErrors

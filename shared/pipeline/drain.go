@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/spemigrate/spemigrate/shared/queue"
+	"github.com/spemigrate/spemigrate/shared/state"
 )
 
 // DrainReport says what one drain looked at and re-drove.
@@ -40,7 +43,7 @@ func (e *Engine) Drain(ctx context.Context) (DrainReport, error) {
 	for _, r := range refs {
 		rep.Examined++
 		redriven, settled, err := e.drainOne(ctx, r)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errors.Is(err, state.ErrNotFound) {
 			e.log.Warn("drain entry failed", "migration", r.MigrationID, "batch", r.BatchID, "error", err)
 			errs = append(errs, err)
 		}
@@ -57,25 +60,14 @@ func (e *Engine) Drain(ctx context.Context) (DrainReport, error) {
 	return rep, nil
 }
 
-// InFlightForgetter is optionally implemented by a [Store] whose in-flight
-// index can hold stale rows (a crash between an entity's terminal write and
-// the index delete); the drain calls it for rows whose entity is terminal or
-// gone.
-type InFlightForgetter interface {
-	ForgetInFlight(ctx context.Context, migrationID, batchID string) error
+func (e *Engine) forget(ctx context.Context, r state.Ref) error {
+	return e.Store.ForgetInFlight(ctx, r.MigrationID, r.BatchID)
 }
 
-func (e *Engine) forget(ctx context.Context, r Ref) error {
-	if f, ok := e.Store.(InFlightForgetter); ok {
-		return f.ForgetInFlight(ctx, r.MigrationID, r.BatchID)
-	}
-	return nil
-}
-
-func (e *Engine) drainOne(ctx context.Context, r Ref) (redriven, settled bool, err error) {
+func (e *Engine) drainOne(ctx context.Context, r state.Ref) (redriven, settled bool, err error) {
 	now := e.now()
 	m, b, err := e.load(ctx, r.MigrationID, r.BatchID)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, state.ErrNotFound) {
 		return false, false, e.forget(ctx, r)
 	}
 	if err != nil {
@@ -90,37 +82,37 @@ func (e *Engine) drainOne(ctx context.Context, r Ref) (redriven, settled bool, e
 			return false, false, nil
 		}
 		if !m.PlanDone && !m.CancelRequested {
-			return true, false, e.send(ctx, Next{Step: StepPlan, MigrationID: m.ID, Page: m.PlanPage, Nonce: n})
+			return true, false, e.send(ctx, queue.Message{Step: queue.StepProvision, MigrationID: m.ID, Page: m.PlanPage, Nonce: n})
 		}
 		// Only a crash between a batch's last write and the migration's
 		// leaves this; settling costs one read of the batches.
 		return false, true, e.settle(ctx, m)
 	}
 	switch b.Status {
-	case BatchRunning:
+	case state.BatchRunning:
 		if b.Completed {
-			return true, false, e.send(ctx, Next{Step: StepPoll, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, Nonce: n})
+			return true, false, e.send(ctx, queue.Message{Step: queue.StepPoll, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, Nonce: n})
 		}
 		if now.Before(b.NextPollAt.Add(e.cfg.PollGrace)) {
 			return false, false, nil
 		}
 		e.batchLog(b).Info("poll overdue; re-driven", "due", b.NextPollAt)
 		return true, false, e.reschedule(ctx, b, b.PollSeq, now)
-	case BatchPlanned:
+	case state.BatchPlanned:
 		if b.Page >= m.PlanPage || now.Sub(b.Updated) < e.cfg.StuckAfter {
 			return false, false, nil
 		}
-		return true, false, e.send(ctx, Next{Step: StepStage, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Nonce: n})
-	case BatchStaged:
+		return true, false, e.send(ctx, queue.Message{Step: queue.StepStageBatch, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Nonce: n})
+	case state.BatchStaged:
 		if now.Sub(b.Updated) < e.cfg.StuckAfter {
 			return false, false, nil
 		}
-		return true, false, e.send(ctx, Next{Step: StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Nonce: n})
-	case BatchSubmitting:
+		return true, false, e.send(ctx, queue.Message{Step: queue.StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Nonce: n})
+	case state.BatchSubmitting:
 		if now.Before(b.SubmitStarted.Add(e.cfg.SubmitLease)) {
 			return false, false, nil
 		}
-		return true, false, e.send(ctx, Next{Step: StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Nonce: n})
+		return true, false, e.send(ctx, queue.Message{Step: queue.StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Nonce: n})
 	}
 	if b.Status.Terminal() {
 		if err := e.settle(ctx, m); err != nil {

@@ -2,14 +2,14 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
 	"github.com/spemigrate/spemigrate/shared/graph"
+	"github.com/spemigrate/spemigrate/shared/queue"
+	"github.com/spemigrate/spemigrate/shared/state"
 )
 
 // Config tunes the engine. Zero values take the defaults noted.
@@ -44,6 +44,14 @@ type Config struct {
 	// ThrottleBackoff is used when a throttled response has no Retry-After
 	// (default 30 s).
 	ThrottleBackoff time.Duration
+	// MaxJobsPerContainer caps the jobs in flight (being created or
+	// running) per target container (default 20; negative: no cap): a large
+	// migration then feeds SharePoint's queue steadily instead of creating
+	// thousands of jobs that are postponed, throttled or time out. The cap
+	// is soft: concurrent submits may pass it by a few. A batch over the cap
+	// waits JobSlotWait (default 1 min) and looks again.
+	MaxJobsPerContainer int
+	JobSlotWait         time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -69,6 +77,10 @@ func (c Config) withDefaults() Config {
 	def(&c.StuckAfter, 15*time.Minute)
 	def(&c.PollGrace, 2*time.Minute)
 	def(&c.ThrottleBackoff, 30*time.Second)
+	def(&c.JobSlotWait, time.Minute)
+	if c.MaxJobsPerContainer == 0 {
+		c.MaxJobsPerContainer = 20
+	}
 	return c
 }
 
@@ -80,12 +92,14 @@ type Deps struct {
 	Stager  Stager
 	Namer   Namer
 	Planner Planner
-	Sealer  Sealer
 	Sources Sources
 	Sender  Sender
 	// Imports is optional: without it nothing is recorded and every planned
 	// file is imported (options.incremental has no effect).
 	Imports Imports
+	// Targets is optional: without it a start does not check its target
+	// container up front (a wrong one fails the migration later).
+	Targets TargetChecker
 	Clock   Clock
 	Logger  *slog.Logger
 }
@@ -103,7 +117,7 @@ func New(deps Deps, cfg Config) (*Engine, error) {
 	var missing []string
 	for name, v := range map[string]any{
 		"Store": deps.Store, "Graph": deps.Graph, "Stager": deps.Stager, "Namer": deps.Namer,
-		"Planner": deps.Planner, "Sealer": deps.Sealer, "Sources": deps.Sources, "Sender": deps.Sender,
+		"Planner": deps.Planner, "Sources": deps.Sources, "Sender": deps.Sender,
 	} {
 		if v == nil {
 			missing = append(missing, name)
@@ -122,91 +136,58 @@ func New(deps Deps, cfg Config) (*Engine, error) {
 	return &Engine{Deps: deps, cfg: cfg.withDefaults(), log: log}, nil
 }
 
-// Config returns the effective configuration.
-func (e *Engine) Config() Config { return e.cfg }
-
-// Run dispatches one message to its step; handlers that receive all steps'
-// messages in one place can call it instead of the step methods.
-func (e *Engine) Run(ctx context.Context, n Next) error {
-	switch n.Step {
-	case StepPlan:
-		return e.Plan(ctx, n.MigrationID, n.Page)
-	case StepStage:
-		return e.Stage(ctx, n.MigrationID, n.BatchID)
-	case StepSubmit:
-		return e.Submit(ctx, n.MigrationID, n.BatchID)
-	case StepPoll:
-		return e.Poll(ctx, n.MigrationID, n.BatchID, n.Attempt, n.Seq)
+// Run dispatches one step message to its step; the handlers of the step
+// queues call it.
+func (e *Engine) Run(ctx context.Context, msg queue.Message) error {
+	switch msg.Step {
+	case queue.StepProvision:
+		return e.Provision(ctx, msg.MigrationID, msg.Page)
+	case queue.StepStageBatch:
+		return e.StageBatch(ctx, msg.MigrationID, msg.BatchID)
+	case queue.StepSubmit:
+		return e.Submit(ctx, msg.MigrationID, msg.BatchID)
+	case queue.StepPoll:
+		return e.Poll(ctx, msg.MigrationID, msg.BatchID, msg.Attempt, msg.Seq)
 	}
-	return fmt.Errorf("pipeline: unknown step %q", n.Step)
+	return MarkPermanent(fmt.Errorf("pipeline: unknown step %q", msg.Step))
 }
 
 func (e *Engine) now() time.Time { return e.Clock().UTC() }
 
-func (e *Engine) send(ctx context.Context, msgs ...Next) error {
+func (e *Engine) send(ctx context.Context, msgs ...queue.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	if err := e.Sender.Send(ctx, msgs); err != nil {
+	if err := e.Sender.Send(ctx, msgs...); err != nil {
 		return fmt.Errorf("send %s: %w", msgs[0].Step, err)
 	}
 	return nil
 }
 
-// maxRaces bounds how often one step re-reads after losing an ETag race
-// before giving the message back to the queue.
-const maxRaces = 8
-
-// updateBatch applies mutate to the stored batch and writes it
-// conditionally; on a lost race it re-reads and calls mutate again, so the
-// decision is always made on fresh state. mutate returns false to write
-// nothing. The returned batch is the stored one (written or not).
-func (e *Engine) updateBatch(ctx context.Context, b *Batch, mutate func(b *Batch) (bool, error)) (*Batch, bool, error) {
-	for range maxRaces {
-		cp := *b
-		write, err := mutate(&cp)
-		if err != nil || !write {
-			return b, false, err
-		}
-		cp.Updated = e.now()
-		err = e.Store.UpdateBatch(ctx, &cp)
-		if err == nil {
-			return &cp, true, nil
-		}
-		if !errors.Is(err, ErrConflict) {
-			return b, false, fmt.Errorf("update batch %s: %w", b.ID, err)
-		}
-		if b, err = e.Store.GetBatch(ctx, b.MigrationID, b.ID); err != nil {
-			return nil, false, fmt.Errorf("reload batch: %w", err)
-		}
+// updateBatch applies mutate to the batch through state.Update, the one
+// conditional-update loop: on a lost race it re-reads and calls mutate
+// again, so the decision is always made on fresh state. mutate returns false
+// to write nothing. The returned batch is the stored one (written or not).
+func (e *Engine) updateBatch(ctx context.Context, b *state.Batch, mutate func(b *state.Batch) (bool, error)) (*state.Batch, bool, error) {
+	reload := func(ctx context.Context) (*state.Batch, error) { return e.Store.GetBatch(ctx, b.MigrationID, b.ID) }
+	got, wrote, err := state.Update(ctx, b, reload, e.Store.ReplaceBatch, mutate)
+	if err != nil {
+		return b, false, fmt.Errorf("update batch %s: %w", b.ID, err)
 	}
-	return b, false, fmt.Errorf("update batch %s: %w", b.ID, ErrConflict)
+	return got, wrote, nil
 }
 
 // updateMigration is updateBatch for the migration entity.
-func (e *Engine) updateMigration(ctx context.Context, m *Migration, mutate func(m *Migration) (bool, error)) (*Migration, bool, error) {
-	for range maxRaces {
-		cp := *m
-		write, err := mutate(&cp)
-		if err != nil || !write {
-			return m, false, err
-		}
-		cp.Updated = e.now()
-		err = e.Store.UpdateMigration(ctx, &cp)
-		if err == nil {
-			return &cp, true, nil
-		}
-		if !errors.Is(err, ErrConflict) {
-			return m, false, fmt.Errorf("update migration %s: %w", m.ID, err)
-		}
-		if m, err = e.Store.GetMigration(ctx, m.ID); err != nil {
-			return nil, false, fmt.Errorf("reload migration: %w", err)
-		}
+func (e *Engine) updateMigration(ctx context.Context, m *state.Migration, mutate func(m *state.Migration) (bool, error)) (*state.Migration, bool, error) {
+	reload := func(ctx context.Context) (*state.Migration, error) { return e.Store.GetMigration(ctx, m.ID) }
+	got, wrote, err := state.Update(ctx, m, reload, e.Store.ReplaceMigration, mutate)
+	if err != nil {
+		return m, false, fmt.Errorf("update migration %s: %w", m.ID, err)
 	}
-	return m, false, fmt.Errorf("update migration %s: %w", m.ID, ErrConflict)
+	return got, wrote, nil
 }
 
-func (e *Engine) load(ctx context.Context, migrationID, batchID string) (*Migration, *Batch, error) {
+func (e *Engine) load(ctx context.Context, migrationID, batchID string) (*state.Migration, *state.Batch, error) {
 	m, err := e.Store.GetMigration(ctx, migrationID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load migration %s: %w", migrationID, err)
@@ -221,31 +202,6 @@ func (e *Engine) load(ctx context.Context, migrationID, batchID string) (*Migrat
 	return m, b, nil
 }
 
-func (e *Engine) seal(info graph.ContainerInfo) (string, error) {
-	data, err := json.Marshal(info)
-	if err != nil {
-		return "", err
-	}
-	s, err := e.Sealer.Seal(data)
-	if err != nil {
-		return "", fmt.Errorf("seal container info: %w", err)
-	}
-	return s, nil
-}
-
-func (e *Engine) unseal(b *Batch) (graph.ContainerInfo, error) {
-	var info graph.ContainerInfo
-	data, err := e.Sealer.Open(b.SealedContainers)
-	if err != nil {
-		return info, fmt.Errorf("open sealed container info of batch %s: %w", b.ID, err)
-	}
-	if err := json.Unmarshal(data, &info); err != nil {
-		// The error text would quote the plaintext; keep it out.
-		return info, fmt.Errorf("decode sealed container info of batch %s: malformed", b.ID)
-	}
-	return info, nil
-}
-
 // throttled reports whether err is a Graph throttle and when to retry.
 func (e *Engine) throttled(err error) (time.Time, bool) {
 	d, ok := graph.RetryAfter(err)
@@ -258,6 +214,6 @@ func (e *Engine) throttled(err error) (time.Time, bool) {
 	return e.now().Add(d), true
 }
 
-func (e *Engine) batchLog(b *Batch) *slog.Logger {
+func (e *Engine) batchLog(b *state.Batch) *slog.Logger {
 	return e.log.With("migration", b.MigrationID, "batch", b.ID, "attempt", b.Attempt)
 }

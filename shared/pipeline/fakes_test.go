@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/spemigrate/spemigrate/shared/graph"
+	"github.com/spemigrate/spemigrate/shared/queue"
 	"github.com/spemigrate/spemigrate/shared/source"
+	"github.com/spemigrate/spemigrate/shared/state"
 )
 
 // This file holds in-memory fakes for the unit tests of the state machine.
@@ -36,20 +38,42 @@ type world struct {
 	// throttle makes the next n calls of op return 429 with retryAfter.
 	throttle   map[string]int
 	retryAfter time.Duration
+	// staleCursors makes the next n event reads with a cursor fail as a
+	// refused cursor (400), as the service may after a long pause.
+	staleCursors int
+	// slowJobs makes a job's first events read show it queued only, so a
+	// second read (with a cursor) is needed.
+	slowJobs bool
+	// denyCreate makes job creation answer 403, as for an app without
+	// FileStorageContainer.Selected.
+	denyCreate bool
+	// restartFatal makes a job that hits its fatal error restart itself
+	// (a Start with isRestarted) and then import.
+	restartFatal bool
+	// phantomErrors adds to a job's totalErrors without error events.
+	phantomErrors int
+	// raceDelete makes a delete answer 204 while the job starts anyway.
+	raceDelete bool
+	// onCreate, when set, runs at every job creation (world unlocked).
+	onCreate func()
+	// warn makes the import warn about these targets (target -> message),
+	// as SharePoint does when it replaces an author it cannot resolve.
+	warn       map[string]string
 	provisions int
 }
 
 type stagedPkg struct {
 	batchID string
-	items   []Item
+	items   []state.Item
 	failed  map[int]string
 }
 
 type fakeJob struct {
 	id, container, batchID string
-	items                  []Item
+	items                  []state.Item
 	failed                 map[int]string
 	deleted, started       bool
+	reads                  int
 	events                 []graph.Event
 }
 
@@ -123,10 +147,16 @@ func (g fakeGraph) ProvisionContainers(ctx context.Context, containerID string) 
 
 func (g fakeGraph) CreateJob(ctx context.Context, containerID string, info graph.ContainerInfo) (string, error) {
 	w := g.w
+	if w.onCreate != nil {
+		w.onCreate()
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.throttled("create"); err != nil {
 		return "", err
+	}
+	if w.denyCreate {
+		return "", &graph.Error{Op: "createMigrationJob", StatusCode: http.StatusForbidden, Code: "accessDenied", Message: "Access denied"}
 	}
 	if exp, _ := info.Expiry(); !exp.After(w.now) {
 		return "", &graph.Error{Op: "create", StatusCode: 400, Code: "migrationBadRequest", InnerCode: "invalidAzureResource"}
@@ -146,6 +176,9 @@ func (g fakeGraph) DeleteJob(ctx context.Context, containerID, jobID string) err
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, j := range w.jobs {
+		if j.id == jobID && !j.started && !j.deleted && w.raceDelete {
+			return nil
+		}
 		if j.id == jobID && !j.started && !j.deleted {
 			j.deleted = true
 			j.events = append(j.events, ev(j, graph.KindDeleted))
@@ -168,6 +201,10 @@ func (g fakeGraph) Events(ctx context.Context, containerID, jobID, cursor string
 	if err := w.throttled("events"); err != nil {
 		return graph.EventBatch{}, err
 	}
+	if cursor != "" && w.staleCursors > 0 {
+		w.staleCursors--
+		return graph.EventBatch{}, &graph.Error{Op: graph.OpListEvents, StatusCode: http.StatusBadRequest, Code: "invalidRequest"}
+	}
 	var j *fakeJob
 	nth := 0
 	for _, x := range w.jobs {
@@ -183,7 +220,8 @@ func (g fakeGraph) Events(ctx context.Context, containerID, jobID, cursor string
 			nth++
 		}
 	}
-	if !j.started && !j.deleted {
+	j.reads++
+	if !j.started && !j.deleted && !(w.slowJobs && j.reads == 1) {
 		j.started = true
 		j.events = append(j.events, ev(j, graph.KindStart))
 		p := &graph.Progress{IsCompleted: true}
@@ -192,7 +230,14 @@ func (g fakeGraph) Events(ctx context.Context, containerID, jobID, cursor string
 			e.Error = &graph.JobError{Level: graph.LevelFatalError, ObjectType: graph.ObjectInvalid, Error: graph.PublicError{Code: "-2146232060", Message: "Manifest.xml could not be decrypted"}}
 			j.events = append(j.events, e)
 			p.TotalErrors = 1
-		} else {
+		}
+		if w.fatal(j.batchID, nth+1) && w.restartFatal {
+			r := ev(j, graph.KindStart)
+			r.Start = &graph.Start{IsRestarted: true, TotalRetryCount: 1}
+			j.events = append(j.events, r)
+			p.TotalErrors = 0
+		}
+		if !w.fatal(j.batchID, nth+1) || w.restartFatal {
 			for i, it := range j.items {
 				if _, bad := j.failed[i]; bad {
 					continue
@@ -204,11 +249,18 @@ func (g fakeGraph) Events(ctx context.Context, containerID, jobID, cursor string
 					p.TotalErrors++
 					continue
 				}
+				if msg, ok := w.warn[it.Target]; ok {
+					e := ev(j, graph.KindError)
+					e.Error = &graph.JobError{Level: graph.LevelWarning, ObjectType: graph.ObjectFile, ObjectURL: "Document Library/" + it.Target, Error: graph.PublicError{Code: "-2147024809", Message: msg}}
+					j.events = append(j.events, e)
+					p.TotalWarnings++
+				}
 				w.target[it.Target] = it.Path
 				p.FilesProcessed++
 				p.BytesProcessed += graph.Int64(it.Size())
 			}
 		}
+		p.TotalErrors += graph.Int64(w.phantomErrors)
 		e := ev(j, graph.KindProgress)
 		e.Progress = p
 		j.events = append(j.events, e)
@@ -231,7 +283,7 @@ func (g fakeGraph) Events(ctx context.Context, containerID, jobID, cursor string
 
 type fakeStager struct{ w *world }
 
-func (s fakeStager) Stage(ctx context.Context, m *Migration, b *Batch, items []Item, info graph.ContainerInfo) (StageResult, error) {
+func (s fakeStager) Stage(ctx context.Context, m *state.Migration, b *state.Batch, items []state.Item, info graph.ContainerInfo) (StageResult, error) {
 	w := s.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -244,15 +296,15 @@ func (s fakeStager) Stage(ctx context.Context, m *Migration, b *Batch, items []I
 			res.Failed[i] = "source returned 404 BlobNotFound"
 		}
 	}
-	w.staged[info.DataContainerURI] = stagedPkg{batchID: b.ID, items: append([]Item(nil), items...), failed: res.Failed}
+	w.staged[info.DataContainerURI] = stagedPkg{batchID: b.ID, items: append([]state.Item(nil), items...), failed: res.Failed}
 	return res, nil
 }
 
-// ---- Namer, Planner, Sealer, Sources ----
+// ---- Namer, Planner, Sources ----
 
 type fakeNamer struct{}
 
-func (fakeNamer) Name(ctx context.Context, m *Migration, p string, size int64) (Decision, error) {
+func (fakeNamer) Name(ctx context.Context, m *state.Migration, p string, size int64) (Decision, error) {
 	switch {
 	case strings.Contains(p, "desktop.ini"):
 		return Decision{Skip: true, Reason: "reserved-name: desktop.ini is reserved by SharePoint"}, nil
@@ -264,35 +316,14 @@ func (fakeNamer) Name(ctx context.Context, m *Migration, p string, size int64) (
 
 type fakePlanner struct{ n int }
 
-func (p fakePlanner) Plan(_ *Migration, items []Item) ([][]Item, error) {
-	var out [][]Item
+func (p fakePlanner) Plan(_ *state.Migration, items []state.Item) ([][]state.Item, error) {
+	var out [][]state.Item
 	for len(items) > 0 {
 		k := min(p.n, len(items))
 		out = append(out, items[:k:k])
 		items = items[k:]
 	}
 	return out, nil
-}
-
-type fakeSealer struct{}
-
-func (fakeSealer) Seal(p []byte) (string, error) {
-	q := append([]byte(nil), p...)
-	for i := range q {
-		q[i] ^= 0x5a
-	}
-	return "sealed:" + base64.StdEncoding.EncodeToString(q), nil
-}
-
-func (fakeSealer) Open(s string) ([]byte, error) {
-	q, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, "sealed:"))
-	if err != nil {
-		return nil, err
-	}
-	for i := range q {
-		q[i] ^= 0x5a
-	}
-	return q, nil
 }
 
 type fakeSource struct{ entries []source.Entry }
@@ -316,14 +347,14 @@ func (s fakeSource) Open(ctx context.Context, e source.Entry) (io.ReadCloser, er
 
 type fakeSources struct{ src source.Source }
 
-func (f fakeSources) Source(ctx context.Context, m *Migration) (source.Source, error) {
+func (f fakeSources) Source(ctx context.Context, m *state.Migration) (source.Source, error) {
 	return f.src, nil
 }
 
 // ---- Sender ----
 
 type queued struct {
-	n   Next
+	n   queue.Message
 	seq int
 }
 
@@ -334,7 +365,7 @@ type fakeSender struct {
 	sent int
 }
 
-func (s *fakeSender) Send(ctx context.Context, msgs []Next) error {
+func (s *fakeSender) Send(ctx context.Context, msgs ...queue.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, m := range msgs {
@@ -346,11 +377,11 @@ func (s *fakeSender) Send(ctx context.Context, msgs []Next) error {
 }
 
 // pop takes the message due first (ties in send order).
-func (s *fakeSender) pop() (Next, bool) {
+func (s *fakeSender) pop() (queue.Message, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.q) == 0 {
-		return Next{}, false
+		return queue.Message{}, false
 	}
 	sort.SliceStable(s.q, func(i, j int) bool {
 		if !s.q[i].n.NotBefore.Equal(s.q[j].n.NotBefore) {
@@ -366,113 +397,135 @@ func (s *fakeSender) pop() (Next, bool) {
 // ---- Store ----
 
 type memStore struct {
+	// clock stamps Created/Updated as the real store does.
+	clock    func() time.Time
 	mu       sync.Mutex
 	etag     int
-	migs     map[string]Migration
-	batches  map[string]Batch
-	items    map[string][]Item
+	migs     map[string]state.Migration
+	batches  map[string]state.Batch
+	items    map[string][]state.Item
 	events   map[string][]graph.Event
-	results  map[string]ItemResult
+	results  map[string]state.ItemResult
 	resultsW int
 }
 
 func newMemStore() *memStore {
 	return &memStore{
-		migs: map[string]Migration{}, batches: map[string]Batch{}, items: map[string][]Item{},
-		events: map[string][]graph.Event{}, results: map[string]ItemResult{},
+		migs: map[string]state.Migration{}, batches: map[string]state.Batch{}, items: map[string][]state.Item{},
+		events: map[string][]graph.Event{}, results: map[string]state.ItemResult{},
 	}
 }
 
 func (s *memStore) tag() string { s.etag++; return strconv.Itoa(s.etag) }
 
+func (s *memStore) now() time.Time {
+	if s.clock == nil {
+		return time.Now().UTC()
+	}
+	return s.clock().UTC()
+}
+
 func bkey(m, b string) string { return m + "|" + b }
 
-func (s *memStore) CreateMigration(ctx context.Context, m *Migration) error {
+func (s *memStore) CreateMigration(ctx context.Context, m *state.Migration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.migs[m.ID]; ok {
-		return ErrExists
+		return state.ErrExists
+	}
+	if m.Status == "" {
+		m.Status = state.MigrationRunning
 	}
 	m.ETag = s.tag()
+	if m.Created.IsZero() {
+		m.Created = s.now()
+	}
+	m.Updated = s.now()
 	s.migs[m.ID] = *m
 	return nil
 }
 
-func (s *memStore) GetMigration(ctx context.Context, id string) (*Migration, error) {
+func (s *memStore) GetMigration(ctx context.Context, id string) (*state.Migration, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m, ok := s.migs[id]
 	if !ok {
-		return nil, ErrNotFound
+		return nil, state.ErrNotFound
 	}
 	return &m, nil
 }
 
-func (s *memStore) UpdateMigration(ctx context.Context, m *Migration) error {
+func (s *memStore) ReplaceMigration(ctx context.Context, m *state.Migration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.migs[m.ID]
 	if !ok {
-		return ErrNotFound
+		return state.ErrStale
 	}
 	if cur.ETag != m.ETag {
-		return ErrConflict
+		return state.ErrStale
 	}
 	m.ETag = s.tag()
+	m.Updated = s.now()
 	s.migs[m.ID] = *m
 	return nil
 }
 
-func (s *memStore) CreateBatch(ctx context.Context, b *Batch, items []Item) error {
+func (s *memStore) CreateBatch(ctx context.Context, b *state.Batch, items []state.Item) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := bkey(b.MigrationID, b.ID)
 	if _, ok := s.batches[k]; ok {
-		return ErrExists
+		return state.ErrExists
+	}
+	if b.Status == "" {
+		b.Status = state.BatchPlanned
 	}
 	b.ETag = s.tag()
+	b.Created, b.Updated = s.now(), s.now()
 	s.batches[k] = *b
-	s.items[k] = append([]Item(nil), items...)
+	s.items[k] = append([]state.Item(nil), items...)
 	return nil
 }
 
-func (s *memStore) PutBatchItems(ctx context.Context, mig, batch string, items []Item) error {
+func (s *memStore) PutBatchItems(ctx context.Context, mig, batch string, items []state.Item) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.items[bkey(mig, batch)] = append([]Item(nil), items...)
+	s.items[bkey(mig, batch)] = append([]state.Item(nil), items...)
 	return nil
 }
 
-func (s *memStore) GetBatch(ctx context.Context, mig, id string) (*Batch, error) {
+func (s *memStore) GetBatch(ctx context.Context, mig, id string) (*state.Batch, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, ok := s.batches[bkey(mig, id)]
 	if !ok {
-		return nil, ErrNotFound
+		return nil, state.ErrNotFound
 	}
 	return &b, nil
 }
 
-func (s *memStore) UpdateBatch(ctx context.Context, b *Batch) error {
+func (s *memStore) ReplaceBatch(ctx context.Context, b *state.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := bkey(b.MigrationID, b.ID)
 	cur, ok := s.batches[k]
 	if !ok {
-		return ErrNotFound
+		return state.ErrStale
 	}
 	if cur.ETag != b.ETag {
-		return ErrConflict
+		return state.ErrStale
 	}
 	b.ETag = s.tag()
+	b.Updated = s.now()
 	s.batches[k] = *b
 	return nil
 }
 
-func (s *memStore) ListBatches(ctx context.Context, mig string) ([]*Batch, error) {
+func (s *memStore) ListBatches(ctx context.Context, mig string) ([]*state.Batch, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*Batch
+	var out []*state.Batch
 	for _, b := range s.batches {
 		if b.MigrationID == mig {
 			out = append(out, &b)
@@ -482,13 +535,13 @@ func (s *memStore) ListBatches(ctx context.Context, mig string) ([]*Batch, error
 	return out, nil
 }
 
-func (s *memStore) BatchItems(ctx context.Context, mig, batch string) ([]Item, error) {
+func (s *memStore) BatchItems(ctx context.Context, mig, batch string) ([]state.Item, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Item(nil), s.items[bkey(mig, batch)]...), nil
+	return append([]state.Item(nil), s.items[bkey(mig, batch)]...), nil
 }
 
-func (s *memStore) PutEvents(ctx context.Context, mig, batch string, evs []graph.Event) error {
+func (s *memStore) PutEvents(ctx context.Context, mig, batch string, evs []graph.Event) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := bkey(mig, batch)
@@ -501,7 +554,7 @@ next:
 		}
 		s.events[k] = append(s.events[k], e)
 	}
-	return nil
+	return len(evs), nil
 }
 
 func (s *memStore) ListEvents(ctx context.Context, mig, batch, job string) ([]graph.Event, error) {
@@ -516,7 +569,7 @@ func (s *memStore) ListEvents(ctx context.Context, mig, batch, job string) ([]gr
 	return out, nil
 }
 
-func (s *memStore) PutItemResults(ctx context.Context, rs []ItemResult) error {
+func (s *memStore) PutResults(ctx context.Context, rs []state.ItemResult) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range rs {
@@ -526,18 +579,18 @@ func (s *memStore) PutItemResults(ctx context.Context, rs []ItemResult) error {
 	return nil
 }
 
-func (s *memStore) InFlight(ctx context.Context, limit int) ([]Ref, error) {
+func (s *memStore) InFlight(ctx context.Context, limit int) ([]state.Ref, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Ref
+	var out []state.Ref
 	for _, m := range s.migs {
 		if !m.Status.Terminal() {
-			out = append(out, Ref{MigrationID: m.ID})
+			out = append(out, state.Ref{MigrationID: m.ID})
 		}
 	}
 	for _, b := range s.batches {
 		if !b.Status.Terminal() {
-			out = append(out, Ref{MigrationID: b.MigrationID, BatchID: b.ID})
+			out = append(out, state.Ref{MigrationID: b.MigrationID, BatchID: b.ID, ContainerID: b.ContainerID, Status: string(b.Status)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].MigrationID+out[i].BatchID < out[j].MigrationID+out[j].BatchID })
@@ -546,6 +599,8 @@ func (s *memStore) InFlight(ctx context.Context, limit int) ([]Ref, error) {
 	}
 	return out, nil
 }
+
+func (s *memStore) ForgetInFlight(ctx context.Context, mig, batch string) error { return nil }
 
 // ---- fault injection ----
 
@@ -585,29 +640,30 @@ type faultStore struct {
 	f *faults
 }
 
-func (s faultStore) CreateMigration(ctx context.Context, m *Migration) error {
+func (s faultStore) CreateMigration(ctx context.Context, m *state.Migration) error {
 	return s.f.around("CreateMigration", func() error { return s.Store.CreateMigration(ctx, m) })
 }
-func (s faultStore) UpdateMigration(ctx context.Context, m *Migration) error {
-	return s.f.around("UpdateMigration", func() error { return s.Store.UpdateMigration(ctx, m) })
+func (s faultStore) ReplaceMigration(ctx context.Context, m *state.Migration) error {
+	return s.f.around("ReplaceMigration", func() error { return s.Store.ReplaceMigration(ctx, m) })
 }
-func (s faultStore) CreateBatch(ctx context.Context, b *Batch, items []Item) error {
+func (s faultStore) CreateBatch(ctx context.Context, b *state.Batch, items []state.Item) error {
 	return s.f.around("CreateBatch", func() error { return s.Store.CreateBatch(ctx, b, items) })
 }
-func (s faultStore) PutBatchItems(ctx context.Context, m, b string, items []Item) error {
+func (s faultStore) PutBatchItems(ctx context.Context, m, b string, items []state.Item) error {
 	return s.f.around("PutBatchItems", func() error { return s.Store.PutBatchItems(ctx, m, b, items) })
 }
-func (s faultStore) UpdateBatch(ctx context.Context, b *Batch) error {
-	return s.f.around("UpdateBatch", func() error { return s.Store.UpdateBatch(ctx, b) })
+func (s faultStore) ReplaceBatch(ctx context.Context, b *state.Batch) error {
+	return s.f.around("ReplaceBatch", func() error { return s.Store.ReplaceBatch(ctx, b) })
 }
-func (s faultStore) PutEvents(ctx context.Context, m, b string, evs []graph.Event) error {
-	return s.f.around("PutEvents", func() error { return s.Store.PutEvents(ctx, m, b, evs) })
+func (s faultStore) PutEvents(ctx context.Context, m, b string, evs []graph.Event) (n int, err error) {
+	err = s.f.around("PutEvents", func() (err error) { n, err = s.Store.PutEvents(ctx, m, b, evs); return })
+	return
 }
-func (s faultStore) PutItemResults(ctx context.Context, rs []ItemResult) error {
-	return s.f.around("PutItemResults", func() error { return s.Store.PutItemResults(ctx, rs) })
+func (s faultStore) PutResults(ctx context.Context, rs []state.ItemResult) error {
+	return s.f.around("PutResults", func() error { return s.Store.PutResults(ctx, rs) })
 }
-func (s faultStore) GetBatch(ctx context.Context, m, b string) (*Batch, error) {
-	var out *Batch
+func (s faultStore) GetBatch(ctx context.Context, m, b string) (*state.Batch, error) {
+	var out *state.Batch
 	err := s.f.around("GetBatch", func() (err error) { out, err = s.Store.GetBatch(ctx, m, b); return })
 	return out, err
 }
@@ -638,7 +694,7 @@ type faultStager struct {
 	f *faults
 }
 
-func (s faultStager) Stage(ctx context.Context, m *Migration, b *Batch, items []Item, info graph.ContainerInfo) (res StageResult, err error) {
+func (s faultStager) Stage(ctx context.Context, m *state.Migration, b *state.Batch, items []state.Item, info graph.ContainerInfo) (res StageResult, err error) {
 	err = s.f.around("Stage", func() (err error) { res, err = s.Stager.Stage(ctx, m, b, items, info); return })
 	return
 }
@@ -648,6 +704,6 @@ type faultSender struct {
 	f *faults
 }
 
-func (s faultSender) Send(ctx context.Context, msgs []Next) error {
-	return s.f.around("Send", func() error { return s.Sender.Send(ctx, msgs) })
+func (s faultSender) Send(ctx context.Context, msgs ...queue.Message) error {
+	return s.f.around("Send", func() error { return s.Sender.Send(ctx, msgs...) })
 }

@@ -1,4 +1,4 @@
-package pipeline
+package pipeline_test
 
 import (
 	"context"
@@ -8,11 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spemigrate/spemigrate/shared/pipeline"
+
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/spemigrate/spemigrate/infra/local/graphemu"
 	"github.com/spemigrate/spemigrate/infra/local/stack"
 	"github.com/spemigrate/spemigrate/shared/graph"
+	"github.com/spemigrate/spemigrate/shared/queue"
 	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/state"
 )
@@ -20,7 +23,7 @@ import (
 // Fault tests against the emulators: throttling, fatal job errors, an
 // expired SAS, and a search for secrets in everything the engine wrote.
 
-func smallRun(t *testing.T, e *itEnv, migID, containerID string, n int, mode runMode) (*Migration, map[string]fileSpec) {
+func smallRun(t *testing.T, e *itEnv, migID, containerID string, n int, mode runMode) (*state.Migration, map[string]fileSpec) {
 	t.Helper()
 	dir := t.TempDir()
 	specs := genSource(t, dir, n, false)
@@ -51,7 +54,7 @@ func TestThrottlingIsHonoured(t *testing.T) {
 		)
 		start := time.Now()
 		m, specs := smallRun(t, e, "throttle-short", itContainers[3].ID, 8, runMode{})
-		if m.Status != MigrationCompleted {
+		if m.Status != state.MigrationCompleted {
 			t.Fatalf("status %s (%s)", m.Status, m.Reason)
 		}
 		if n := e.stepErrors.Load(); n != 0 {
@@ -81,15 +84,15 @@ func TestThrottlingIsHonoured(t *testing.T) {
 		var polls []time.Time
 		var mu sync.Mutex
 		m, specs := smallRun(t, e, "throttle-long", itContainers[4].ID, 6, runMode{
-			before: func(n Next) {
+			before: func(n queue.Message) {
 				mu.Lock()
 				defer mu.Unlock()
-				if n.Step == StepPoll {
+				if n.Step == queue.StepPoll {
 					polls = append(polls, time.Now())
 				}
 			},
 		})
-		if m.Status != MigrationCompleted {
+		if m.Status != state.MigrationCompleted {
 			t.Fatalf("status %s (%s)", m.Status, m.Reason)
 		}
 		if n := e.stepErrors.Load(); n != 0 {
@@ -115,15 +118,15 @@ func TestFatalJobError(t *testing.T) {
 		e.emu.AddJobFaults(graphemu.JobFaults{Fatal: "simulated manifest corruption"})
 		e.emu.AddJobFaults(graphemu.JobFaults{Fatal: "simulated manifest corruption"})
 		m, specs := smallRun(t, e, "fatal-twice", itContainers[5].ID, 5, runMode{})
-		if m.Status != MigrationFailed {
+		if m.Status != state.MigrationFailed {
 			t.Fatalf("status %s, want failed", m.Status)
 		}
-		bs, err := NewTableStore(e.st, e.sealer).ListBatches(context.Background(), "fatal-twice")
+		bs, err := e.st.ListBatches(context.Background(), "fatal-twice")
 		if err != nil || len(bs) != 1 {
 			t.Fatalf("batches %v %v", bs, err)
 		}
 		b := bs[0]
-		if b.Status != BatchFailed || b.Attempt != 2 {
+		if b.Status != state.BatchFailed || b.Attempt != 2 {
 			t.Errorf("batch %s attempt %d", b.Status, b.Attempt)
 		}
 		for _, want := range []string{"after 2 attempts", "fatal", "simulated manifest corruption"} {
@@ -150,10 +153,10 @@ func TestFatalJobError(t *testing.T) {
 		e.emu.AddJobFaults(graphemu.JobFaults{Fatal: "simulated transient failure"})
 		cid := itContainers[6].ID
 		m, specs := smallRun(t, e, "fatal-once", cid, 5, runMode{})
-		if m.Status != MigrationCompleted {
+		if m.Status != state.MigrationCompleted {
 			t.Fatalf("status %s (%s)", m.Status, m.Reason)
 		}
-		bs, _ := NewTableStore(e.st, e.sealer).ListBatches(context.Background(), "fatal-once")
+		bs, _ := e.st.ListBatches(context.Background(), "fatal-once")
 		if len(bs) != 1 || bs[0].Attempt != 2 || !strings.Contains(bs[0].Reason, "simulated transient failure") {
 			t.Errorf("batches %+v", bs)
 		}
@@ -162,7 +165,7 @@ func TestFatalJobError(t *testing.T) {
 	})
 }
 
-// privateEmulator runs a Graph emulator of our own whose clock the test
+// privateEmulator runs a pipeline.Graph emulator of our own whose clock the test
 // moves (the SAS it issued then expires in its eyes), over the stack's
 // Azurite.
 func privateEmulator(t *testing.T) (*graphemu.Server, *atomic.Int64) {
@@ -191,23 +194,23 @@ func TestExpiredSASReprovisions(t *testing.T) {
 		e := newITEnv(t, itOptions{emu: emu})
 		first := true
 		mode := runMode{
-			before: func(n Next) {
-				if n.Step == StepSubmit && first {
+			before: func(n queue.Message) {
+				if n.Step == queue.StepSubmit && first {
 					off.Store(int64(73 * time.Hour)) // past the 72 h SAS
 				}
 			},
-			after: func(n Next, err error) {
-				if n.Step == StepSubmit && first {
+			after: func(n queue.Message, err error) {
+				if n.Step == queue.StepSubmit && first {
 					first = false
 					off.Store(0)
 				}
 			},
 		}
 		m, specs := smallRun(t, e, "sas-expired", graphemu.DefaultContainer().ID, 6, mode)
-		if m.Status != MigrationCompleted {
+		if m.Status != state.MigrationCompleted {
 			t.Fatalf("status %s (%s)", m.Status, m.Reason)
 		}
-		bs, _ := NewTableStore(e.st, e.sealer).ListBatches(context.Background(), "sas-expired")
+		bs, _ := e.st.ListBatches(context.Background(), "sas-expired")
 		if len(bs) != 1 || bs[0].Attempt != 2 || !strings.Contains(bs[0].Reason, "invalidAzureResource") {
 			t.Errorf("batch %+v: want a second attempt after invalidAzureResource", bs)
 		}
@@ -222,23 +225,23 @@ func TestExpiredSASReprovisions(t *testing.T) {
 		e := newITEnv(t, itOptions{emu: emu})
 		first := true
 		mode := runMode{
-			before: func(n Next) {
-				if n.Step == StepSubmit && first {
+			before: func(n queue.Message) {
+				if n.Step == queue.StepSubmit && first {
 					e.clock.set(61 * time.Hour) // 11 h left on a 72 h SAS
 				}
 			},
-			after: func(n Next, err error) {
-				if n.Step == StepSubmit && first {
+			after: func(n queue.Message, err error) {
+				if n.Step == queue.StepSubmit && first {
 					first = false
 					e.clock.set(0)
 				}
 			},
 		}
 		m, specs := smallRun(t, e, "sas-short", graphemu.DefaultContainer().ID, 6, mode)
-		if m.Status != MigrationCompleted {
+		if m.Status != state.MigrationCompleted {
 			t.Fatalf("status %s (%s)", m.Status, m.Reason)
 		}
-		bs, _ := NewTableStore(e.st, e.sealer).ListBatches(context.Background(), "sas-short")
+		bs, _ := e.st.ListBatches(context.Background(), "sas-short")
 		if len(bs) != 1 || bs[0].Attempt != 1 {
 			t.Errorf("batch %+v: a short SAS is not a failed attempt", bs)
 		}
@@ -250,9 +253,9 @@ func TestExpiredSASReprovisions(t *testing.T) {
 	})
 }
 
-// secretRecorder remembers every SAS signature and key Graph handed out.
+// secretRecorder remembers every SAS signature and key pipeline.Graph handed out.
 type secretRecorder struct {
-	Graph
+	pipeline.Graph
 	mu      sync.Mutex
 	secrets []string
 }
@@ -286,7 +289,7 @@ func TestNoSecretsInLogsTablesOrErrors(t *testing.T) {
 	var mu sync.Mutex
 	m, _ := smallRun(t, e, "secrets", itContainers[7].ID, 8, runMode{
 		interrupt: true,
-		after: func(n Next, err error) {
+		after: func(n queue.Message, err error) {
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, err.Error())
@@ -294,7 +297,7 @@ func TestNoSecretsInLogsTablesOrErrors(t *testing.T) {
 			}
 		},
 	})
-	if m.Status != MigrationCompleted {
+	if m.Status != state.MigrationCompleted {
 		t.Fatalf("status %s (%s)", m.Status, m.Reason)
 	}
 
@@ -325,7 +328,7 @@ func TestNoSecretsInLogsTablesOrErrors(t *testing.T) {
 	rec.mu.Lock()
 	secrets := rec.secrets
 	rec.mu.Unlock()
-	if len(secrets) < 6 || len(errs) == 0 || !strings.Contains(text, "SealedContainers") {
+	if len(secrets) < 6 || len(errs) == 0 || !strings.Contains(text, "SealedDataURI") {
 		t.Fatalf("the run did not exercise what this test searches (%d secrets, %d errors)", len(secrets), len(errs))
 	}
 	if strings.Contains(text, "sig=") {

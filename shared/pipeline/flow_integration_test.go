@@ -1,4 +1,4 @@
-package pipeline
+package pipeline_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
 	"github.com/spemigrate/spemigrate/infra/local/graphemu"
+	"github.com/spemigrate/spemigrate/shared/queue"
 	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/state"
 )
@@ -66,7 +67,7 @@ func TestBlobSource(t *testing.T) {
 		Target: request.Target{ContainerID: cid},
 	})
 	m := e.drive("blob-source", runMode{}, 2*time.Minute)
-	if m.Status != MigrationCompleted {
+	if m.Status != state.MigrationCompleted {
 		t.Fatalf("status %s (%s)", m.Status, m.Reason)
 	}
 	e.verifyImport("blob-source", cid, specs)
@@ -99,7 +100,7 @@ func TestConcurrentDuplicateDeliveries(t *testing.T) {
 	cid := itContainer(t, 9)
 	e.start("concurrent", localRequest(dir, cid, request.Batch{MaxItems: 8, MaxBytes: 1 << 20}))
 	m := e.drive("concurrent", runMode{dup: true, parallel: 4}, 3*time.Minute)
-	if m.Status != MigrationCompleted {
+	if m.Status != state.MigrationCompleted {
 		t.Fatalf("status %s (%s)", m.Status, m.Reason)
 	}
 	e.verifyImport("concurrent", cid, specs)
@@ -116,12 +117,12 @@ func TestDrainRecoversLostMessages(t *testing.T) {
 	cid := itContainer(t, 10)
 	var mu sync.Mutex
 	lost := map[string]bool{}
-	drop := func(n Next) bool {
+	drop := func(n queue.Message) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		// The first stage, submit and poll message of every batch vanish.
 		k := string(n.Step) + "/" + n.BatchID
-		if n.Step == StepPlan || n.Nonce != "" || lost[k] {
+		if n.Step == queue.StepProvision || n.Nonce != "" || lost[k] {
 			return false
 		}
 		lost[k] = true
@@ -129,7 +130,7 @@ func TestDrainRecoversLostMessages(t *testing.T) {
 	}
 	e.start("lost", localRequest(dir, cid, request.Batch{MaxItems: 10, MaxBytes: 1 << 20}))
 	m := e.drive("lost", runMode{drop: drop}, 3*time.Minute)
-	if m.Status != MigrationCompleted {
+	if m.Status != state.MigrationCompleted {
 		t.Fatalf("status %s (%s)", m.Status, m.Reason)
 	}
 	if len(lost) < 6 {
@@ -153,7 +154,7 @@ func TestCancelDeletesQueuedJobs(t *testing.T) {
 	genSource(t, dir, 20, false)
 	cid := itContainer(t, 11)
 	cancelled := false
-	mode := runMode{after: func(n Next, err error) {
+	mode := runMode{after: func(n queue.Message, err error) {
 		e.jobs.mu.Lock()
 		created := e.jobs.created
 		e.jobs.mu.Unlock()
@@ -166,7 +167,7 @@ func TestCancelDeletesQueuedJobs(t *testing.T) {
 	}}
 	e.start("cancel", localRequest(dir, cid, request.Batch{MaxItems: 6, MaxBytes: 1 << 20}))
 	m := e.drive("cancel", mode, 2*time.Minute)
-	if m.Status != MigrationCancelled {
+	if m.Status != state.MigrationCancelled {
 		t.Fatalf("status %s", m.Status)
 	}
 	e.jobs.mu.Lock()

@@ -1,4 +1,4 @@
-package pipeline
+package pipeline_test
 
 import (
 	"bufio"
@@ -24,6 +24,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spemigrate/spemigrate/shared/pipeline"
+	"github.com/spemigrate/spemigrate/shared/wiring"
+
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
@@ -42,7 +45,7 @@ import (
 // Integration tests: the steps run directly (no Functions host) against
 // Azurite (state, provisioned containers), the Service Bus emulator (every
 // next message really goes through a queue, scheduled ones included) and
-// the Graph SPE emulator (which validates, decrypts and imports packages).
+// the pipeline.Graph SPE emulator (which validates, decrypts and imports packages).
 // The stack starts once per package, on first use.
 
 var itStack struct {
@@ -119,17 +122,17 @@ type itEnv struct {
 	logs   *syncBuffer
 	jobs   *jobCounter
 	irq    *interrupter
-	eng    *Engine
+	eng    *pipeline.Engine
 	clock  *offsetClock
 
 	stepErrors atomic.Int64
 }
 
 type itOptions struct {
-	cfg Config
+	cfg pipeline.Config
 	// emu is a private emulator (nil: the stack's).
 	emu *graphemu.Server
-	// maxRetryDelay bounds in-process Retry-After waits of the Graph client.
+	// maxRetryDelay bounds in-process Retry-After waits of the pipeline.Graph client.
 	maxRetryDelay time.Duration
 	// tableTransport, when set, carries every Table Storage request.
 	tableTransport policy.Transporter
@@ -140,8 +143,8 @@ type offsetClock struct{ off atomic.Int64 }
 
 func (c *offsetClock) now() time.Time      { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *offsetClock) set(d time.Duration) { c.off.Store(int64(d)) }
-func itConfig() Config {
-	return Config{
+func itConfig() pipeline.Config {
+	return pipeline.Config{
 		PageSize: 100, MaxAttempts: 3,
 		PollInterval: 300 * time.Millisecond, IdlePollInterval: time.Second,
 		SubmitLease: 3 * time.Second, StuckAfter: 8 * time.Second, PollGrace: 3 * time.Second,
@@ -193,10 +196,14 @@ func newITEnv(t *testing.T, o itOptions) *itEnv {
 	}
 	t.Cleanup(func() { e.sbc.Close(context.Background()) })
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	comps := Components{
-		State: st, Sealer: e.sealer, Graph: gc, Queue: queue.NewSenderFromClient(e.sbc, queue.DefaultQueues()),
-		Staging: staging.Options{Logger: logger, Buffers: 6, FileConcurrency: 3, BlockConcurrency: 2},
-		Logger:  logger, Clock: e.clock.now,
+	stager, err := staging.New(staging.Options{Logger: logger, Buffers: 6, FileConcurrency: 3, BlockConcurrency: 2, Now: e.clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	comps := wiring.Components{
+		State: st, Graph: gc, Queue: queue.NewSenderFromClient(e.sbc, queue.DefaultQueues()),
+		Stager: stager,
+		Logger: logger, Clock: e.clock.now,
 		Getenv: func(k string) string {
 			if k == "SOURCE_STORAGE" {
 				return s.StorageConnectionString
@@ -204,7 +211,7 @@ func newITEnv(t *testing.T, o itOptions) *itEnv {
 			return ""
 		},
 	}
-	deps, err := comps.Deps()
+	deps, err := wiring.Deps(comps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,13 +219,13 @@ func newITEnv(t *testing.T, o itOptions) *itEnv {
 	deps.Graph = e.jobs
 	deps.Store = irqStore{deps.Store, e.irq}
 	deps.Sender = irqSender{deps.Sender, e.irq}
-	ss := deps.Stager.(*StagingStager)
+	ss := deps.Stager.(*wiring.StagingStager)
 	ss.Sources = irqSources{ss.Sources, e.irq}
 	cfg := o.cfg
 	if cfg.PageSize == 0 {
 		cfg = itConfig()
 	}
-	if e.eng, err = New(deps, cfg); err != nil {
+	if e.eng, err = pipeline.New(deps, cfg); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -230,11 +237,7 @@ func (e *itEnv) start(migID string, req request.Request) {
 	if err := req.Validate(); err != nil {
 		e.t.Fatalf("request: %v", err)
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if err := e.eng.Start(context.Background(), &Migration{ID: migID, ContainerID: req.Target.ContainerID, Request: body}); err != nil {
+	if _, err := e.eng.Start(context.Background(), &state.Migration{ID: migID, ContainerID: req.Target.ContainerID, Request: req}); err != nil {
 		e.t.Fatalf("start: %v", err)
 	}
 }
@@ -243,12 +246,12 @@ type runMode struct {
 	dup       bool // every delivery runs the step twice
 	interrupt bool // the first delivery of every step (per batch) is cut short part-way
 	// before runs before each delivery.
-	before func(n Next)
+	before func(n queue.Message)
 	// after runs after each delivery with its error.
-	after func(n Next, err error)
+	after func(n queue.Message, err error)
 	// drop, when it returns true, loses the message (completed unrun, as
 	// if dead-lettered): only the drain can recover.
-	drop func(n Next) bool
+	drop func(n queue.Message) bool
 	// parallel handles up to this many messages at once, as the Functions
 	// host does (not with interrupt).
 	parallel int
@@ -263,7 +266,7 @@ type delivery struct {
 // each step, until the migration is terminal or the deadline passes. A step
 // error abandons the message (Service Bus redelivers it); the drain runs
 // every second, as the timer would.
-func (e *itEnv) drive(migID string, mode runMode, timeout time.Duration) *Migration {
+func (e *itEnv) drive(migID string, mode runMode, timeout time.Duration) *state.Migration {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -304,7 +307,7 @@ func (e *itEnv) drive(migID string, mode runMode, timeout time.Duration) *Migrat
 	defer hwg.Wait()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	store := NewTableStore(e.st, e.sealer)
+	store := e.st
 	for {
 		m, err := store.GetMigration(context.Background(), migID)
 		if err == nil && m.Status.Terminal() {
@@ -339,12 +342,7 @@ func (e *itEnv) handle(ctx context.Context, migID string, d delivery, mode runMo
 		_ = d.r.CompleteMessage(ctx, d.msg, nil)
 		return
 	}
-	n, err := FromQueue(qm)
-	if err != nil {
-		e.t.Errorf("message: %v", err)
-		_ = d.r.CompleteMessage(ctx, d.msg, nil)
-		return
-	}
+	n := qm
 	if mode.before != nil {
 		mode.before(n)
 	}
@@ -425,47 +423,47 @@ func (i *interrupter) tick() {
 }
 
 type irqStore struct {
-	Store
+	pipeline.Store
 	i *interrupter
 }
 
-func (s irqStore) CreateMigration(ctx context.Context, m *Migration) error {
+func (s irqStore) CreateMigration(ctx context.Context, m *state.Migration) error {
 	s.i.tick()
 	return s.Store.CreateMigration(ctx, m)
 }
-func (s irqStore) GetMigration(ctx context.Context, id string) (*Migration, error) {
+func (s irqStore) GetMigration(ctx context.Context, id string) (*state.Migration, error) {
 	s.i.tick()
 	return s.Store.GetMigration(ctx, id)
 }
-func (s irqStore) UpdateMigration(ctx context.Context, m *Migration) error {
+func (s irqStore) ReplaceMigration(ctx context.Context, m *state.Migration) error {
 	s.i.tick()
-	return s.Store.UpdateMigration(ctx, m)
+	return s.Store.ReplaceMigration(ctx, m)
 }
-func (s irqStore) CreateBatch(ctx context.Context, b *Batch, items []Item) error {
+func (s irqStore) CreateBatch(ctx context.Context, b *state.Batch, items []state.Item) error {
 	s.i.tick()
 	return s.Store.CreateBatch(ctx, b, items)
 }
-func (s irqStore) PutBatchItems(ctx context.Context, m, b string, items []Item) error {
+func (s irqStore) PutBatchItems(ctx context.Context, m, b string, items []state.Item) error {
 	s.i.tick()
 	return s.Store.PutBatchItems(ctx, m, b, items)
 }
-func (s irqStore) GetBatch(ctx context.Context, m, b string) (*Batch, error) {
+func (s irqStore) GetBatch(ctx context.Context, m, b string) (*state.Batch, error) {
 	s.i.tick()
 	return s.Store.GetBatch(ctx, m, b)
 }
-func (s irqStore) UpdateBatch(ctx context.Context, b *Batch) error {
+func (s irqStore) ReplaceBatch(ctx context.Context, b *state.Batch) error {
 	s.i.tick()
-	return s.Store.UpdateBatch(ctx, b)
+	return s.Store.ReplaceBatch(ctx, b)
 }
-func (s irqStore) ListBatches(ctx context.Context, m string) ([]*Batch, error) {
+func (s irqStore) ListBatches(ctx context.Context, m string) ([]*state.Batch, error) {
 	s.i.tick()
 	return s.Store.ListBatches(ctx, m)
 }
-func (s irqStore) BatchItems(ctx context.Context, m, b string) ([]Item, error) {
+func (s irqStore) BatchItems(ctx context.Context, m, b string) ([]state.Item, error) {
 	s.i.tick()
 	return s.Store.BatchItems(ctx, m, b)
 }
-func (s irqStore) PutEvents(ctx context.Context, m, b string, evs []graph.Event) error {
+func (s irqStore) PutEvents(ctx context.Context, m, b string, evs []graph.Event) (int, error) {
 	s.i.tick()
 	return s.Store.PutEvents(ctx, m, b, evs)
 }
@@ -473,19 +471,16 @@ func (s irqStore) ListEvents(ctx context.Context, m, b, j string) ([]graph.Event
 	s.i.tick()
 	return s.Store.ListEvents(ctx, m, b, j)
 }
-func (s irqStore) PutItemResults(ctx context.Context, rs []ItemResult) error {
+func (s irqStore) PutResults(ctx context.Context, rs []state.ItemResult) error {
 	s.i.tick()
-	return s.Store.PutItemResults(ctx, rs)
+	return s.Store.PutResults(ctx, rs)
 }
 func (s irqStore) ForgetInFlight(ctx context.Context, m, b string) error {
-	if f, ok := s.Store.(InFlightForgetter); ok {
-		return f.ForgetInFlight(ctx, m, b)
-	}
-	return nil
+	return s.Store.ForgetInFlight(ctx, m, b)
 }
 
 type irqGraph struct {
-	Graph
+	pipeline.Graph
 	i *interrupter
 }
 
@@ -507,17 +502,17 @@ func (g irqGraph) Events(ctx context.Context, c, j, cur string) (graph.EventBatc
 }
 
 type irqSender struct {
-	Sender
+	pipeline.Sender
 	i *interrupter
 }
 
-func (s irqSender) Send(ctx context.Context, msgs []Next) error {
+func (s irqSender) Send(ctx context.Context, msgs ...queue.Message) error {
 	s.i.tick()
-	return s.Sender.Send(ctx, msgs)
+	return s.Sender.Send(ctx, msgs...)
 }
 
 type irqSources struct {
-	SourceOpener
+	wiring.SourceOpener
 	i *interrupter
 }
 
@@ -544,7 +539,7 @@ func (s irqSource) Open(ctx context.Context, en source.Entry) (io.ReadCloser, er
 // jobCounter records the jobs created and deleted, with the provisioned
 // containers each was created over (one pair per batch attempt).
 type jobCounter struct {
-	Graph
+	pipeline.Graph
 	mu      sync.Mutex
 	created int
 	live    map[string]string // job id -> data container (no query)
@@ -576,7 +571,7 @@ func (j *jobCounter) DeleteJob(ctx context.Context, c, id string) error {
 // every batch's recorded job is one that ran, and that every batch ran one.
 func (e *itEnv) assertJobs(migID string) {
 	e.t.Helper()
-	bs, err := NewTableStore(e.st, e.sealer).ListBatches(context.Background(), migID)
+	bs, err := e.st.ListBatches(context.Background(), migID)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -596,7 +591,7 @@ func (e *itEnv) assertJobs(migID string) {
 			if _, ok := e.jobs.live[b.JobID]; !ok {
 				e.t.Errorf("batch %s: recorded job %s did not run", b.ID, b.JobID)
 			}
-		} else if b.Status != BatchCancelled {
+		} else if b.Status != state.BatchCancelled {
 			e.t.Errorf("batch %s (%s) has no job", b.ID, b.Status)
 		}
 	}
@@ -752,9 +747,9 @@ func (e *itEnv) driveTree(containerID string) map[string]driveEntry {
 	return out
 }
 
-func (e *itEnv) results(migID string) map[string]state.Result {
+func (e *itEnv) results(migID string) map[string]state.ItemResult {
 	e.t.Helper()
-	out := map[string]state.Result{}
+	out := map[string]state.ItemResult{}
 	tok := ""
 	for {
 		rs, next, err := e.st.ListResults(context.Background(), migID, tok, 500)
@@ -875,7 +870,7 @@ func TestImport300Files(t *testing.T) {
 				e.start(migID, localRequest(dir, cid, batch))
 			}
 			m := e.drive(migID, mode.mode, 6*time.Minute)
-			if m.Status != MigrationCompleted {
+			if m.Status != state.MigrationCompleted {
 				t.Fatalf("migration %s: %s (%s)", migID, m.Status, m.Reason)
 			}
 			tree := e.verifyImport(migID, cid, specs)
@@ -924,7 +919,7 @@ func equalTrees(a, b map[string]driveEntry) bool {
 }
 
 // checkNamingCases pins the naming outcomes the source was built to hit.
-func checkNamingCases(t *testing.T, rs map[string]state.Result) {
+func checkNamingCases(t *testing.T, rs map[string]state.ItemResult) {
 	t.Helper()
 	for src, want := range map[string]struct {
 		outcome state.Outcome

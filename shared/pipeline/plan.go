@@ -6,69 +6,40 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spemigrate/spemigrate/shared/queue"
 	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/source"
+	"github.com/spemigrate/spemigrate/shared/state"
 )
 
-// Start records a new migration (m.ID, m.ContainerID and m.Request set by
-// the caller) and sends the plan message for its first page. Starting a
-// migration that exists already is not an error: the request was
-// delivered twice, and the first plan message is re-sent if planning has
-// not begun.
-func (e *Engine) Start(ctx context.Context, m *Migration) error {
-	if m.ID == "" || m.ContainerID == "" {
-		return errors.New("pipeline: start: migration id and target container id are required")
-	}
-	now := e.now()
-	nm := &Migration{
-		ID: m.ID, ContainerID: m.ContainerID, Request: m.Request,
-		Status: MigrationRunning, Created: now, Updated: now,
-	}
-	err := e.Store.CreateMigration(ctx, nm)
-	if errors.Is(err, ErrExists) {
-		if nm, err = e.Store.GetMigration(ctx, m.ID); err != nil {
-			return fmt.Errorf("start migration %s: %w", m.ID, err)
-		}
-		if nm.Status.Terminal() || nm.PlanPage > 0 || nm.CancelRequested {
-			return nil
-		}
-	} else if err != nil {
-		return fmt.Errorf("start migration %s: %w", m.ID, err)
-	}
-	e.log.Info("migration started", "migration", m.ID)
-	return e.send(ctx, Next{Step: StepPlan, MigrationID: m.ID, Page: 0})
-}
-
-// Plan handles one page of the source: it applies the naming policy to
-// each entry, records every decision as a per-item result, groups the
-// eligible items into batches, stores them, advances the migration's
-// planning position (the write that makes the page "done"), and then sends
-// a stage message per batch and a plan message for the next page.
+// Provision (the provision queue's step) plans one page of the source: it
+// applies the naming policy to each entry, records every decision as a
+// per-item result, groups the eligible items into batches, stores them,
+// advances the migration's planning position (the write that makes the page
+// "done"), and then sends a stage-batch message per batch and a provision
+// message for the next page.
 //
 // Pages are planned strictly in order: page must equal the migration's
 // PlanPage. An earlier page (a redelivery) only re-sends what that page
 // should have sent; a later one is ignored.
-func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
+func (e *Engine) Provision(ctx context.Context, migrationID string, page int) error {
 	began := time.Now()
 	m, _, err := e.load(ctx, migrationID, "")
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
 	log := e.log.With("migration", m.ID, "page", page)
-	if m.Status.Terminal() {
+	switch {
+	case m.Status.Terminal():
 		return nil
-	}
-	if m.CancelRequested {
+	case m.CancelRequested:
 		return e.settle(ctx, m)
-	}
-	if page < m.PlanPage {
+	case page < m.PlanPage:
 		return e.replan(ctx, m, page)
-	}
-	if page > m.PlanPage {
+	case page > m.PlanPage:
 		log.Warn("plan message ahead of planning position; ignored", "planPage", m.PlanPage)
 		return nil
 	}
-
 	src, err := e.Sources.Source(ctx, m)
 	if request.IsInvalid(err) {
 		// A stored request that no longer validates will not heal.
@@ -81,105 +52,16 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 	if err != nil {
 		return fmt.Errorf("plan %s page %d: list source: %w", m.ID, page, err)
 	}
-
-	var (
-		named   []Item
-		skipped []ItemResult
-		c       MigrationCounters
-	)
-	vgroups := groupVersions(pg.Entries)
-	// Every entry is named, unchanged or not, so the collision claims
-	// (first come, first served) fall as they did in the earlier run.
-	decisions, err := e.name(ctx, m, vgroups)
+	pl, err := e.planPage(ctx, m, page, pg.Entries)
 	if err != nil {
 		return fmt.Errorf("plan %s page %d: %w", m.ID, page, err)
 	}
-	for gi, vs := range vgroups {
-		c.Entries++
-		cur := vs[len(vs)-1]
-		it := Item{Path: cur.Path, Versions: vs}
-		d := decisions[gi]
-		if d.Skip {
-			c.Skipped++
-			skipped = append(skipped, ItemResult{
-				MigrationID: m.ID, SourcePath: cur.Path, Size: it.Size(),
-				Outcome: OutcomeSkipped, Reason: d.Reason,
-			})
-			continue
-		}
-		it.Target, it.Renamed, it.NamingReason = d.Target, d.Renamed, d.Reason
-		named = append(named, it)
-	}
-	var unchanged map[int]string
-	if e.Imports != nil && len(named) > 0 {
-		if unchanged, err = e.Imports.Unchanged(ctx, m, named); err != nil {
-			return fmt.Errorf("plan %s page %d: earlier imports: %w", m.ID, page, err)
-		}
-	}
-	items := named[:0:0]
-	for i, it := range named {
-		if prev, ok := unchanged[i]; ok {
-			c.Skipped++
-			c.Unchanged++
-			skipped = append(skipped, ItemResult{
-				MigrationID: m.ID, SourcePath: it.Path, TargetPath: it.Target, Size: it.Size(),
-				Outcome: OutcomeSkipped, Reason: "unchanged since migration " + prev,
-			})
-			continue
-		}
-		c.Items++
-		c.BytesPlanned += it.Size()
-		if it.Renamed {
-			c.Renamed++
-		}
-		items = append(items, it)
-	}
-
-	groups, err := e.Planner.Plan(m, items)
-	if err != nil {
-		return fmt.Errorf("plan %s page %d: batches: %w", m.ID, page, err)
-	}
-	results := skipped
-	batches := make([]*Batch, len(groups))
-	var next []Next
-	for i, g := range groups {
-		b := &Batch{
-			MigrationID: m.ID, ID: BatchID(page, i), Page: page, ContainerID: m.ContainerID,
-			Status: BatchPlanned, Attempt: 1, Items: len(g), Updated: e.now(),
-		}
-		for _, it := range g {
-			b.Bytes += it.Size()
-			results = append(results, itemResult(m, b, it, OutcomePending, it.NamingReason))
-		}
-		batches[i] = b
-		next = append(next, Next{Step: StepStage, MigrationID: m.ID, BatchID: b.ID, Attempt: 1})
-	}
-	// Results before batches: nothing drives a batch of this page before the
-	// page is recorded below, so a re-plan never overwrites an outcome.
-	if err := e.Store.PutItemResults(ctx, results); err != nil {
-		return fmt.Errorf("plan %s page %d: item results: %w", m.ID, page, err)
-	}
-	for i, b := range batches {
-		if err := e.createBatch(ctx, b, groups[i]); err != nil {
-			return fmt.Errorf("plan %s page %d: %w", m.ID, page, err)
-		}
-	}
-	c.Batches = int64(len(groups))
-
-	m, wrote, err := e.updateMigration(ctx, m, func(x *Migration) (bool, error) {
+	m, wrote, err := e.updateMigration(ctx, m, func(x *state.Migration) (bool, error) {
 		if x.PlanPage != page || x.Status.Terminal() {
 			return false, nil
 		}
-		x.PlanPage = page + 1
-		x.PlanCursor = pg.Next
-		x.PlanDone = pg.Next == ""
-		x.Counters.Entries += c.Entries
-		x.Counters.Items += c.Items
-		x.Counters.Skipped += c.Skipped
-		x.Counters.Unchanged += c.Unchanged
-		x.Counters.Renamed += c.Renamed
-		x.Counters.BytesPlanned += c.BytesPlanned
-		x.Counters.Batches += c.Batches
+		x.PlanPage, x.PlanCursor, x.PlanDone = page+1, pg.Next, pg.Next == ""
+		addPlanned(&x.Counters, pl.counters)
 		return true, nil
 	})
 	if err != nil {
@@ -189,10 +71,12 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 		// Another delivery planned this page first; it sent the messages.
 		return nil
 	}
+	c := pl.counters
 	log.Info("page planned", "entries", c.Entries, "items", c.Items, "skipped", c.Skipped, "unchanged", c.Unchanged,
-		"renamed", c.Renamed, "batches", len(groups), "last", m.PlanDone, "took", time.Since(began))
+		"renamed", c.Renamed, "batches", c.Batches, "last", m.PlanDone, "took", time.Since(began))
+	next := pl.next
 	if !m.PlanDone {
-		next = append(next, Next{Step: StepPlan, MigrationID: m.ID, Page: page + 1})
+		next = append(next, queue.Provision(m.ID, page+1))
 	}
 	if err := e.send(ctx, next...); err != nil {
 		return fmt.Errorf("plan %s page %d: %w", m.ID, page, err)
@@ -201,6 +85,115 @@ func (e *Engine) Plan(ctx context.Context, migrationID string, page int) error {
 		return e.settle(ctx, m)
 	}
 	return nil
+}
+
+// plannedPage is what planning one page produced: its counters and the
+// stage-batch messages of its batches (stored, not yet sent).
+type plannedPage struct {
+	counters state.MigrationCounters
+	next     []queue.Message
+}
+
+// planPage names a page's entries, leaves out the skipped and unchanged
+// ones, cuts the rest into batches and stores the per-item results and the
+// batches.
+func (e *Engine) planPage(ctx context.Context, m *state.Migration, page int, entries []source.Entry) (plannedPage, error) {
+	var pl plannedPage
+	items, skipped, err := e.eligible(ctx, m, entries, &pl.counters)
+	if err != nil {
+		return pl, err
+	}
+	groups, err := e.Planner.Plan(m, items)
+	if err != nil {
+		return pl, fmt.Errorf("batches: %w", err)
+	}
+	results := skipped
+	batches := make([]*state.Batch, len(groups))
+	for i, g := range groups {
+		b := &state.Batch{
+			MigrationID: m.ID, ID: BatchID(page, i), Page: page, ContainerID: m.ContainerID,
+			Status: state.BatchPlanned, Attempt: 1, Items: len(g),
+		}
+		for _, it := range g {
+			b.Bytes += it.Size()
+			results = append(results, itemResult(m, b, it, state.OutcomePending, it.NamingReason))
+		}
+		batches[i] = b
+		pl.next = append(pl.next, queue.StageBatch(m.ID, b.ID, 1))
+	}
+	// Results before batches: nothing drives a batch of this page before the
+	// page is recorded, so a re-plan never overwrites an outcome.
+	if err := e.Store.PutResults(ctx, results); err != nil {
+		return pl, fmt.Errorf("item results: %w", err)
+	}
+	for i, b := range batches {
+		if err := e.createBatch(ctx, b, groups[i]); err != nil {
+			return pl, err
+		}
+	}
+	pl.counters.Batches = int64(len(groups))
+	return pl, nil
+}
+
+// eligible names a page's files and returns those to migrate, and the
+// results of those skipped (by the naming policy, or unchanged since an
+// earlier import), counting both into c.
+func (e *Engine) eligible(ctx context.Context, m *state.Migration, entries []source.Entry, c *state.MigrationCounters) ([]state.Item, []state.ItemResult, error) {
+	var named []state.Item
+	var skipped []state.ItemResult
+	vgroups := groupVersions(entries)
+	// Every entry is named, unchanged or not, so the collision claims
+	// (first come, first served) fall as they did in the earlier run.
+	decisions, err := e.name(ctx, m, vgroups)
+	if err != nil {
+		return nil, nil, err
+	}
+	for gi, vs := range vgroups {
+		c.Entries++
+		it := state.Item{Path: vs[len(vs)-1].Path, Versions: vs}
+		d := decisions[gi]
+		if d.Skip {
+			c.Skipped++
+			skipped = append(skipped, state.ItemResult{MigrationID: m.ID, SourcePath: it.Path, Size: it.Size(), Outcome: state.OutcomeSkipped, Reason: d.Reason})
+			continue
+		}
+		it.Target, it.Renamed, it.NamingReason = d.Target, d.Renamed, d.Reason
+		named = append(named, it)
+	}
+	var unchanged map[int]string
+	if e.Imports != nil && len(named) > 0 {
+		if unchanged, err = e.Imports.Unchanged(ctx, m, named); err != nil {
+			return nil, nil, fmt.Errorf("earlier imports: %w", err)
+		}
+	}
+	items := named[:0:0]
+	for i, it := range named {
+		if prev, ok := unchanged[i]; ok {
+			c.Skipped++
+			c.Unchanged++
+			skipped = append(skipped, state.ItemResult{MigrationID: m.ID, SourcePath: it.Path, TargetPath: it.Target, Size: it.Size(),
+				Outcome: state.OutcomeSkipped, Reason: "unchanged since migration " + prev})
+			continue
+		}
+		c.Items++
+		c.BytesPlanned += it.Size()
+		if it.Renamed {
+			c.Renamed++
+		}
+		items = append(items, it)
+	}
+	return items, skipped, nil
+}
+
+// addPlanned adds one page's planning counters to the migration's.
+func addPlanned(dst *state.MigrationCounters, c state.MigrationCounters) {
+	dst.Entries += c.Entries
+	dst.Items += c.Items
+	dst.Skipped += c.Skipped
+	dst.Unchanged += c.Unchanged
+	dst.Renamed += c.Renamed
+	dst.BytesPlanned += c.BytesPlanned
+	dst.Batches += c.Batches
 }
 
 // groupVersions groups consecutive entries of one path (a source lists a
@@ -222,9 +215,9 @@ func groupVersions(es []source.Entry) [][]source.Entry {
 // finds its batches again.
 func BatchID(page, i int) string { return fmt.Sprintf("p%06d-b%03d", page, i) }
 
-func (e *Engine) createBatch(ctx context.Context, b *Batch, items []Item) error {
+func (e *Engine) createBatch(ctx context.Context, b *state.Batch, items []state.Item) error {
 	err := e.Store.CreateBatch(ctx, b, items)
-	if err != nil && !errors.Is(err, ErrExists) {
+	if err != nil && !errors.Is(err, state.ErrExists) {
 		return fmt.Errorf("create batch %s: %w", b.ID, err)
 	}
 	return nil
@@ -234,19 +227,19 @@ func (e *Engine) createBatch(ctx context.Context, b *Batch, items []Item) error 
 // plan message whose page is already recorded: stage messages for that
 // page's batches still planned, and the next plan message if it is still
 // the next page.
-func (e *Engine) replan(ctx context.Context, m *Migration, page int) error {
+func (e *Engine) replan(ctx context.Context, m *state.Migration, page int) error {
 	bs, err := e.Store.ListBatches(ctx, m.ID)
 	if err != nil {
 		return fmt.Errorf("plan %s page %d: list batches: %w", m.ID, page, err)
 	}
-	var next []Next
+	var next []queue.Message
 	for _, b := range bs {
-		if b.Page == page && b.Status == BatchPlanned {
-			next = append(next, Next{Step: StepStage, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt})
+		if b.Page == page && b.Status == state.BatchPlanned {
+			next = append(next, queue.Message{Step: queue.StepStageBatch, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt})
 		}
 	}
 	if page+1 == m.PlanPage && !m.PlanDone {
-		next = append(next, Next{Step: StepPlan, MigrationID: m.ID, Page: page + 1})
+		next = append(next, queue.Message{Step: queue.StepProvision, MigrationID: m.ID, Page: page + 1})
 	}
 	if err := e.send(ctx, next...); err != nil {
 		return fmt.Errorf("plan %s page %d: %w", m.ID, page, err)
@@ -268,7 +261,7 @@ func (e *Engine) Settle(ctx context.Context, migrationID string) error {
 	return e.settle(ctx, m)
 }
 
-func (e *Engine) settle(ctx context.Context, m *Migration) error {
+func (e *Engine) settle(ctx context.Context, m *state.Migration) error {
 	if m.Status.Terminal() {
 		return nil
 	}
@@ -276,7 +269,7 @@ func (e *Engine) settle(ctx context.Context, m *Migration) error {
 	if err != nil {
 		return fmt.Errorf("settle %s: list batches: %w", m.ID, err)
 	}
-	var agg MigrationCounters
+	var agg state.MigrationCounters
 	all := true
 	for _, b := range bs {
 		if !b.Status.Terminal() {
@@ -285,9 +278,9 @@ func (e *Engine) settle(ctx context.Context, m *Migration) error {
 		}
 		agg.BatchesDone++
 		switch b.Status {
-		case BatchFailed:
+		case state.BatchFailed:
 			agg.BatchesFailed++
-		case BatchCancelled:
+		case state.BatchCancelled:
 			agg.BatchesCancelled++
 		}
 		agg.FilesMigrated += b.FilesMigrated
@@ -297,7 +290,7 @@ func (e *Engine) settle(ctx context.Context, m *Migration) error {
 		agg.Warnings += b.Progress.Warnings
 	}
 	done := all && (m.PlanDone || m.CancelRequested)
-	m2, wrote, err := e.updateMigration(ctx, m, func(x *Migration) (bool, error) {
+	m2, wrote, err := e.updateMigration(ctx, m, func(x *state.Migration) (bool, error) {
 		if x.Status.Terminal() {
 			return false, nil
 		}
@@ -328,43 +321,23 @@ func (e *Engine) settle(ctx context.Context, m *Migration) error {
 	return nil
 }
 
-// failMigration ends a migration that cannot proceed at all (nothing was
-// planned from it, or planning cannot continue): planning stops, batches
-// already planned still run, and the migration ends failed once they are
-// terminal.
-func (e *Engine) failMigration(ctx context.Context, m *Migration, reason string) error {
-	m, _, err := e.updateMigration(ctx, m, func(x *Migration) (bool, error) {
-		if x.Status.Terminal() || x.PlanDone {
-			return false, nil
-		}
-		x.PlanDone = true
-		x.Reason = reason
-		return true, nil
-	})
-	if err != nil {
-		return fmt.Errorf("fail migration %s: %w", m.ID, err)
-	}
-	e.log.Error("migration cannot be planned", "migration", m.ID, "reason", reason)
-	return e.settle(ctx, m)
-}
-
-func finalStatus(m *Migration) MigrationStatus {
+func finalStatus(m *state.Migration) state.MigrationStatus {
 	c := m.Counters
 	switch {
 	case m.CancelRequested:
-		return MigrationCancelled
+		return state.MigrationCancelled
 	case m.Reason != "" && c.Batches == 0:
-		return MigrationFailed // planning failed before any batch
+		return state.MigrationFailed // planning failed before any batch
 	case c.Batches > 0 && c.BatchesFailed == c.Batches:
-		return MigrationFailed
+		return state.MigrationFailed
 	case c.BatchesFailed > 0 || c.FilesFailed > 0 || m.Reason != "":
-		return MigrationCompletedWithErrors
+		return state.MigrationCompletedWithErrors
 	}
-	return MigrationCompleted
+	return state.MigrationCompleted
 }
 
 // name decides the targets of a page's files, at once when the Namer can.
-func (e *Engine) name(ctx context.Context, m *Migration, groups [][]source.Entry) ([]Decision, error) {
+func (e *Engine) name(ctx context.Context, m *state.Migration, groups [][]source.Entry) ([]Decision, error) {
 	ents := make([]NameEntry, len(groups))
 	for i, vs := range groups {
 		cur := vs[len(vs)-1]

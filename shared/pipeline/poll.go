@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/spemigrate/spemigrate/shared/graph"
+	"github.com/spemigrate/spemigrate/shared/queue"
+	"github.com/spemigrate/spemigrate/shared/spepackage"
+	"github.com/spemigrate/spemigrate/shared/state"
 )
 
 // Poll drains the job's progress events once from the stored cursor,
@@ -37,7 +40,7 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 		// migration's; settling again is harmless.
 		return e.settle(ctx, m)
 	}
-	if b.Status != BatchRunning || b.Attempt != attempt {
+	if b.Status != state.BatchRunning || b.Attempt != attempt {
 		return nil
 	}
 	if b.Completed {
@@ -62,40 +65,21 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 			return e.reschedule(ctx, b, seq, at)
 		}
 		if errors.Is(err, graph.ErrProgressExpired) || errors.Is(err, graph.ErrJobNotFound) {
+			if m.CancelRequested && !b.JobStarted {
+				// Deleted at our request before it started.
+				return e.cancelRunning(ctx, m, b)
+			}
 			return e.failAttempt(ctx, m, b, "job lost: its progress is no longer available")
+		}
+		if errors.Is(err, graph.ErrStaleCursor) && b.EventCursor != "" {
+			// Read the job's events again from the start: they are stored
+			// once by id, so nothing is counted twice.
+			log.Warn("progress cursor refused; paging again from the start")
+			return e.restartPaging(ctx, b, seq)
 		}
 		return fmt.Errorf("poll %s/%s: %w", m.ID, b.ID, err)
 	}
-	if len(eb.Events) > 0 {
-		if err := e.Store.PutEvents(ctx, m.ID, b.ID, eb.Events); err != nil {
-			return fmt.Errorf("poll %s/%s: store events: %w", m.ID, b.ID, err)
-		}
-	}
-	now := e.now()
-	deleted := false
-	var pickup time.Time
-	for i := range eb.Events {
-		if p := eb.Events[i].Postponed; p != nil && p.NextPickupDateTime.After(pickup) {
-			pickup = p.NextPickupDateTime
-		}
-	}
-	b, wrote, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
-		if x.Status != BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
-			return false, nil
-		}
-		x.EventCursor = eb.Cursor
-		if len(eb.Events) > 0 {
-			x.LastEventAt = now
-		}
-		for i := range eb.Events {
-			if applyEvent(x, &eb.Events[i]) {
-				deleted = true
-			}
-		}
-		x.PollSeq++
-		x.NextPollAt = e.nextPoll(x, now, eb.More, pickup)
-		return true, nil
-	})
+	b, wrote, deleted, err := e.recordEvents(ctx, b, seq, eb)
 	if err != nil {
 		return fmt.Errorf("poll %s/%s: %w", m.ID, batchID, err)
 	}
@@ -111,20 +95,133 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 		}
 		return e.failAttempt(ctx, m, b, "job was deleted before it completed")
 	}
-	return e.send(ctx, Next{Step: StepPoll, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: b.NextPollAt})
+	return e.send(ctx, queue.Message{Step: queue.StepPoll, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: b.NextPollAt})
+}
+
+// restartPaging clears the batch's event cursor and polls again now.
+func (e *Engine) restartPaging(ctx context.Context, b *state.Batch, seq int) error {
+	attempt := b.Attempt
+	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
+		if x.Status != state.BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
+			return false, nil
+		}
+		x.EventCursor = ""
+		x.PollSeq++
+		x.NextPollAt = e.now()
+		return true, nil
+	})
+	if err != nil || !wrote {
+		return err
+	}
+	return e.send(ctx, queue.Poll(b.MigrationID, b.ID, b.Attempt, b.PollSeq))
+}
+
+// itemErrors matches the job's error events (of its last run, when
+// SharePoint restarted it) to the batch's items: per item index the first
+// failing reason and the warnings (an author SharePoint could not resolve
+// and replaced, for instance: the item imported, but not as asked), and how
+// many failing events named no item.
+func (e *Engine) itemErrors(m *state.Migration, items []state.Item, evs []graph.Event) (failed, warned map[int]string, unmatched int) {
+	match := newItemMatcher(m, items, e.Stager)
+	failed, warned = map[int]string{}, map[int]string{}
+	for i := range evs {
+		if st := evs[i].Start; evs[i].Kind == graph.KindStart && st != nil && st.IsRestarted {
+			// Only the last run of a restarted job decides.
+			failed, warned, unmatched = map[int]string{}, map[int]string{}, 0
+			continue
+		}
+		je := evs[i].Error
+		if evs[i].Kind != graph.KindError || je == nil {
+			continue
+		}
+		idx, ok := match.find(je.ObjectURL, je.ObjectID)
+		switch {
+		case je.Level.Failing() && ok:
+			if _, seen := failed[idx]; !seen {
+				failed[idx] = "import error: " + eventReason(je)
+			}
+		case je.Level.Failing():
+			unmatched++
+		case ok && (je.Level == graph.LevelWarning || je.Level == graph.LevelImportant):
+			warned[idx] = joinReason(warned[idx], "SharePoint warning: "+eventReason(je))
+		}
+	}
+	return failed, warned, unmatched
+}
+
+// batchOutcome is a completed job's batch status and the reason for it.
+func batchOutcome(b *state.Batch, items, failed, unmatched, unreconciled int) (state.BatchStatus, string) {
+	switch {
+	case b.Progress.Errors == 0 && !b.FailingEvents:
+		return state.BatchSucceeded, ""
+	case failed == items && items > 0:
+		return state.BatchFailed, fmt.Sprintf("all %d items failed to import", items)
+	}
+	reason := fmt.Sprintf("%d of %d items failed to import", failed, items)
+	if unmatched > 0 {
+		reason += fmt.Sprintf("; %d errors not tied to an item (see the job's events)", unmatched)
+	}
+	if unreconciled > 0 {
+		reason += fmt.Sprintf("; %d errors counted by SharePoint (totalErrors) without an error event: unreconciled", unreconciled)
+	}
+	return state.BatchCompletedWithErrors, reason
+}
+
+// recordEvents stores a page of events (once each, by id) and folds them
+// into the batch in one write with the cursor, the next poll sequence and
+// its due time. It reports whether it wrote and whether the job was
+// deleted.
+func (e *Engine) recordEvents(ctx context.Context, b *state.Batch, seq int, eb graph.EventBatch) (_ *state.Batch, wrote, deleted bool, err error) {
+	if len(eb.Events) > 0 {
+		if _, err := e.Store.PutEvents(ctx, b.MigrationID, b.ID, eb.Events); err != nil {
+			return b, false, false, fmt.Errorf("store events: %w", err)
+		}
+	}
+	now := e.now()
+	var pickup time.Time
+	for i := range eb.Events {
+		if p := eb.Events[i].Postponed; p != nil && p.NextPickupDateTime.After(pickup) {
+			pickup = p.NextPickupDateTime
+		}
+	}
+	attempt := b.Attempt
+	b, wrote, err = e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
+		if x.Status != state.BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
+			return false, nil
+		}
+		deleted = false
+		x.EventCursor = eb.Cursor
+		if len(eb.Events) > 0 {
+			x.LastEventAt = now
+		}
+		for i := range eb.Events {
+			if applyEvent(x, &eb.Events[i]) {
+				deleted = true
+			}
+		}
+		x.PollSeq++
+		x.NextPollAt = e.nextPoll(x, now, eb.More, pickup)
+		return true, nil
+	})
+	return b, wrote, deleted, err
 }
 
 // applyEvent folds one event into the batch; it reports a deleted event.
 // Every change is a set, never an increment, so an event applied twice
 // changes nothing.
-func applyEvent(x *Batch, ev *graph.Event) (deleted bool) {
+func applyEvent(x *state.Batch, ev *graph.Event) (deleted bool) {
 	switch ev.Kind {
 	case graph.KindStart:
 		x.JobStarted = true
+		if ev.Start != nil && ev.Start.IsRestarted {
+			// SharePoint retries the job itself: what failed before the
+			// restart is not the outcome.
+			x.Fatal, x.FatalReason, x.FailingEvents = false, "", false
+		}
 	case graph.KindProgress:
 		if p := ev.Progress; p != nil {
 			x.JobStarted = true
-			x.Progress = BatchProgress{
+			x.Progress = state.BatchProgress{
 				FilesProcessed:   int64(p.FilesProcessed),
 				BytesProcessed:   int64(p.BytesProcessed),
 				ObjectsProcessed: int64(p.ObjectsProcessed),
@@ -157,7 +254,7 @@ func applyEvent(x *Batch, ev *graph.Event) (deleted bool) {
 // nextPoll is when to look again: at once when the page limit stopped the
 // drain, at the announced pickup of a postponed job (capped by the idle
 // interval), less often once a job has been silent for IdleAfter.
-func (e *Engine) nextPoll(x *Batch, now time.Time, more bool, pickup time.Time) time.Time {
+func (e *Engine) nextPoll(x *state.Batch, now time.Time, more bool, pickup time.Time) time.Time {
 	if more {
 		return now
 	}
@@ -176,10 +273,10 @@ func (e *Engine) nextPoll(x *Batch, now time.Time, more bool, pickup time.Time) 
 
 // reschedule moves the poll chain to a later time under a new sequence, so
 // the new message is not taken for a duplicate of the current one.
-func (e *Engine) reschedule(ctx context.Context, b *Batch, seq int, at time.Time) error {
+func (e *Engine) reschedule(ctx context.Context, b *state.Batch, seq int, at time.Time) error {
 	attempt := b.Attempt
-	b, wrote, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
-		if x.Status != BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
+	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
+		if x.Status != state.BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
 			return false, nil
 		}
 		x.PollSeq++
@@ -189,18 +286,18 @@ func (e *Engine) reschedule(ctx context.Context, b *Batch, seq int, at time.Time
 	if err != nil || !wrote {
 		return err
 	}
-	return e.send(ctx, Next{Step: StepPoll, MigrationID: b.MigrationID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: at})
+	return e.send(ctx, queue.Message{Step: queue.StepPoll, MigrationID: b.MigrationID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: at})
 }
 
 // FileIDer is optionally implemented by the [Stager]: the manifest's file
 // GUID of an item, so error events can be matched by objectId as well as
 // by objectUrl.
 type FileIDer interface {
-	FileID(m *Migration, it Item) string
+	FileID(m *state.Migration, it state.Item) string
 }
 
 // finish turns a completed job into the batch's outcome (spec §7.4).
-func (e *Engine) finish(ctx context.Context, m *Migration, b *Batch) error {
+func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch) error {
 	if b.Fatal {
 		if m.CancelRequested {
 			return e.cancelRunning(ctx, m, b)
@@ -215,25 +312,10 @@ func (e *Engine) finish(ctx context.Context, m *Migration, b *Batch) error {
 	if err != nil {
 		return fmt.Errorf("finish %s/%s: events: %w", m.ID, b.ID, err)
 	}
-	match := newItemMatcher(m, items, e.Stager)
-	failed := map[int]string{}
-	unmatched := 0
-	for i := range evs {
-		je := evs[i].Error
-		if evs[i].Kind != graph.KindError || je == nil || !je.Level.Failing() {
-			continue
-		}
-		if idx, ok := match.find(je.ObjectURL, je.ObjectID); ok {
-			if _, seen := failed[idx]; !seen {
-				failed[idx] = "import error: " + eventReason(je)
-			}
-			continue
-		}
-		unmatched++
-	}
+	failed, warned, unmatched := e.itemErrors(m, items, evs)
 	var (
-		rs            = make([]ItemResult, 0, len(items))
-		imported      = make([]Item, 0, len(items))
+		rs            = make([]state.ItemResult, 0, len(items))
+		imported      = make([]state.Item, 0, len(items))
 		bytesMigrated int64
 	)
 	for i, it := range items {
@@ -241,14 +323,18 @@ func (e *Engine) finish(ctx context.Context, m *Migration, b *Batch) error {
 			failed[i] = "source could not be read: " + it.StageError
 		}
 		if why, ok := failed[i]; ok {
-			rs = append(rs, itemResult(m, b, it, OutcomeFailed, joinReason(it.NamingReason, why)))
+			rs = append(rs, itemResult(m, b, it, state.OutcomeFailed, joinReason(it.NamingReason, why)))
 			continue
 		}
 		bytesMigrated += it.Size()
-		rs = append(rs, itemResult(m, b, it, OutcomeMigrated, it.NamingReason))
+		note := joinReason(it.NamingReason, warned[i])
+		if n := unmatched + max(0, int(b.Progress.Errors)-len(failed)-unmatched); n > 0 {
+			note = joinReason(note, fmt.Sprintf("imported, but the job reported %d errors it did not tie to an item; verify it", n))
+		}
+		rs = append(rs, itemResult(m, b, it, state.ImportedOutcome(it.Renamed), note))
 		imported = append(imported, it)
 	}
-	if err := e.Store.PutItemResults(ctx, rs); err != nil {
+	if err := e.Store.PutResults(ctx, rs); err != nil {
 		return fmt.Errorf("finish %s/%s: item results: %w", m.ID, b.ID, err)
 	}
 	// Before the batch is final, so a crash re-records on the next delivery.
@@ -257,22 +343,14 @@ func (e *Engine) finish(ctx context.Context, m *Migration, b *Batch) error {
 			return fmt.Errorf("finish %s/%s: record imports: %w", m.ID, b.ID, err)
 		}
 	}
-	success := b.Progress.Errors == 0 && !b.FailingEvents
-	status, reason := BatchSucceeded, ""
-	switch {
-	case success:
-	case len(failed) == len(items) && len(items) > 0:
-		status, reason = BatchFailed, fmt.Sprintf("all %d items failed to import", len(items))
-	default:
-		status = BatchCompletedWithErrors
-		reason = fmt.Sprintf("%d of %d items failed to import", len(failed), len(items))
-		if unmatched > 0 {
-			reason += fmt.Sprintf("; %d errors not tied to an item (see the job's events)", unmatched)
-		}
-	}
+	// SharePoint's totalErrors may exceed the error events it sent: those
+	// errors name no item, so no item can be reported failed for them, and
+	// the batch says so rather than claiming a clean import.
+	unreconciled := max(0, int(b.Progress.Errors)-len(failed)-unmatched)
+	status, reason := batchOutcome(b, len(items), len(failed), unmatched, unreconciled)
 	jobID := b.JobID
-	b, wrote, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
-		if x.Status != BatchRunning || x.JobID != jobID || !x.Completed {
+	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
+		if x.Status != state.BatchRunning || x.JobID != jobID || !x.Completed {
 			return false, nil
 		}
 		x.Status = status
@@ -294,23 +372,24 @@ func (e *Engine) finish(ctx context.Context, m *Migration, b *Batch) error {
 
 // cancelRunning ends a batch whose job was cancelled or deleted at the
 // user's request.
-func (e *Engine) cancelRunning(ctx context.Context, m *Migration, b *Batch) error {
-	if err := e.markItems(ctx, m, b, OutcomeCancelled, "migration cancelled"); err != nil {
+func (e *Engine) cancelRunning(ctx context.Context, m *state.Migration, b *state.Batch) error {
+	if err := e.markItems(ctx, m, b, state.OutcomeCancelled, "migration cancelled"); err != nil {
 		return err
 	}
-	jobID := b.JobID
-	return e.markCancelled(ctx, m, b, func(x *Batch) bool {
-		return x.Status == BatchRunning && x.JobID == jobID
-	})
+	return e.markCancelled(ctx, m, b, cancelRunning, b.JobID)
 }
 
 // deleteQueuedJob deletes a job that has not started, for a cancelled
 // migration. done reports that the batch is now cancelled.
-func (e *Engine) deleteQueuedJob(ctx context.Context, m *Migration, b *Batch) (done bool, err error) {
+func (e *Engine) deleteQueuedJob(ctx context.Context, m *state.Migration, b *state.Batch) (done bool, err error) {
 	err = e.Graph.DeleteJob(ctx, m.ContainerID, b.JobID)
 	switch {
 	case err == nil:
-		return true, e.cancelRunning(ctx, m, b)
+		// A 204 is not proof that nothing was imported (the job may have
+		// started as the delete arrived): the events decide, so polling
+		// goes on until they show the job deleted, or it completes.
+		e.batchLog(b).Info("queued job deleted; polling until its events confirm", "job", b.JobID)
+		return false, nil
 	case errors.Is(err, graph.ErrJobNotFound):
 		// Started or finished meanwhile: let it finish.
 		return false, nil
@@ -325,7 +404,7 @@ type itemMatcher struct {
 	byID   map[string]int
 }
 
-func newItemMatcher(m *Migration, items []Item, s Stager) *itemMatcher {
+func newItemMatcher(m *state.Migration, items []state.Item, s Stager) *itemMatcher {
 	im := &itemMatcher{byPath: make(map[string]int, len(items)), byID: map[string]int{}}
 	ider, _ := s.(FileIDer)
 	for i, it := range items {
@@ -362,9 +441,7 @@ func (im *itemMatcher) find(objectURL, objectID string) (int, bool) {
 	return 0, false
 }
 
-func normPath(p string) string {
-	return strings.ToLower(strings.Trim(strings.ReplaceAll(p, "\\", "/"), "/"))
-}
+func normPath(p string) string { return spepackage.PathKey(p) }
 
 func normID(id string) string { return strings.ToLower(strings.Trim(id, "{}")) }
 

@@ -1,9 +1,8 @@
-package pipeline
+package pipeline_test
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/spemigrate/spemigrate/shared/wiring"
 
 	"github.com/spemigrate/spemigrate/shared/request"
 	"github.com/spemigrate/spemigrate/shared/source"
@@ -134,11 +135,11 @@ func fullRequest(dir, containerID string) request.Request {
 	return r
 }
 
-func (e *itEnv) run(migID string, req request.Request) *Migration {
+func (e *itEnv) run(migID string, req request.Request) *state.Migration {
 	e.t.Helper()
 	e.start(migID, req)
 	m := e.drive(migID, runMode{}, 2*time.Minute)
-	if m.Status != MigrationCompleted {
+	if m.Status != state.MigrationCompleted {
 		e.t.Fatalf("migration %s: %s (%s), counters %+v; logs:\n%s", migID, m.Status, m.Reason, m.Counters, tail(e.logs.String(), 3000))
 	}
 	return m
@@ -341,26 +342,24 @@ func TestImportLogIgnoresOwnImports(t *testing.T) {
 	cid := itContainer(t, 13) // only rows in this test's tables are touched
 	req := fullRequest(dir, cid)
 	req.ApplyDefaults()
-	body, _ := json.Marshal(req)
-	m := &Migration{ID: "own", ContainerID: cid, Request: body}
+	m := &state.Migration{ID: "own", ContainerID: cid, Request: req}
 	mod := itEpoch
-	it := Item{Path: "a/b.txt", Target: "a/b.txt", Versions: []source.Entry{{Path: "a/b.txt", Size: 4, Modified: mod, ETag: "e1"}}}
-	log := ImportLog{State: e.st}
-	if err := log.Record(ctx, m, "p000000-b000", []Item{it}); err != nil {
+	it := state.Item{Path: "a/b.txt", Target: "a/b.txt", Versions: []source.Entry{{Path: "a/b.txt", Size: 4, Modified: mod, ETag: "e1"}}}
+	log := wiring.ImportLog{State: e.st}
+	if err := log.Record(ctx, m, "p000000-b000", []state.Item{it}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := log.Unchanged(ctx, m, []Item{it}); err != nil || len(got) != 0 {
+	if got, err := log.Unchanged(ctx, m, []state.Item{it}); err != nil || len(got) != 0 {
 		t.Fatalf("own import reported unchanged: %v, %v", got, err)
 	}
-	later := &Migration{ID: "later", ContainerID: cid, Request: body}
-	if got, err := log.Unchanged(ctx, later, []Item{it}); err != nil || got[0] != "own" {
+	later := &state.Migration{ID: "later", ContainerID: cid, Request: req}
+	if got, err := log.Unchanged(ctx, later, []state.Item{it}); err != nil || got[0] != "own" {
 		t.Fatalf("a later migration: %v, %v; want index 0 unchanged since own", got, err)
 	}
 	f := false
 	req.Options.Incremental = &f
-	body, _ = json.Marshal(req)
-	off := &Migration{ID: "off", ContainerID: cid, Request: body}
-	if got, err := log.Unchanged(ctx, off, []Item{it}); err != nil || len(got) != 0 {
+	off := &state.Migration{ID: "off", ContainerID: cid, Request: req}
+	if got, err := log.Unchanged(ctx, off, []state.Item{it}); err != nil || len(got) != 0 {
 		t.Fatalf("incremental off: %v, %v", got, err)
 	}
 }

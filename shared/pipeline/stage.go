@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spemigrate/spemigrate/shared/graph"
+	"github.com/spemigrate/spemigrate/shared/queue"
+	"github.com/spemigrate/spemigrate/shared/state"
 )
 
 // sasMargin is added to MinSASValidity when deciding whether containers
@@ -14,17 +16,17 @@ import (
 // SAS must still have MinSASValidity left when the job is created.
 const sasMargin = time.Hour
 
-// Stage provisions containers for the batch's current attempt (unless it
+// StageBatch provisions containers for the batch's current attempt (unless it
 // has containers whose SAS is still long enough), encrypts and uploads the
 // batch's content and then its manifests, marks the batch staged and sends
 // the submit message.
 //
-// Provisioning records the sealed containerInfo before staging uses it, so
+// Provisioning records the containerInfo (sealed at rest by the store) before staging uses it, so
 // a re-run stages into the same containers (same blob names: staging is
 // idempotent). Two concurrent provisions of one batch keep the first
 // recorded pair; the other pair is simply never used (provisioned
 // containers cost nothing and expire on their own).
-func (e *Engine) Stage(ctx context.Context, migrationID, batchID string) error {
+func (e *Engine) StageBatch(ctx context.Context, migrationID, batchID string) error {
 	m, b, err := e.load(ctx, migrationID, batchID)
 	if err != nil {
 		return fmt.Errorf("stage: %w", err)
@@ -37,9 +39,9 @@ func (e *Engine) Stage(ctx context.Context, migrationID, batchID string) error {
 		return e.cancelUnsubmitted(ctx, m, b)
 	}
 	switch b.Status {
-	case BatchStaged:
-		return e.send(ctx, Next{Step: StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt})
-	case BatchPlanned:
+	case state.BatchStaged:
+		return e.send(ctx, queue.Message{Step: queue.StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt})
+	case state.BatchPlanned:
 	default:
 		return nil
 	}
@@ -48,12 +50,15 @@ func (e *Engine) Stage(ctx context.Context, migrationID, batchID string) error {
 	info, b, err := e.ensureContainers(ctx, m, b, false)
 	if at, ok := e.throttled(err); ok {
 		log.Info("provisioning throttled; rescheduled", "at", at)
-		return e.send(ctx, Next{Step: StepStage, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("t", at)})
+		return e.send(ctx, queue.Message{Step: queue.StepStageBatch, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("t", at)})
+	}
+	if errors.Is(err, graph.ErrAccessDenied) {
+		return e.denied(ctx, m, b, err)
 	}
 	if err != nil {
 		return fmt.Errorf("stage %s/%s: %w", m.ID, batchID, err)
 	}
-	if b.Status != BatchPlanned || b.Attempt != attempt {
+	if b.Status != state.BatchPlanned || b.Attempt != attempt {
 		return nil // moved on while we provisioned
 	}
 	items, err := e.Store.BatchItems(ctx, m.ID, b.ID)
@@ -65,7 +70,7 @@ func (e *Engine) Stage(ctx context.Context, migrationID, batchID string) error {
 		log.Info("SAS too short to stage into; re-provisioning")
 		info, b, err = e.ensureContainers(ctx, m, b, true)
 		if at, ok := e.throttled(err); ok {
-			return e.send(ctx, Next{Step: StepStage, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("t", at)})
+			return e.send(ctx, queue.Message{Step: queue.StepStageBatch, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("t", at)})
 		}
 		if err == nil {
 			res, err = e.Stager.Stage(ctx, m, b, items, info)
@@ -80,19 +85,19 @@ func (e *Engine) Stage(ctx context.Context, migrationID, batchID string) error {
 		}
 		log.Warn("items left out of the package: source unreadable", "count", len(res.Failed))
 	}
-	sealed := b.SealedContainers
-	b, wrote, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
-		if x.Status != BatchPlanned || x.Attempt != attempt || x.SealedContainers != sealed {
+	used := b.Containers
+	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
+		if x.Status != state.BatchPlanned || x.Attempt != attempt || x.Containers != used {
 			return false, nil
 		}
-		x.Status = BatchStaged
+		x.Status = state.BatchStaged
 		return true, nil
 	})
 	if err != nil {
 		return fmt.Errorf("stage %s/%s: %w", m.ID, batchID, err)
 	}
 	if !wrote {
-		if b.Status == BatchPlanned && b.Attempt == attempt {
+		if b.Status == state.BatchPlanned && b.Attempt == attempt {
 			// Containers were replaced while we staged: stage again into
 			// the recorded ones.
 			return fmt.Errorf("stage %s/%s: containers changed while staging; retry", m.ID, batchID)
@@ -100,21 +105,20 @@ func (e *Engine) Stage(ctx context.Context, migrationID, batchID string) error {
 		return nil
 	}
 	log.Info("batch staged", "items", b.Items, "bytes", b.Bytes)
-	return e.send(ctx, Next{Step: StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt})
+	return e.send(ctx, queue.Message{Step: queue.StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt})
 }
 
 // ensureContainers returns the batch's containers, provisioning (and
 // recording, sealed) a new pair when it has none, when their SAS is too
 // short, or when force is set.
-func (e *Engine) ensureContainers(ctx context.Context, m *Migration, b *Batch, force bool) (graph.ContainerInfo, *Batch, error) {
-	good := func(x *Batch) bool {
-		return x.SealedContainers != "" && x.SASExpiry.After(e.now().Add(e.cfg.MinSASValidity+sasMargin))
+func (e *Engine) ensureContainers(ctx context.Context, m *state.Migration, b *state.Batch, force bool) (graph.ContainerInfo, *state.Batch, error) {
+	good := func(x *state.Batch) bool {
+		return x.Provisioned() && x.SASExpiry.After(e.now().Add(e.cfg.MinSASValidity+sasMargin))
 	}
 	if !force && good(b) {
-		info, err := e.unseal(b)
-		return info, b, err
+		return b.Containers, b, nil
 	}
-	old := b.SealedContainers
+	old := b.Containers
 	info, err := e.Graph.ProvisionContainers(ctx, m.ContainerID)
 	if err != nil {
 		return info, b, fmt.Errorf("provision containers: %w", err)
@@ -126,16 +130,12 @@ func (e *Engine) ensureContainers(ctx context.Context, m *Migration, b *Batch, f
 	if !exp.After(e.now().Add(e.cfg.MinSASValidity + sasMargin)) {
 		return graph.ContainerInfo{}, b, fmt.Errorf("provisioned containers expire at %s, sooner than the %s a job needs", exp.Format(time.RFC3339), e.cfg.MinSASValidity+sasMargin)
 	}
-	sealed, err := e.seal(info)
-	if err != nil {
-		return graph.ContainerInfo{}, b, err
-	}
 	attempt := b.Attempt
-	b, wrote, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
-		if x.Status != BatchPlanned || x.Attempt != attempt || x.SealedContainers != old {
+	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
+		if x.Status != state.BatchPlanned || x.Attempt != attempt || x.Containers != old {
 			return false, nil
 		}
-		x.SealedContainers = sealed
+		x.Containers = info
 		x.SASExpiry = exp
 		x.ProvisionedAt = e.now()
 		return true, nil
@@ -148,11 +148,10 @@ func (e *Engine) ensureContainers(ctx context.Context, m *Migration, b *Batch, f
 		return info, b, nil
 	}
 	// Lost the race: use what the winner recorded, if it is usable.
-	if b.Status == BatchPlanned && b.Attempt == attempt && good(b) {
-		info, err := e.unseal(b)
-		return info, b, err
+	if b.Status == state.BatchPlanned && b.Attempt == attempt && good(b) {
+		return b.Containers, b, nil
 	}
-	if b.Status == BatchPlanned && b.Attempt == attempt {
+	if b.Status == state.BatchPlanned && b.Attempt == attempt {
 		return graph.ContainerInfo{}, b, fmt.Errorf("batch %s: containers changed concurrently; retry", b.ID)
 	}
 	return graph.ContainerInfo{}, b, nil
@@ -160,7 +159,7 @@ func (e *Engine) ensureContainers(ctx context.Context, m *Migration, b *Batch, f
 
 // recordStageErrors copies a staging's per-item failures onto the items and
 // clears those of items that staged this time.
-func recordStageErrors(items []Item, res StageResult) bool {
+func recordStageErrors(items []state.Item, res StageResult) bool {
 	changed := false
 	for i := range items {
 		why := res.Failed[i]

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spemigrate/spemigrate/shared/graph"
+	"github.com/spemigrate/spemigrate/shared/queue"
+	"github.com/spemigrate/spemigrate/shared/state"
 )
 
 // Submit creates the migration job for a staged batch, records its id and
@@ -43,9 +46,9 @@ func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error 
 		return nil
 	}
 	switch b.Status {
-	case BatchRunning:
+	case state.BatchRunning:
 		return e.resendFirstPoll(ctx, b)
-	case BatchStaged, BatchSubmitting:
+	case state.BatchStaged, state.BatchSubmitting:
 	default:
 		return nil
 	}
@@ -55,44 +58,35 @@ func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error 
 	now := e.now().Truncate(time.Millisecond)
 	attempt := b.Attempt
 
-	if b.Status == BatchStaged && b.SASExpiry.Before(now.Add(e.cfg.MinSASValidity)) {
+	if b.Status == state.BatchStaged && b.SASExpiry.Before(now.Add(e.cfg.MinSASValidity)) {
 		log.Info("SAS below the minimum validity for a job; re-provisioning", "sasExpiry", b.SASExpiry)
 		return e.restage(ctx, b, "SAS expires too soon to submit")
 	}
 
-	if b.Status == BatchSubmitting && now.Before(b.SubmitStarted.Add(e.cfg.SubmitLease)) {
+	if b.Status == state.BatchSubmitting && now.Before(b.SubmitStarted.Add(e.cfg.SubmitLease)) {
 		// Another delivery holds the intent; look again when its lease ends.
-		at := b.SubmitStarted.Add(e.cfg.SubmitLease)
-		return e.send(ctx, Next{Step: StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("l", at)})
+		return e.retryAfterLease(ctx, b)
 	}
-	takeover := b.Status == BatchSubmitting
-	b, wrote, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
-		if x.Attempt != attempt || x.JobID != "" {
-			return false, nil
+	if b.Status == state.BatchStaged {
+		if full, err := e.containerFull(ctx, m.ContainerID); err != nil {
+			return fmt.Errorf("submit %s/%s: %w", m.ID, batchID, err)
+		} else if full {
+			at := now.Add(e.cfg.JobSlotWait)
+			log.Info("container has its maximum of jobs in flight; waiting for a slot", "max", e.cfg.MaxJobsPerContainer, "at", at)
+			return e.send(ctx, queue.Message{Step: queue.StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("w", at)})
 		}
-		switch x.Status {
-		case BatchStaged:
-		case BatchSubmitting:
-			if now.Before(x.SubmitStarted.Add(e.cfg.SubmitLease)) {
-				return false, nil
-			}
-		default:
-			return false, nil
-		}
-		x.Status = BatchSubmitting
-		x.SubmitStarted = now
-		return true, nil
-	})
+	}
+	takeover := b.Status == state.BatchSubmitting
+	b, wrote, err := e.takeIntent(ctx, b, now)
 	if err != nil {
 		return fmt.Errorf("submit %s/%s: intent: %w", m.ID, batchID, err)
 	}
 	if !wrote {
-		if b.Status == BatchRunning {
+		if b.Status == state.BatchRunning {
 			return e.resendFirstPoll(ctx, b)
 		}
-		if b.Status == BatchSubmitting && b.Attempt == attempt {
-			at := b.SubmitStarted.Add(e.cfg.SubmitLease)
-			return e.send(ctx, Next{Step: StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("l", at)})
+		if b.Status == state.BatchSubmitting && b.Attempt == attempt {
+			return e.retryAfterLease(ctx, b)
 		}
 		return nil
 	}
@@ -100,11 +94,7 @@ func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error 
 		log.Warn("submit intent expired without a recorded job; submitting again (a job created by the lost attempt would import the same ids)")
 	}
 
-	info, err := e.unseal(b)
-	if err != nil {
-		return fmt.Errorf("submit %s/%s: %w", m.ID, batchID, err)
-	}
-	jobID, err := e.Graph.CreateJob(ctx, m.ContainerID, info)
+	jobID, err := e.Graph.CreateJob(ctx, m.ContainerID, b.Containers)
 	if err != nil {
 		return e.submitFailed(ctx, m, b, err)
 	}
@@ -122,7 +112,37 @@ func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error 
 		return nil
 	}
 	log.Info("migration job created", "job", jobID)
-	return e.send(ctx, Next{Step: StepPoll, MigrationID: m.ID, BatchID: b2.ID, Attempt: b2.Attempt, Seq: b2.PollSeq, NotBefore: b2.NextPollAt})
+	return e.send(ctx, queue.Message{Step: queue.StepPoll, MigrationID: m.ID, BatchID: b2.ID, Attempt: b2.Attempt, Seq: b2.PollSeq, NotBefore: b2.NextPollAt})
+}
+
+// takeIntent records the submit intent (the lease on creating this
+// attempt's job): from staged, or from an intent whose lease has ended.
+func (e *Engine) takeIntent(ctx context.Context, b *state.Batch, now time.Time) (*state.Batch, bool, error) {
+	attempt := b.Attempt
+	return e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
+		if x.Attempt != attempt || x.JobID != "" {
+			return false, nil
+		}
+		switch x.Status {
+		case state.BatchStaged:
+		case state.BatchSubmitting:
+			if now.Before(x.SubmitStarted.Add(e.cfg.SubmitLease)) {
+				return false, nil
+			}
+		default:
+			return false, nil
+		}
+		x.Status = state.BatchSubmitting
+		x.SubmitStarted = now
+		return true, nil
+	})
+}
+
+// retryAfterLease looks at a submitting batch again when its intent's lease
+// ends.
+func (e *Engine) retryAfterLease(ctx context.Context, b *state.Batch) error {
+	at := b.SubmitStarted.Add(e.cfg.SubmitLease)
+	return e.send(ctx, queue.Message{Step: queue.StepSubmit, MigrationID: b.MigrationID, BatchID: b.ID, Attempt: b.Attempt, NotBefore: at, Nonce: nonce("l", at)})
 }
 
 // recordJob writes the job id if the intent in b is still ours. It returns
@@ -130,13 +150,13 @@ func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error 
 // intent was taken over or the batch cancelled), or an error when the
 // store could not say. A write error is checked by reading back: the write
 // may have landed.
-func (e *Engine) recordJob(ctx context.Context, b *Batch, jobID string) (*Batch, error) {
+func (e *Engine) recordJob(ctx context.Context, b *state.Batch, jobID string) (*state.Batch, error) {
 	intent, attempt := b.SubmitStarted, b.Attempt
-	mutate := func(x *Batch) (bool, error) {
-		if x.Status != BatchSubmitting || x.Attempt != attempt || x.JobID != "" || !x.SubmitStarted.Equal(intent) {
+	mutate := func(x *state.Batch) (bool, error) {
+		if x.Status != state.BatchSubmitting || x.Attempt != attempt || x.JobID != "" || !x.SubmitStarted.Equal(intent) {
 			return false, nil
 		}
-		x.Status = BatchRunning
+		x.Status = state.BatchRunning
 		x.JobID = jobID
 		x.SubmittedAt = e.now()
 		x.JobStarted = false
@@ -173,17 +193,20 @@ func (e *Engine) recordJob(ctx context.Context, b *Batch, jobID string) (*Batch,
 // submitFailed decides what a failed create call means. A refusal (4xx)
 // created nothing, so the intent is released; an ambiguous failure (5xx,
 // transport) keeps the intent and re-checks after the lease.
-func (e *Engine) submitFailed(ctx context.Context, m *Migration, b *Batch, err error) error {
+func (e *Engine) submitFailed(ctx context.Context, m *state.Migration, b *state.Batch, err error) error {
 	log := e.batchLog(b)
 	if at, ok := e.throttled(err); ok {
 		log.Info("job creation throttled; rescheduled", "at", at)
 		if rerr := e.releaseIntent(ctx, b); rerr != nil {
 			return rerr
 		}
-		return e.send(ctx, Next{Step: StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, NotBefore: at, Nonce: nonce("t", at)})
+		return e.send(ctx, queue.Message{Step: queue.StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, NotBefore: at, Nonce: nonce("t", at)})
 	}
 	if errors.Is(err, graph.ErrReprovisionNeeded) {
 		return e.failAttempt(ctx, m, b, "containers rejected (invalidAzureResource)")
+	}
+	if errors.Is(err, graph.ErrAccessDenied) {
+		return e.denied(ctx, m, b, err)
 	}
 	var ge *graph.Error
 	if errors.As(err, &ge) && ge.StatusCode >= 400 && ge.StatusCode < 500 && ge.StatusCode != http.StatusRequestTimeout {
@@ -191,19 +214,19 @@ func (e *Engine) submitFailed(ctx context.Context, m *Migration, b *Batch, err e
 	}
 	at := b.SubmitStarted.Add(e.cfg.SubmitLease)
 	log.Warn("job creation failed ambiguously; will re-check after the lease", "error", err, "at", at)
-	if serr := e.send(ctx, Next{Step: StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, NotBefore: at, Nonce: nonce("l", at)}); serr != nil {
+	if serr := e.send(ctx, queue.Message{Step: queue.StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, NotBefore: at, Nonce: nonce("l", at)}); serr != nil {
 		return fmt.Errorf("submit %s/%s: %w (and %w)", m.ID, b.ID, err, serr)
 	}
 	return nil
 }
 
-func (e *Engine) releaseIntent(ctx context.Context, b *Batch) error {
+func (e *Engine) releaseIntent(ctx context.Context, b *state.Batch) error {
 	intent, attempt := b.SubmitStarted, b.Attempt
-	_, _, err := e.updateBatch(ctx, b, func(x *Batch) (bool, error) {
-		if x.Status != BatchSubmitting || x.Attempt != attempt || x.JobID != "" || !x.SubmitStarted.Equal(intent) {
+	_, _, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
+		if x.Status != state.BatchSubmitting || x.Attempt != attempt || x.JobID != "" || !x.SubmitStarted.Equal(intent) {
 			return false, nil
 		}
-		x.Status = BatchStaged
+		x.Status = state.BatchStaged
 		x.SubmitStarted = time.Time{}
 		return true, nil
 	})
@@ -213,11 +236,11 @@ func (e *Engine) releaseIntent(ctx context.Context, b *Batch) error {
 // resendFirstPoll re-sends the first poll of a running batch whose submit
 // was redelivered (the poll message may have been lost in a crash). Later
 // polls belong to the poll chain and the drain.
-func (e *Engine) resendFirstPoll(ctx context.Context, b *Batch) error {
+func (e *Engine) resendFirstPoll(ctx context.Context, b *state.Batch) error {
 	if b.PollSeq != 0 {
 		return nil
 	}
-	return e.send(ctx, Next{Step: StepPoll, MigrationID: b.MigrationID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: b.NextPollAt})
+	return e.send(ctx, queue.Message{Step: queue.StepPoll, MigrationID: b.MigrationID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: b.NextPollAt})
 }
 
 func errString(err error) string {
@@ -225,4 +248,35 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// denied fails a batch for good when Graph refuses the app (401/403): no
+// new attempt or restage can succeed until someone grants the permission,
+// and the reason says which one.
+func (e *Engine) denied(ctx context.Context, m *state.Migration, b *state.Batch, err error) error {
+	reason := "access denied by Microsoft Graph: " + err.Error()
+	if !strings.Contains(reason, "FileStorageContainer.Selected") {
+		reason += "; the app registration needs the FileStorageContainer.Selected application permission (admin consent) and its container type registered for it"
+	}
+	return e.FailBatch(ctx, m.ID, b.ID, reason)
+}
+
+// containerFull reports whether the container has MaxJobsPerContainer jobs
+// being created or running, from the in-flight index (whose cost follows
+// the work in flight).
+func (e *Engine) containerFull(ctx context.Context, containerID string) (bool, error) {
+	if e.cfg.MaxJobsPerContainer < 0 {
+		return false, nil
+	}
+	refs, err := e.Store.InFlight(ctx, 0)
+	if err != nil {
+		return false, fmt.Errorf("count jobs in flight: %w", err)
+	}
+	n := 0
+	for _, r := range refs {
+		if r.ContainerID == containerID && (r.Status == string(state.BatchRunning) || r.Status == string(state.BatchSubmitting)) {
+			n++
+		}
+	}
+	return n >= e.cfg.MaxJobsPerContainer, nil
 }

@@ -13,7 +13,6 @@ import (
 )
 
 var (
-	idPattern          = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	containerIDPattern = regexp.MustCompile(`^b![A-Za-z0-9_-]{8,200}$`)
 	blobContainerName  = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62}$`)
 	guidPattern        = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -34,7 +33,7 @@ func (r Request) Validate() error {
 	case r.V != Version:
 		v.add("v", "unsupported version %d; this service reads version %d", r.V, Version)
 	}
-	if r.ID != "" && !idPattern.MatchString(r.ID) {
+	if r.ID != "" && !ValidID(r.ID) {
 		v.add("id", "must be 1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
 	v.source(r.Source)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -148,7 +149,7 @@ func TestManifestWorkedExample(t *testing.T) {
 		}
 	}
 	check(&m.Children[0], want{"ObjectType": "SPFolder", "Id": folderID, "ParentId": root, "ParentWebId": webID, "ParentWebUrl": web,
-		"Url": testTarget.SiteURL + "/Document Library/Contracts"})
+		"Url": testTarget.SiteURL + "/Document%20Library/Contracts"})
 	check(m.Children[0].child("Folder"), want{"Id": folderID, "Name": "Contracts", "Url": "Document Library/Contracts",
 		"ParentFolderId": root, "ContainingDocumentLibrary": list, "ListItemIntId": "1001", "ParentWebUrl": web})
 	if _, ok := m.Children[0].child("Folder").attr("TimeCreated"); ok {
@@ -159,7 +160,7 @@ func TestManifestWorkedExample(t *testing.T) {
 		"FileUrl": "Document Library/Contracts", "DirName": "Document Library", "ParentFolderId": root, "ParentListId": list})
 
 	check(&m.Children[2], want{"ObjectType": "SPFile", "Id": fileID, "ParentId": folderID,
-		"Url": testTarget.SiteURL + "/Document Library/Contracts/nda.pdf"})
+		"Url": testTarget.SiteURL + "/Document%20Library/Contracts/nda.pdf"})
 	f := m.Children[2].child("File")
 	check(f, want{"Id": fileID, "Name": "nda.pdf", "Url": "Document Library/Contracts/nda.pdf", "ListItemIntId": "1002",
 		"ListId": list, "ParentId": folderID, "ParentWebId": webID, "ParentWebUrl": web, "Version": "2.0",
@@ -178,6 +179,12 @@ func TestManifestWorkedExample(t *testing.T) {
 	if li.get(t, "Id") == fileID || li.get(t, "Id") != m.Children[3].get(t, "Id") {
 		t.Error("ListItem@Id must be its own GUID, equal to its SPObject's Id")
 	}
+	lvs := li.child("Versions")
+	if lvs == nil || len(lvs.Children) != 1 || lvs.Children[0].XMLName.Local != "ListItem" {
+		t.Fatal("want the previous version as a <ListItem> under the list item's <Versions>")
+	}
+	check(&lvs.Children[0], want{"Id": li.get(t, "Id"), "DocId": fileID, "IntId": "1002", "Version": "1.0",
+		"TimeLastModified": "2021-06-01T09:30:00", "Author": "1", "ModifiedBy": "1", "DirName": "Document Library/Contracts"})
 
 	// Alice appears three times (login, e-mail, mixed case) but is declared once.
 	ug := parse(t, files[UserGroupFile])
@@ -363,5 +370,92 @@ func TestNewTarget(t *testing.T) {
 	}
 	if _, err := NewTarget(testTarget.SiteURL, "nope", testTarget.ListID.String(), testTarget.RootFolderID.String(), "x"); err == nil || !strings.Contains(err.Error(), "WebID") {
 		t.Fatalf("bad web id: %v", err)
+	}
+}
+
+// TestObjectURLEscapesSegments: SPObject@Url is an absolute URL, so a name
+// with "%" or "#" must be escaped or the URL names another file or a
+// fragment; the web-relative paths stay literal.
+func TestObjectURLEscapesSegments(t *testing.T) {
+	p := Package{Target: testTarget, Namespace: testNS, SourceType: SourceFileShare, IDs: NewMemoryIntIDs(1),
+		Items: []Item{
+			{Path: "with%20space.txt", Versions: []Version{{BlobName: "a"}}},
+			{Path: "#hash.txt", Versions: []Version{{BlobName: "b"}}},
+			{Path: "q?/a b.txt", Versions: []Version{{BlobName: "c"}}},
+		}}
+	_, files, _ := build(t, p)
+	m := parse(t, files[ManifestFile])
+	want := map[string]string{
+		"with%20space.txt": testTarget.SiteURL + "/Document%20Library/with%2520space.txt",
+		"#hash.txt":        testTarget.SiteURL + "/Document%20Library/%23hash.txt",
+		"a b.txt":          testTarget.SiteURL + "/Document%20Library/q%3F/a%20b.txt",
+	}
+	seen := 0
+	for _, o := range m.Children {
+		f := o.child("File")
+		if f == nil {
+			continue
+		}
+		seen++
+		name := f.get(t, "Name")
+		if got := o.get(t, "Url"); got != want[name] {
+			t.Errorf("%s: SPObject@Url %q, want %q", name, got, want[name])
+		}
+		if got := f.get(t, "Url"); !strings.HasSuffix(got, "/"+name) {
+			t.Errorf("%s: File@Url %q is not the literal path", name, got)
+		}
+	}
+	if seen != 3 {
+		t.Fatalf("%d files", seen)
+	}
+}
+
+// TestUserGroupDeletedAndSystemID: IsDeleted and SystemId come from the
+// identity instead of a constant "false" and nothing.
+func TestUserGroupDeletedAndSystemID(t *testing.T) {
+	p := ndaPackage(NewMemoryIntIDs(1))
+	p.Items[0].Versions[1].ModifiedBy = Identity{Login: "bob@contoso.com", Deleted: true, SystemID: "AQUAAAAAAAUVAAAA"}
+	_, files, _ := build(t, p)
+	users := parse(t, files[UserGroupFile]).child("Users")
+	alice, bob := users.Children[0], users.Children[1]
+	if alice.get(t, "IsDeleted") != "false" {
+		t.Errorf("alice IsDeleted %q", alice.get(t, "IsDeleted"))
+	}
+	if _, ok := alice.attr("SystemId"); ok {
+		t.Error("alice has a SystemId nobody gave")
+	}
+	if bob.get(t, "IsDeleted") != "true" || bob.get(t, "SystemId") != "AQUAAAAAAAUVAAAA" {
+		t.Errorf("bob %+v", bob.Attrs)
+	}
+}
+
+func TestPackageOptions(t *testing.T) {
+	p := ndaPackage(NewMemoryIntIDs(1))
+	var vs []Version
+	for i := 0; i < 5; i++ {
+		vs = append(vs, Version{BlobName: fmt.Sprintf("v%d", i), Modified: time.Date(2020, 1, i+1, 0, 0, 0, 0, time.UTC)})
+	}
+	p.Items[0].Versions = vs
+	p.Options = Options{SchemaBuild: "16.0.9999.1", DatabaseVersion: "42", DirName: DirNameServerRelative, MaxVersions: 3}
+	rep, files, _ := build(t, p)
+	sv := parse(t, files[SystemDataFile]).child("SchemaVersion")
+	if sv.get(t, "Build") != "16.0.9999.1" || sv.get(t, "DatabaseVersion") != "42" {
+		t.Errorf("SchemaVersion %+v", sv.Attrs)
+	}
+	m := parse(t, files[ManifestFile])
+	li := m.Children[3].child("ListItem")
+	if got, want := li.get(t, "DirName"), "/contentstorage/CSP_2f4c8e91-7d3a-4b6e-9c10-5a7b3e2d1f04/Document Library/Contracts"; got != want {
+		t.Errorf("DirName %q, want %q", got, want)
+	}
+	f := m.Children[2].child("File")
+	if n := len(f.child("Versions").Children); n != 2 || f.get(t, "Version") != "5.0" || f.child("Versions").Children[0].get(t, "Version") != "3.0" {
+		t.Errorf("capped to 3 versions: current %s, %d previous", f.get(t, "Version"), n)
+	}
+	if rep.Items[1].VersionsDropped != 2 {
+		t.Errorf("VersionsDropped = %d", rep.Items[1].VersionsDropped)
+	}
+	p.Options = Options{DirName: "absolute"}
+	if _, err := Build(context.Background(), p, func(string) (io.WriteCloser, error) { return &memFile{}, nil }); err == nil {
+		t.Error("an unknown DirName form was accepted")
 	}
 }

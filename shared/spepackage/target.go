@@ -169,3 +169,10 @@ func (m *MemoryIntIDs) IntID(_ context.Context, libraryPath string) (int, error)
 	m.ids[k] = id
 	return id, nil
 }
+
+// PathKey is how SharePoint tells library paths apart: case-insensitively,
+// with either slash, without leading or trailing ones. Two paths with one
+// key are one item.
+func PathKey(p string) string {
+	return strings.ToLower(strings.Trim(strings.ReplaceAll(p, "\\", "/"), "/"))
+}

@@ -26,7 +26,9 @@ func (it Item) Bytes() int64 {
 	return n
 }
 
-// Limits bound one package. Every version counts as an item (§6.8).
+// Limits bound one package. Every version counts as an item (§6.8), and so
+// does every folder the package creates: spepackage emits each folder
+// between the destination and an item once per package.
 type Limits struct {
 	MaxItems int
 	MaxBytes int64
@@ -39,8 +41,12 @@ var DefaultLimits = Limits{MaxItems: 250, MaxBytes: 250 << 20}
 // Batch is one package's worth of items.
 type Batch struct {
 	Items []Item
-	Blobs int   // versions in the batch: the item count the limits apply to
-	Bytes int64 // plaintext bytes
+	Blobs int // versions in the batch
+	// Folders is how many folders the batch's package creates (every
+	// distinct parent folder of its items below the destination).
+	// Blobs+Folders is the item count the limits apply to.
+	Folders int
+	Bytes   int64 // plaintext bytes
 }
 
 // Plan cuts items into batches: in path order, each batch within lim, and a
@@ -57,16 +63,33 @@ func Plan(items []Item, lim Limits) ([]Batch, error) {
 	out := make([]Batch, len(groups))
 	for i, g := range groups {
 		out[i].Items = g
+		folders := map[string]bool{}
 		for _, it := range g {
 			out[i].Blobs += len(it.Versions)
 			out[i].Bytes += it.Bytes()
+			for _, f := range parentFolders(it.Path) {
+				folders[f] = true
+			}
 		}
+		out[i].Folders = len(folders)
 	}
 	return out, nil
 }
 
+// parentFolders lists the folders above path (relative to the destination),
+// case-folded as SharePoint compares them: "a/b/c.txt" gives "a", "a/b".
+func parentFolders(p string) []string {
+	segs := strings.Split(strings.Trim(p, "/"), "/")
+	out := make([]string, 0, len(segs)-1)
+	for i := 1; i < len(segs); i++ {
+		out = append(out, strings.ToLower(strings.Join(segs[:i], "/")))
+	}
+	return out
+}
+
 // PlanBy is [Plan] for callers with their own item type: describe returns an
 // item's target path, its number of blobs (versions) and its plaintext bytes.
+// The folders above each path count towards MaxItems once per batch.
 func PlanBy[T any](items []T, lim Limits, describe func(T) (path string, blobs int, bytes int64)) ([][]T, error) {
 	if lim.MaxItems <= 0 {
 		return nil, fmt.Errorf("plan: Limits.MaxItems is %d: it must be positive (the service recommends 250)", lim.MaxItems)
@@ -103,25 +126,42 @@ func PlanBy[T any](items []T, lim Limits, describe func(T) (path string, blobs i
 
 	var out [][]T
 	var cur []T
-	var blobs int
+	var count int // blobs plus folders of cur
 	var size int64
+	folders := map[string]bool{}
 	flush := func() {
 		if len(cur) > 0 {
 			out = append(out, cur)
-			cur, blobs, size = nil, 0, 0
+			cur, count, size = nil, 0, 0
+			clear(folders)
 		}
 	}
+	newFolders := func(p string) []string {
+		var n []string
+		for _, f := range parentFolders(p) {
+			if !folders[f] {
+				n = append(n, f)
+			}
+		}
+		return n
+	}
 	for _, e := range sorted {
-		if e.blobs > lim.MaxItems || e.bytes > lim.MaxBytes {
+		alone := e.blobs + len(parentFolders(e.path))
+		if alone > lim.MaxItems || e.bytes > lim.MaxBytes {
 			flush()
 			out = append(out, []T{e.item})
 			continue
 		}
-		if blobs+e.blobs > lim.MaxItems || size+e.bytes > lim.MaxBytes {
+		nf := newFolders(e.path)
+		if count+e.blobs+len(nf) > lim.MaxItems || size+e.bytes > lim.MaxBytes {
 			flush()
+			nf = newFolders(e.path)
 		}
 		cur = append(cur, e.item)
-		blobs += e.blobs
+		for _, f := range nf {
+			folders[f] = true
+		}
+		count += e.blobs + len(nf)
 		size += e.bytes
 	}
 	flush()

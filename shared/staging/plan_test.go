@@ -45,6 +45,10 @@ func TestPlan(t *testing.T) {
 		{"versions count as items and stay together", []Item{file("a", 1), file("b", 1, 1, 1)}, "[a|1|1][b|3|3]"},
 		{"too many versions: alone", []Item{file("a", 1), file("b", 1, 1, 1, 1), file("c", 1)}, "[a|1|1][b|4|4][c|1|1]"},
 		{"zero-byte files", []Item{file("a", 0), file("b", 0)}, "[a b|2|0]"},
+		{"folders count as items", []Item{file("d/a", 1), file("d/b", 1), file("d/c", 1)}, "[d/a d/b|2|2][d/c|1|1]"},
+		{"nested folders count once each", []Item{file("x/y/a", 1), file("x/y/b", 1), file("x/z", 1)}, "[x/y/a|1|1][x/y/b|1|1][x/z|1|1]"},
+		{"a shared folder counts once", []Item{file("x/a", 1), file("x/b", 1), file("y", 1)}, "[x/a x/b|2|2][y|1|1]"},
+		{"deep file alone", []Item{file("p/q/r/a", 1)}, "[p/q/r/a|1|1]"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -100,5 +104,35 @@ func TestPlanRejects(t *testing.T) {
 	}
 	if _, err := Plan([]Item{file("Dir/A.txt", 1), file("dir/a.TXT", 1)}, DefaultLimits); err == nil || !strings.Contains(err.Error(), "case") {
 		t.Errorf("case collision: %v", err)
+	}
+}
+
+// TestPlanCountsFolders: 250 files spread over 20 folders made a package of
+// 270 items against the 250 recommendation; the folders the package creates
+// now count, so no batch exceeds the limit.
+func TestPlanCountsFolders(t *testing.T) {
+	var items []Item
+	for i := 0; i < 250; i++ {
+		items = append(items, file(fmt.Sprintf("dir%02d/f%03d", i%20, i), 1))
+	}
+	for i := 0; i < 4; i++ {
+		items = append(items, file(fmt.Sprintf("top/a/b/c/g%d", i), 1))
+	}
+	bs, err := Plan(items, DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i, b := range bs {
+		if b.Blobs+b.Folders > DefaultLimits.MaxItems {
+			t.Errorf("batch %d: %d versions + %d folders = %d items > %d", i, b.Blobs, b.Folders, b.Blobs+b.Folders, DefaultLimits.MaxItems)
+		}
+		n += len(b.Items)
+	}
+	if n != len(items) || len(bs) < 2 {
+		t.Errorf("%d batches holding %d items", len(bs), n)
+	}
+	if bs[0].Folders == 0 {
+		t.Errorf("batch 0 counts no folders")
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/google/uuid"
@@ -18,127 +17,6 @@ import (
 	"github.com/spemigrate/spemigrate/shared/source"
 	"github.com/spemigrate/spemigrate/shared/spepackage"
 )
-
-// Options configure a [Stager]. Zero values take the defaults noted.
-type Options struct {
-	// Source streams the files' bytes. Required.
-	Source source.Source
-	// BlockSize is the size of one staged block (default 4 MiB).
-	BlockSize int
-	// Buffers is how many block buffers exist at once, shared by every
-	// upload in flight: memory is about Buffers × BlockSize (default 8).
-	Buffers int
-	// FileConcurrency is how many files are uploaded at once (default 8:
-	// eight streams fill the MD5 SIMD lanes twice as well as four, which
-	// cuts staging CPU per byte by about a tenth; memory stays bounded by
-	// Buffers).
-	FileConcurrency int
-	// BlockConcurrency is how many blocks of one file are in flight at once
-	// (default 4).
-	BlockConcurrency int
-	// MinSASValidity defaults to [MinSASValidity].
-	MinSASValidity time.Duration
-	// Now defaults to time.Now.
-	Now func() time.Time
-	// ClientOptions configure the blob clients (transport, retries).
-	ClientOptions *container.ClientOptions
-	// Logger defaults to slog.Default(). It never receives URLs or keys.
-	Logger *slog.Logger
-	// NoMD5Lanes turns off the SIMD MD5 lanes (see
-	// [spepackage.MD5Server]) and hashes every blob with crypto/md5. The
-	// lanes are used only when a Stage call uploads at least
-	// [MinMD5Lanes] files at once and the CPU has AVX2; they change the
-	// CPU cost, never the MD5.
-	NoMD5Lanes bool
-}
-
-// MinMD5Lanes is how many files must be uploaded at once for the SIMD MD5
-// lanes to cost less CPU than crypto/md5: measured on AVX-512, 2 streams
-// cost 10 % more, 3 about the same, 4 save a quarter of the MD5 work and 8
-// more than half.
-const MinMD5Lanes = 4
-
-// Stager stages batches. It is safe for concurrent use; all its Stage calls
-// share one buffer pool.
-type Stager struct {
-	opts Options
-	log  *slog.Logger
-	bufs *bufferPool
-
-	// The MD5 lanes run while at least one Stage call uses them and stop
-	// when the last one returns, so a Stager needs no Close.
-	lanesMu    sync.Mutex
-	lanes      *spepackage.MD5Server
-	lanesUsers int
-}
-
-// acquireLanes returns the shared MD5 server for a Stage call that uploads
-// streams files at once, or nil (crypto/md5) when lanes would not pay.
-func (s *Stager) acquireLanes(streams int) *spepackage.MD5Server {
-	if s.opts.NoMD5Lanes || streams < MinMD5Lanes {
-		return nil
-	}
-	s.lanesMu.Lock()
-	defer s.lanesMu.Unlock()
-	if s.lanes == nil {
-		s.lanes = spepackage.NewMD5Server()
-		if s.lanes == nil {
-			return nil // no AVX2
-		}
-	}
-	s.lanesUsers++
-	return s.lanes
-}
-
-func (s *Stager) releaseLanes(l *spepackage.MD5Server) {
-	if l == nil {
-		return
-	}
-	s.lanesMu.Lock()
-	defer s.lanesMu.Unlock()
-	s.lanesUsers--
-	if s.lanesUsers == 0 {
-		// Close stops the server once its last reader is done.
-		s.lanes.Close()
-		s.lanes = nil
-	}
-}
-
-// New checks opts and returns a Stager.
-func New(opts Options) (*Stager, error) {
-	if opts.Source == nil {
-		return nil, errors.New("staging: Options.Source is nil: pass the migration's source")
-	}
-	if opts.BlockSize == 0 {
-		opts.BlockSize = 4 << 20
-	}
-	if opts.BlockSize < 64<<10 || opts.BlockSize > 100<<20 {
-		return nil, fmt.Errorf("staging: Options.BlockSize %d is out of range: use 64 KiB to 100 MiB", opts.BlockSize)
-	}
-	if opts.Buffers == 0 {
-		opts.Buffers = 8
-	}
-	if opts.FileConcurrency == 0 {
-		opts.FileConcurrency = 8
-	}
-	if opts.BlockConcurrency == 0 {
-		opts.BlockConcurrency = 4
-	}
-	if opts.Buffers < 1 || opts.FileConcurrency < 1 || opts.BlockConcurrency < 1 {
-		return nil, errors.New("staging: Options.Buffers, FileConcurrency and BlockConcurrency must be positive")
-	}
-	if opts.MinSASValidity == 0 {
-		opts.MinSASValidity = MinSASValidity
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Stager{opts: opts, log: log, bufs: newBufferPool(opts.Buffers, opts.BlockSize)}, nil
-}
 
 // Containers are the provisioned containers and key (spec §2.1). They are
 // secrets: never log or store them in plaintext.
@@ -156,6 +34,8 @@ func (c Containers) LogValue() slog.Value { return slog.StringValue(c.String()) 
 
 // Request is one batch to stage.
 type Request struct {
+	// Source streams this batch's files; nil uses Options.Source.
+	Source     source.Source
 	Batch      Batch
 	Containers Containers
 	Target     spepackage.Target
@@ -249,22 +129,15 @@ func MetadataIdentities(users map[string]string) func(source.Entry) (spepackage.
 // failure (the batch can be staged again as a whole); per-item source
 // failures are reported in the Result instead.
 func (s *Stager) Stage(ctx context.Context, req Request) (*Result, error) {
+	if req.Source == nil {
+		req.Source = s.opts.Source
+	}
 	if err := s.check(req); err != nil {
 		return nil, err
 	}
-	now := s.opts.Now()
-	for _, u := range []string{req.Containers.DataURL, req.Containers.MetadataURL} {
-		if err := CheckSAS(u, now, s.opts.MinSASValidity); err != nil {
-			return nil, fmt.Errorf("stage batch: %w", err)
-		}
-	}
-	data, err := container.NewClientWithNoCredential(req.Containers.DataURL, s.opts.ClientOptions)
+	data, meta, err := s.openContainers(req.Containers)
 	if err != nil {
-		return nil, fmt.Errorf("stage batch: data container %s: %s", StripQuery(req.Containers.DataURL), redactText(err.Error()))
-	}
-	meta, err := container.NewClientWithNoCredential(req.Containers.MetadataURL, s.opts.ClientOptions)
-	if err != nil {
-		return nil, fmt.Errorf("stage batch: metadata container %s: %s", StripQuery(req.Containers.MetadataURL), redactText(err.Error()))
+		return nil, err
 	}
 	idf := req.Identities
 	if idf == nil {
@@ -272,6 +145,43 @@ func (s *Stager) Stage(ctx context.Context, req Request) (*Result, error) {
 	}
 
 	res := &Result{Items: make([]ItemResult, len(req.Batch.Items))}
+	if err := s.stageContent(ctx, data, req, res); err != nil {
+		return nil, err
+	}
+	items := s.manifestItems(ctx, req.Batch, res, idf)
+	if err := s.stageManifests(ctx, meta, req, items, res); err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "batch staged", "items", len(res.Items), "staged", res.Staged, "failed", res.Failed)
+	return res, nil
+}
+
+// openContainers checks that both SAS URLs are valid for long enough and
+// returns clients for the data and metadata containers. Its errors carry the
+// URLs without their query, so no SAS token leaks.
+func (s *Stager) openContainers(c Containers) (data, meta *container.Client, err error) {
+	now := s.opts.Now()
+	for _, u := range []string{c.DataURL, c.MetadataURL} {
+		if err := CheckSAS(u, now, s.opts.MinSASValidity); err != nil {
+			return nil, nil, fmt.Errorf("stage batch: %w", err)
+		}
+	}
+	data, err = container.NewClientWithNoCredential(c.DataURL, s.opts.ClientOptions)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stage batch: data container %s: %s", StripQuery(c.DataURL), redactText(err.Error()))
+	}
+	meta, err = container.NewClientWithNoCredential(c.MetadataURL, s.opts.ClientOptions)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stage batch: metadata container %s: %s", StripQuery(c.MetadataURL), redactText(err.Error()))
+	}
+	return data, meta, nil
+}
+
+// stageContent uploads every version of every batch item into the data
+// container, FileConcurrency files at a time, filling res.Items in batch
+// order. A source failure fails only its item; a storage failure fails the
+// batch.
+func (s *Stager) stageContent(ctx context.Context, data *container.Client, req Request, res *Result) error {
 	lanes := s.acquireLanes(min(s.opts.FileConcurrency, len(req.Batch.Items)))
 	defer s.releaseLanes(lanes)
 	g, gctx := errgroup.WithContext(ctx)
@@ -284,9 +194,14 @@ func (s *Stager) Stage(ctx context.Context, req Request) (*Result, error) {
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("stage batch: %w", err)
+		return fmt.Errorf("stage batch: %w", err)
 	}
+	return nil
+}
 
+// manifestItems counts the staged and failed items into res and returns the
+// staged ones as package items; failed items are logged and left out.
+func (s *Stager) manifestItems(ctx context.Context, b Batch, res *Result, idf func(source.Entry) (spepackage.Identity, spepackage.Identity)) []spepackage.Item {
 	items := make([]spepackage.Item, 0, len(res.Items))
 	for i, ir := range res.Items {
 		if ir.Error != "" {
@@ -295,9 +210,15 @@ func (s *Stager) Stage(ctx context.Context, req Request) (*Result, error) {
 			continue
 		}
 		res.Staged++
-		items = append(items, packageItem(req.Batch.Items[i], ir, idf))
+		items = append(items, packageItem(b.Items[i], ir, idf))
 	}
+	return items
+}
 
+// stageManifests builds the package for items, uploading each file of it
+// into the metadata container as it is written, and records the manifests,
+// the package report and each item's list-item id and author in res.
+func (s *Stager) stageManifests(ctx context.Context, meta *container.Client, req Request, items []spepackage.Item, res *Result) error {
 	var mu sync.Mutex
 	create := func(name string) (io.WriteCloser, error) {
 		return s.pipeUpload(ctx, meta, name, req.Containers.Key, func(b Blob) {
@@ -308,10 +229,10 @@ func (s *Stager) Stage(ctx context.Context, req Request) (*Result, error) {
 	}
 	rep, err := spepackage.Build(ctx, spepackage.Package{
 		Target: req.Target, Namespace: req.Namespace, SourceType: req.SourceType,
-		IDs: req.IDs, Items: items,
+		IDs: req.IDs, Items: items, Options: s.opts.Package,
 	}, create)
 	if err != nil {
-		return nil, fmt.Errorf("stage batch: manifests: %w", err)
+		return fmt.Errorf("stage batch: manifests: %w", err)
 	}
 	res.Package = rep
 	byPath := make(map[string]spepackage.ItemReport, len(rep.Items))
@@ -324,12 +245,13 @@ func (s *Stager) Stage(ctx context.Context, req Request) (*Result, error) {
 			ir.IntID, ir.Author = r.IntID, r.Author
 		}
 	}
-	s.log.InfoContext(ctx, "batch staged", "items", len(res.Items), "staged", res.Staged, "failed", res.Failed)
-	return res, nil
+	return nil
 }
 
 func (s *Stager) check(req Request) error {
 	switch {
+	case req.Source == nil:
+		return errors.New("stage batch: Request.Source is nil: pass the migration's source (or set Options.Source)")
 	case len(req.Containers.Key) != spepackage.KeySize:
 		return fmt.Errorf("stage batch: Containers.Key is %d bytes, want %d: decode the provisioned encryptionKey with spepackage.DecodeKey", len(req.Containers.Key), spepackage.KeySize)
 	case req.Containers.DataURL == "" || req.Containers.MetadataURL == "":
@@ -397,7 +319,7 @@ func (s *Stager) stageItem(ctx context.Context, data *container.Client, req Requ
 	ir := ItemResult{Path: it.Path, LibraryPath: lib, ID: spepackage.ObjectID(req.Namespace, lib)}
 	for v, e := range it.Versions {
 		name := BlobName(req.Namespace, lib, v)
-		b, err := s.stageEntry(ctx, data, name, e, req.Containers.Key, lanes)
+		b, err := s.stageEntry(ctx, data, req.Source, name, e, req.Containers.Key, lanes)
 		var se *sourceError
 		if errors.As(err, &se) {
 			ir.Blobs = nil
@@ -412,8 +334,8 @@ func (s *Stager) stageItem(ctx context.Context, data *container.Client, req Requ
 	return ir, nil
 }
 
-func (s *Stager) stageEntry(ctx context.Context, data *container.Client, name string, e source.Entry, key []byte, lanes *spepackage.MD5Server) (Blob, error) {
-	rc, err := s.opts.Source.Open(ctx, e)
+func (s *Stager) stageEntry(ctx context.Context, data *container.Client, src source.Source, name string, e source.Entry, key []byte, lanes *spepackage.MD5Server) (Blob, error) {
+	rc, err := src.Open(ctx, e)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Blob{}, ctx.Err()

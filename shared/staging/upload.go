@@ -82,39 +82,75 @@ func blockID(nonce [8]byte, i int) string {
 // lanes, when not nil, hashes the ciphertext in a SIMD lane shared with the
 // other files of the batch.
 func (s *Stager) upload(ctx context.Context, c *container.Client, name string, r io.Reader, key []byte, lanes *spepackage.MD5Server) (Blob, error) {
+	u, err := s.newBlobUpload(c, name, r, key, lanes)
+	if err != nil {
+		return Blob{}, err
+	}
+	defer u.er.Close()
+	ids, single, err := u.send(ctx)
+	if err != nil {
+		return Blob{}, err
+	}
+	if !single {
+		if err := u.commit(ctx, ids); err != nil {
+			return Blob{}, err
+		}
+	}
+	return u.snapshot(ctx)
+}
+
+// blobUpload is one blob being uploaded: the encrypting reader over the
+// source and what the blob's requests share.
+type blobUpload struct {
+	s     *Stager
+	name  string
+	bb    *blockblob.Client
+	plain *countingReader // counts the plaintext read (FileSize)
+	er    *spepackage.EncryptReader
+	ivb64 string
+	meta  map[string]*string // the IV metadata every write carries
+	nonce [8]byte            // see blockID
+}
+
+// newBlobUpload draws the upload's IV and block id nonce and sets up the
+// encryption of r. The caller closes u.er.
+func (s *Stager) newBlobUpload(c *container.Client, name string, r io.Reader, key []byte, lanes *spepackage.MD5Server) (*blobUpload, error) {
 	iv, err := spepackage.NewIV()
 	if err != nil {
-		return Blob{}, err
+		return nil, err
 	}
-	var nonce [8]byte
-	if _, err := rand.Read(nonce[:]); err != nil {
-		return Blob{}, fmt.Errorf("upload %s: block id nonce: %w", name, err)
+	u := &blobUpload{s: s, name: name, bb: c.NewBlockBlobClient(name), plain: &countingReader{r: r}}
+	if _, err := rand.Read(u.nonce[:]); err != nil {
+		return nil, fmt.Errorf("upload %s: block id nonce: %w", name, err)
 	}
-	plain := &countingReader{r: r}
-	er, err := spepackage.NewEncryptReader(plain, key, iv, spepackage.WithMD5Server(lanes))
+	u.er, err = spepackage.NewEncryptReader(u.plain, key, iv, spepackage.WithMD5Server(lanes))
 	if err != nil {
-		return Blob{}, err
+		return nil, err
 	}
-	defer er.Close()
-	ivb64 := spepackage.IVValue(iv)
-	meta := map[string]*string{spepackage.IVMetadata: &ivb64}
-	bb := c.NewBlockBlobClient(name)
+	u.ivb64 = spepackage.IVValue(iv)
+	u.meta = map[string]*string{spepackage.IVMetadata: &u.ivb64}
+	return u, nil
+}
 
+// send reads the ciphertext a buffer at a time. When the first buffer holds
+// all of it, it is written with one Put Blob and single is true; otherwise
+// every buffer is staged as a block, up to BlockConcurrency in parallel,
+// and send returns the block ids to commit once all have been staged.
+func (u *blobUpload) send(ctx context.Context) (ids []string, single bool, err error) {
+	s := u.s
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.opts.BlockConcurrency)
-	var ids []string
-	single := false
 	for idx := 0; ; idx++ {
 		bp, err := s.bufs.get(gctx)
 		if err != nil {
 			// A failed block cancels gctx; report that failure, not the
 			// cancellation it caused.
 			if werr := g.Wait(); werr != nil {
-				return Blob{}, werr
+				return nil, false, werr
 			}
-			return Blob{}, err
+			return nil, false, err
 		}
-		n, rerr := io.ReadFull(er, *bp)
+		n, rerr := io.ReadFull(u.er, *bp)
 		if rerr == io.EOF {
 			s.bufs.put(bp)
 			break
@@ -122,64 +158,82 @@ func (s *Stager) upload(ctx context.Context, c *container.Client, name string, r
 		if rerr != nil && rerr != io.ErrUnexpectedEOF {
 			s.bufs.put(bp)
 			if werr := g.Wait(); werr != nil {
-				return Blob{}, werr
+				return nil, false, werr
 			}
-			return Blob{}, rerr
+			return nil, false, rerr
 		}
 		last := rerr == io.ErrUnexpectedEOF
 		if idx == 0 && last {
-			single = true
-			_, err := bb.Upload(ctx, streaming.NopCloser(bytes.NewReader((*bp)[:n])), &blockblob.UploadOptions{
-				HTTPHeaders: &blob.HTTPHeaders{BlobContentMD5: er.MD5()},
-				Metadata:    meta,
-			})
+			err := u.putBlob(ctx, (*bp)[:n])
 			s.bufs.put(bp)
 			if err != nil {
-				return Blob{}, blobErr("put blob", name, err)
+				return nil, true, err
 			}
-			break
+			return nil, true, g.Wait()
 		}
 		if idx >= maxBlocks {
 			s.bufs.put(bp)
 			g.Wait()
-			return Blob{}, fmt.Errorf("upload %s: more than %d blocks of %d bytes: raise Options.BlockSize", name, maxBlocks, s.opts.BlockSize)
+			return nil, false, fmt.Errorf("upload %s: more than %d blocks of %d bytes: raise Options.BlockSize", u.name, maxBlocks, s.opts.BlockSize)
 		}
-		id := blockID(nonce, idx)
+		id := blockID(u.nonce, idx)
 		ids = append(ids, id)
 		g.Go(func() error {
 			defer s.bufs.put(bp)
-			_, err := bb.StageBlock(gctx, id, streaming.NopCloser(bytes.NewReader((*bp)[:n])), nil)
-			return blobErr("put block", name, err)
+			_, err := u.bb.StageBlock(gctx, id, streaming.NopCloser(bytes.NewReader((*bp)[:n])), nil)
+			return blobErr("put block", u.name, err)
 		})
 		if last {
 			break
 		}
 	}
 	if err := g.Wait(); err != nil {
-		return Blob{}, err
+		return nil, false, err
 	}
-	if !single {
-		if er.MD5() == nil {
-			return Blob{}, fmt.Errorf("upload %s: internal error: ciphertext hash missing", name)
-		}
-		_, err := bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{
-			HTTPHeaders: &blob.HTTPHeaders{BlobContentMD5: er.MD5()},
-			Metadata:    meta,
-		})
-		if err != nil {
-			return Blob{}, blobErr("commit block list", name, err)
-		}
-	}
-	snap, err := bb.CreateSnapshot(ctx, nil)
+	return ids, false, nil
+}
+
+// putBlob writes the whole ciphertext, which fits in one buffer, with its
+// Content-MD5 and IV in one request.
+func (u *blobUpload) putBlob(ctx context.Context, ciphertext []byte) error {
+	_, err := u.bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(ciphertext)), &blockblob.UploadOptions{
+		HTTPHeaders: &blob.HTTPHeaders{BlobContentMD5: u.er.MD5()},
+		Metadata:    u.meta,
+	})
 	if err != nil {
-		return Blob{}, blobErr("snapshot", name, err)
+		return blobErr("put blob", u.name, err)
+	}
+	return nil
+}
+
+// commit commits the staged blocks with the ciphertext's Content-MD5 and
+// the IV.
+func (u *blobUpload) commit(ctx context.Context, ids []string) error {
+	if u.er.MD5() == nil {
+		return fmt.Errorf("upload %s: internal error: ciphertext hash missing", u.name)
+	}
+	_, err := u.bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{
+		HTTPHeaders: &blob.HTTPHeaders{BlobContentMD5: u.er.MD5()},
+		Metadata:    u.meta,
+	})
+	if err != nil {
+		return blobErr("commit block list", u.name, err)
+	}
+	return nil
+}
+
+// snapshot takes the snapshot the import reads and describes the blob.
+func (u *blobUpload) snapshot(ctx context.Context) (Blob, error) {
+	snap, err := u.bb.CreateSnapshot(ctx, nil)
+	if err != nil {
+		return Blob{}, blobErr("snapshot", u.name, err)
 	}
 	b := Blob{
-		Name:       name,
-		PlainSize:  plain.n,
-		StoredSize: er.Size(),
-		MD5:        er.MD5(),
-		IV:         ivb64,
+		Name:       u.name,
+		PlainSize:  u.plain.n,
+		StoredSize: u.er.Size(),
+		MD5:        u.er.MD5(),
+		IV:         u.ivb64,
 	}
 	if snap.Snapshot != nil {
 		b.Snapshot = *snap.Snapshot

@@ -179,7 +179,7 @@ func (s *Store) claimChunk(ctx context.Context, pk string, keys, owners []string
 		chunk = rest
 	}
 	if len(chunk) > 0 {
-		return fmt.Errorf("state: claim in %s: %w", pk, ErrConflict)
+		return fmt.Errorf("state: claim in %s: %w", pk, ErrContended)
 	}
 	return nil
 }

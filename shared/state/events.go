@@ -128,32 +128,34 @@ func (s *Store) PutEvents(ctx context.Context, migrationID, batchID string, even
 	return added, nil
 }
 
-// ListEvents returns a batch's stored events in time order; with jobID
-// non-empty, only that job's.
-func (s *Store) ListEvents(ctx context.Context, migrationID, batchID, jobID string) ([]Event, error) {
-	if err := errors.Join(checkKey("migration id", migrationID), checkKey("batch id", batchID)); err != nil {
+// ListEvents returns a batch's stored events in time order, decoded;
+// with jobID non-empty, only that job's.
+func (s *Store) ListEvents(ctx context.Context, migrationID, batchID, jobID string) ([]graph.Event, error) {
+	if err := checkBatchKeys(migrationID, batchID); err != nil {
 		return nil, err
 	}
-	var out []Event
+	var stored []Event
 	filter := "PartitionKey eq " + quote(eventPK(migrationID, batchID))
 	if jobID != "" {
 		filter += " and JobID eq " + quote(jobID)
 	}
 	err := s.list(ctx, s.events, filter, 0, func(e rawEntity) {
-		out = append(out, Event{
+		stored = append(stored, Event{
 			MigrationID: e.p.str("MigrationID"), BatchID: e.p.str("BatchID"), ID: e.rk,
 			JobID: e.p.str("JobID"), Kind: e.p.str("Kind"), Time: e.p.time("EventTime"), Raw: e.p.str("Raw"),
 		})
 	})
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
-	return out, err
-}
-
-// Graph decodes the stored event back into a graph.Event.
-func (e Event) Graph() (graph.Event, error) {
-	var ev graph.Event
-	if err := json.Unmarshal([]byte(e.Raw), &ev); err != nil {
-		return graph.Event{}, fmt.Errorf("state: decode stored event %s: %w", e.ID, err)
+	if err != nil {
+		return nil, err
 	}
-	return ev, nil
+	sort.SliceStable(stored, func(i, j int) bool { return stored[i].Time.Before(stored[j].Time) })
+	out := make([]graph.Event, 0, len(stored))
+	for _, se := range stored {
+		var ev graph.Event
+		if err := json.Unmarshal([]byte(se.Raw), &ev); err != nil {
+			return nil, fmt.Errorf("state: decode stored event %s of batch %s/%s: %w", se.ID, migrationID, batchID, err)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
 }

@@ -4,48 +4,50 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
-)
 
-// BatchItem is one source item planned into a batch.
-type BatchItem struct {
-	// Seq orders the items within the batch (and is the row key).
-	Seq        int64
-	SourcePath string
-	TargetPath string
-	Size       int64
-	// Detail is the caller's own record of the item (e.g. the source
-	// entry as JSON), stored as is; at most 32 KiB.
-	Detail string
-}
+	"github.com/spemigrate/spemigrate/shared/source"
+)
 
 func itemsPK(migrationID, batchID string) string { return migrationID + "|" + batchID }
 
+// itemDetail is the part of an Item stored as JSON (its source versions and
+// naming notes).
+type itemDetail struct {
+	Versions     []source.Entry `json:"versions"`
+	Renamed      bool           `json:"renamed,omitempty"`
+	NamingReason string         `json:"namingReason,omitempty"`
+	StageError   string         `json:"stageError,omitempty"`
+}
+
 // PutBatchItems writes a batch's items (insert or replace, in transactions
-// of 100). Writing the same items again is harmless, so write them before
-// [Store.CreateBatch]: a crash in between leaves items without a batch,
-// which the re-run overwrites.
-func (s *Store) PutBatchItems(ctx context.Context, migrationID, batchID string, items []BatchItem) error {
-	if err := errors.Join(checkKey("migration id", migrationID), checkKey("batch id", batchID)); err != nil {
+// of 100), in order: the row key is the item's index. Writing the same
+// items again is harmless; staging rewrites them to record StageError.
+func (s *Store) PutBatchItems(ctx context.Context, migrationID, batchID string, items []Item) error {
+	if err := checkBatchKeys(migrationID, batchID); err != nil {
 		return err
 	}
 	pk := itemsPK(migrationID, batchID)
 	actions := make([]aztables.TransactionAction, 0, len(items))
-	for _, it := range items {
-		if len(it.Detail) > maxStringProp {
-			return fmt.Errorf("state: batch %s/%s item %d: detail is %d bytes; at most %d fit", migrationID, batchID, it.Seq, len(it.Detail), maxStringProp)
+	for i, it := range items {
+		d, err := json.Marshal(itemDetail{Versions: it.Versions, Renamed: it.Renamed, NamingReason: it.NamingReason, StageError: it.StageError})
+		if err != nil {
+			return fmt.Errorf("state: batch %s/%s item %d: %w", migrationID, batchID, i, err)
+		}
+		if len(d) > maxStringProp {
+			return fmt.Errorf("state: batch %s/%s item %d (%s): %d bytes of versions and notes; at most %d fit", migrationID, batchID, i, it.Path, len(d), maxStringProp)
 		}
 		p := props{}
-		p.setI64("Seq", it.Seq)
-		p.setStr("SourcePath", it.SourcePath)
-		p.setStr("TargetPath", it.TargetPath)
-		p.setI64("Size", it.Size)
-		p.setStr("Detail", it.Detail)
-		data, err := marshalEntity(pk, fmt.Sprintf("%09d", it.Seq), p)
+		p.setI64("Seq", int64(i))
+		p.setStr("SourcePath", it.Path)
+		p.setStr("TargetPath", it.Target)
+		p.setI64("Size", it.Size())
+		p.setStr("Detail", string(d))
+		data, err := marshalEntity(pk, fmt.Sprintf("%09d", i), p)
 		if err != nil {
 			return err
 		}
@@ -54,19 +56,23 @@ func (s *Store) PutBatchItems(ctx context.Context, migrationID, batchID string, 
 	return s.submit(ctx, s.items, actions, "write items of batch "+migrationID+"/"+batchID)
 }
 
-// BatchItems returns a batch's items in sequence order.
-func (s *Store) BatchItems(ctx context.Context, migrationID, batchID string) ([]BatchItem, error) {
-	if err := errors.Join(checkKey("migration id", migrationID), checkKey("batch id", batchID)); err != nil {
+// BatchItems returns a batch's items in order.
+func (s *Store) BatchItems(ctx context.Context, migrationID, batchID string) ([]Item, error) {
+	if err := checkBatchKeys(migrationID, batchID); err != nil {
 		return nil, err
 	}
-	var out []BatchItem
+	var out []Item
+	var derr error
 	err := s.list(ctx, s.items, "PartitionKey eq "+quote(itemsPK(migrationID, batchID)), 0, func(e rawEntity) {
-		out = append(out, BatchItem{
-			Seq: e.p.i64("Seq"), SourcePath: e.p.str("SourcePath"), TargetPath: e.p.str("TargetPath"),
-			Size: e.p.i64("Size"), Detail: e.p.str("Detail"),
-		})
+		var d itemDetail
+		if err := json.Unmarshal([]byte(e.p.str("Detail")), &d); err != nil {
+			derr = errors.Join(derr, fmt.Errorf("state: batch %s/%s item %s: detail: %w", migrationID, batchID, e.rk, err))
+			return
+		}
+		out = append(out, Item{Path: e.p.str("SourcePath"), Target: e.p.str("TargetPath"), Versions: d.Versions,
+			Renamed: d.Renamed, NamingReason: d.NamingReason, StageError: d.StageError})
 	})
-	return out, err
+	return out, errors.Join(err, derr)
 }
 
 // submit runs actions (all in one partition) in transactions of 100.
@@ -81,37 +87,6 @@ func (s *Store) submit(ctx context.Context, c *aztables.Client, actions []aztabl
 	return nil
 }
 
-// Outcome is what happened to one source item.
-type Outcome string
-
-// Outcomes. The store keeps whatever outcome it is given; these are the
-// ones the report documents.
-const (
-	OutcomePending   Outcome = "pending" // planned, not imported yet
-	OutcomeImported  Outcome = "imported"
-	OutcomeRenamed   Outcome = "renamed" // imported under another name; Reason says why
-	OutcomeSkipped   Outcome = "skipped"
-	OutcomeFailed    Outcome = "failed"
-	OutcomeCancelled Outcome = "cancelled"
-)
-
-// Result is the per-item row behind the CSV report. Its key is
-// (MigrationID, SourcePath, VersionID); writes replace.
-type Result struct {
-	MigrationID string
-	SourcePath  string
-	VersionID   string // empty for the current version
-	TargetPath  string
-	BatchID     string
-	Size        int64
-	Outcome     Outcome
-	Renamed     bool
-	// Reason explains a rename, skip or failure in words a user can act
-	// on; it must not contain secrets (the store does not check).
-	Reason    string
-	UpdatedAt time.Time
-}
-
 func resultRK(sourcePath, versionID string) string {
 	sum := sha256.Sum256([]byte(sourcePath + "\x00" + versionID))
 	return hex.EncodeToString(sum[:])
@@ -119,7 +94,7 @@ func resultRK(sourcePath, versionID string) string {
 
 // PutResults writes (inserts or replaces) per-item results, in
 // transactions of up to 100 rows per migration.
-func (s *Store) PutResults(ctx context.Context, results []Result) error {
+func (s *Store) PutResults(ctx context.Context, results []ItemResult) error {
 	byMigration := map[string][]aztables.TransactionAction{}
 	var order []string
 	now := s.now().UTC()
@@ -130,8 +105,8 @@ func (s *Store) PutResults(ctx context.Context, results []Result) error {
 		if r.SourcePath == "" {
 			return fmt.Errorf("state: result in migration %s: SourcePath is empty", r.MigrationID)
 		}
-		if r.UpdatedAt.IsZero() {
-			r.UpdatedAt = now
+		if r.Updated.IsZero() {
+			r.Updated = now
 		}
 		if len(r.Reason) > maxStringProp {
 			r.Reason = r.Reason[:maxStringProp]
@@ -145,7 +120,7 @@ func (s *Store) PutResults(ctx context.Context, results []Result) error {
 		p.setStr("Outcome", string(r.Outcome))
 		p.setBool("Renamed", r.Renamed)
 		p.setStr("Reason", r.Reason)
-		p.setTime("UpdatedAt", r.UpdatedAt)
+		p.setTime("Updated", r.Updated)
 		data, err := marshalEntity(r.MigrationID, resultRK(r.SourcePath, r.VersionID), p)
 		if err != nil {
 			return err
@@ -189,7 +164,7 @@ func dedupeActions(actions []aztables.TransactionAction) []aztables.TransactionA
 // ListResults returns up to n results of a migration after pageToken (""
 // for the first page) and the next page's token ("" when done). The order
 // is stable but not meaningful (rows are keyed by a hash).
-func (s *Store) ListResults(ctx context.Context, migrationID, pageToken string, n int) ([]Result, string, error) {
+func (s *Store) ListResults(ctx context.Context, migrationID, pageToken string, n int) ([]ItemResult, string, error) {
 	if err := checkKey("migration id", migrationID); err != nil {
 		return nil, "", err
 	}
@@ -200,15 +175,15 @@ func (s *Store) ListResults(ctx context.Context, migrationID, pageToken string, 
 	if pageToken != "" {
 		filter += " and RowKey gt " + quote(pageToken)
 	}
-	var out []Result
+	var out []ItemResult
 	last := ""
 	err := s.list(ctx, s.results, filter, n, func(e rawEntity) {
 		p := e.p
-		out = append(out, Result{
+		out = append(out, ItemResult{
 			MigrationID: e.pk, SourcePath: p.str("SourcePath"), VersionID: p.str("VersionID"),
 			TargetPath: p.str("TargetPath"), BatchID: p.str("BatchID"), Size: p.i64("Size"),
 			Outcome: Outcome(p.str("Outcome")), Renamed: p.boolean("Renamed"), Reason: p.str("Reason"),
-			UpdatedAt: p.time("UpdatedAt"),
+			Updated: p.time("Updated"),
 		})
 		last = e.rk
 	})

@@ -2,282 +2,193 @@ package state
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 )
 
-// MigrationState is where a migration stands.
-type MigrationState string
+// Counters are stored as one property each, under these names.
+var counterNames = []string{"Entries", "Items", "Skipped", "Unchanged", "Renamed", "BytesPlanned",
+	"Batches", "BatchesDone", "BatchesFailed", "BatchesCancelled",
+	"FilesMigrated", "FilesFailed", "BytesMigrated", "Errors", "Warnings"}
 
-// Migration states. Completed, Failed and Cancelled are terminal.
-const (
-	MigrationAccepted   MigrationState = "accepted"   // stored, not yet planned
-	MigrationPlanning   MigrationState = "planning"   // source being enumerated into batches
-	MigrationRunning    MigrationState = "running"    // all batches planned, some in flight
-	MigrationCancelling MigrationState = "cancelling" // cancel requested, batches winding down
-	MigrationCompleted  MigrationState = "completed"
-	MigrationFailed     MigrationState = "failed"
-	MigrationCancelled  MigrationState = "cancelled"
-)
-
-// Terminal reports whether no further work happens in this state.
-func (s MigrationState) Terminal() bool {
-	return s == MigrationCompleted || s == MigrationFailed || s == MigrationCancelled
-}
-
-// Counters are the running totals kept on migrations and batches. Which
-// fields a step maintains is the pipeline's choice; all are stored.
-type Counters struct {
-	Entries          int64 // source entries seen by planning
-	Items            int64 // items planned
-	Bytes            int64 // bytes planned
-	Batches          int64 // batches planned (migrations only)
-	BatchesCompleted int64
-	BatchesFailed    int64
-	BatchesCancelled int64
-	Imported         int64 // per-item outcomes
-	Renamed          int64
-	Skipped          int64
-	Unchanged        int64 // of Skipped: unchanged since an earlier import (incremental re-runs)
-	Failed           int64
-	BytesImported    int64
-	FilesProcessed   int64 // from the latest progress event
-	BytesProcessed   int64
-	ObjectsProcessed int64
-	ExpectedObjects  int64
-	Errors           int64
-	Warnings         int64
-}
-
-var counterNames = []string{"Entries", "Items", "Bytes", "Batches", "BatchesCompleted", "BatchesFailed", "BatchesCancelled",
-	"Imported", "Renamed", "Skipped", "Unchanged", "Failed", "BytesImported",
-	"FilesProcessed", "BytesProcessed", "ObjectsProcessed", "ExpectedObjects", "Errors", "Warnings"}
-
-func (c *Counters) fields() []*int64 {
-	return []*int64{&c.Entries, &c.Items, &c.Bytes, &c.Batches, &c.BatchesCompleted, &c.BatchesFailed, &c.BatchesCancelled,
-		&c.Imported, &c.Renamed, &c.Skipped, &c.Unchanged, &c.Failed, &c.BytesImported,
-		&c.FilesProcessed, &c.BytesProcessed, &c.ObjectsProcessed, &c.ExpectedObjects, &c.Errors, &c.Warnings}
-}
-
-func (c Counters) put(p props) {
-	for i, f := range c.fields() {
-		p.setI64(counterNames[i], *f)
-	}
-}
-
-func countersFrom(p props) Counters {
-	var c Counters
-	for i, f := range c.fields() {
-		*f = p.i64(counterNames[i])
-	}
-	return c
+func (c *MigrationCounters) fields() []*int64 {
+	return []*int64{&c.Entries, &c.Items, &c.Skipped, &c.Unchanged, &c.Renamed, &c.BytesPlanned,
+		&c.Batches, &c.BatchesDone, &c.BatchesFailed, &c.BatchesCancelled,
+		&c.FilesMigrated, &c.FilesFailed, &c.BytesMigrated, &c.Errors, &c.Warnings}
 }
 
 // maxStringProp is Table Storage's limit for one string property (64 KiB
 // of UTF-16).
 const maxStringProp = 32 << 10
 
-// Migration is one user request to move a source into a container.
-type Migration struct {
-	ID string
-	// ClientRequestID is the caller's idempotency key, if it sent one.
-	ClientRequestID string
-	// ContainerID is the target SharePoint Embedded container.
-	ContainerID string
-	// Request is the request as accepted (JSON), at most 32 KiB.
-	Request string
-	State   MigrationState
-	// CancelRequested is set by a cancel; steps wind down.
-	CancelRequested bool
-	// Reason says why the migration failed or was cancelled.
-	Reason string
-	Counters
-	// Planning position: PlanPage is the next source page to plan,
-	// SourceCursor where it starts; PlanComplete once the source is done.
-	PlanPage     int64
-	SourceCursor string
-	PlanComplete bool
-	// NextBatch is the index the next planned batch gets.
-	NextBatch int64
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	// ETag is the version read; writes are conditional on it.
-	ETag azcore.ETag
-}
-
 const migrationRK = "m"
 
-func (m *Migration) props() props {
+// requestSealContext binds a sealed request to its migration's row, so a
+// sealed request copied to another row does not open.
+func requestSealContext(id string) string { return "Migrations/" + id + "/Request" }
+
+// migrationCodec turns a Migration into properties and back; the request
+// is sealed and opened here and nowhere else.
+func (s *Store) migrationProps(m *Migration) (props, error) {
 	p := props{}
-	p.setStr("ClientRequestID", m.ClientRequestID)
 	p.setStr("ContainerID", m.ContainerID)
-	p.setStr("Request", m.Request)
-	p.setStr("State", string(m.State))
+	if m.Request.V != 0 {
+		body, err := json.Marshal(m.Request)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		if len(body) > maxStringProp*3/4 {
+			return nil, fmt.Errorf("state: migration %s: request is %d bytes; at most %d fit in one entity", m.ID, len(body), maxStringProp*3/4)
+		}
+		sealed, err := s.sealer.SealFor(string(body), requestSealContext(m.ID))
+		if err != nil {
+			return nil, fmt.Errorf("seal request: %w", err)
+		}
+		p.setStr("Request", sealed)
+	}
+	p.setStr("Status", string(m.Status))
 	p.setBool("CancelRequested", m.CancelRequested)
-	p.setStr("Reason", m.Reason)
-	m.Counters.put(p)
-	p.setI64("PlanPage", m.PlanPage)
-	p.setStr("SourceCursor", m.SourceCursor)
-	p.setBool("PlanComplete", m.PlanComplete)
-	p.setI64("NextBatch", m.NextBatch)
-	p.setTime("CreatedAt", m.CreatedAt)
-	p.setTime("UpdatedAt", m.UpdatedAt)
-	return p
+	p.setStr("Reason", truncate(m.Reason))
+	for i, f := range m.Counters.fields() {
+		p.setI64(counterNames[i], *f)
+	}
+	p.setI64("PlanPage", int64(m.PlanPage))
+	p.setStr("PlanCursor", m.PlanCursor)
+	p.setBool("PlanDone", m.PlanDone)
+	p.setTime("Created", m.Created)
+	p.setTime("Updated", m.Updated)
+	return p, nil
 }
 
-func migrationFrom(e rawEntity) Migration {
+func (s *Store) migrationFrom(e rawEntity) (*Migration, error) {
 	p := e.p
-	return Migration{
-		ID: e.pk, ClientRequestID: p.str("ClientRequestID"), ContainerID: p.str("ContainerID"), Request: p.str("Request"),
-		State: MigrationState(p.str("State")), CancelRequested: p.boolean("CancelRequested"),
-		Reason: p.str("Reason"), Counters: countersFrom(p),
-		PlanPage: p.i64("PlanPage"), SourceCursor: p.str("SourceCursor"), PlanComplete: p.boolean("PlanComplete"),
-		NextBatch: p.i64("NextBatch"),
-		CreatedAt: p.time("CreatedAt"), UpdatedAt: p.time("UpdatedAt"), ETag: e.etag,
+	m := &Migration{
+		ID: e.pk, ContainerID: p.str("ContainerID"),
+		Status: MigrationStatus(p.str("Status")), CancelRequested: p.boolean("CancelRequested"), Reason: p.str("Reason"),
+		PlanPage: int(p.i64("PlanPage")), PlanCursor: p.str("PlanCursor"), PlanDone: p.boolean("PlanDone"),
+		Created: p.time("Created"), Updated: p.time("Updated"), ETag: string(e.etag),
 	}
-}
-
-func (m *Migration) validate() error {
-	if err := checkKey("migration id", m.ID); err != nil {
-		return err
+	for i, f := range m.Counters.fields() {
+		*f = p.i64(counterNames[i])
 	}
-	if len(m.Request) > maxStringProp {
-		return fmt.Errorf("state: migration %s: request is %d bytes; at most %d fit in one entity", m.ID, len(m.Request), maxStringProp)
-	}
-	if len(m.Reason) > maxStringProp {
-		m.Reason = m.Reason[:maxStringProp]
-	}
-	return nil
-}
-
-// CreateMigration stores m if no migration with its ID exists. If one does,
-// it returns the stored one and created=false: derive the ID from the
-// client's idempotency key to make submission idempotent. A non-terminal
-// migration is listed by [Store.InFlight].
-func (s *Store) CreateMigration(ctx context.Context, m Migration) (stored Migration, created bool, err error) {
-	if m.State == "" {
-		m.State = MigrationAccepted
-	}
-	now := s.now().UTC()
-	if m.CreatedAt.IsZero() {
-		m.CreatedAt = now
-	}
-	m.UpdatedAt = now
-	if err := m.validate(); err != nil {
-		return Migration{}, false, err
-	}
-	if !m.State.Terminal() {
-		if err := s.putInFlight(ctx, m.ID, "", string(m.State), time.Time{}, m.UpdatedAt); err != nil {
-			return Migration{}, false, err
+	if sealed := p.str("Request"); sealed != "" {
+		body, err := s.sealer.OpenFor(sealed, requestSealContext(m.ID))
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: open request: %w", m.ID, err)
 		}
-	}
-	data, err := marshalEntity(m.ID, migrationRK, m.props())
-	if err != nil {
-		return Migration{}, false, err
-	}
-	resp, err := s.migrations.AddEntity(ctx, data, nil)
-	if isConflict(err) {
-		got, gerr := s.GetMigration(ctx, m.ID)
-		return got, false, gerr
-	}
-	if err != nil {
-		return Migration{}, false, storageErr("create migration "+m.ID, err)
-	}
-	m.ETag = resp.ETag
-	return m, true, nil
-}
-
-// GetMigration reads one migration; ErrNotFound if absent.
-func (s *Store) GetMigration(ctx context.Context, id string) (Migration, error) {
-	if err := checkKey("migration id", id); err != nil {
-		return Migration{}, err
-	}
-	e, found, err := getRaw(ctx, s.migrations, id, migrationRK, "get migration "+id)
-	if err != nil {
-		return Migration{}, err
-	}
-	if !found {
-		return Migration{}, fmt.Errorf("migration %s: %w", id, ErrNotFound)
-	}
-	return migrationFrom(e), nil
-}
-
-// ReplaceMigration writes m if the stored migration still has m.ETag, and
-// returns it with its new ETag; [ErrStale] when another writer got there
-// first (re-read and decide again). It maintains the in-flight index.
-// Prefer [Store.UpdateMigration], which does the re-read loop.
-func (s *Store) ReplaceMigration(ctx context.Context, m Migration) (Migration, error) {
-	if m.ETag == "" {
-		return Migration{}, fmt.Errorf("state: replace migration %s: no ETag (read it first)", m.ID)
-	}
-	m.UpdatedAt = s.now().UTC()
-	if err := m.validate(); err != nil {
-		return Migration{}, err
-	}
-	if !m.State.Terminal() {
-		if err := s.putInFlight(ctx, m.ID, "", string(m.State), time.Time{}, m.UpdatedAt); err != nil {
-			return Migration{}, err
-		}
-	}
-	data, err := marshalEntity(m.ID, migrationRK, m.props())
-	if err != nil {
-		return Migration{}, err
-	}
-	etag := m.ETag
-	resp, err := s.migrations.UpdateEntity(ctx, data, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
-	if isPrecondition(err) || isNotFound(err) {
-		return Migration{}, fmt.Errorf("migration %s: %w", m.ID, ErrStale)
-	}
-	if err != nil {
-		return Migration{}, storageErr("update migration "+m.ID, err)
-	}
-	m.ETag = resp.ETag
-	if m.State.Terminal() {
-		if err := s.deleteInFlight(ctx, m.ID, ""); err != nil {
-			return m, err
+		// Validated when it was accepted: decode only, so that a rule added
+		// later cannot make a running migration unreadable.
+		if err := json.Unmarshal([]byte(body), &m.Request); err != nil {
+			return nil, fmt.Errorf("migration %s: stored request: malformed", m.ID)
 		}
 	}
 	return m, nil
 }
 
-// UpdateMigration reads the migration, applies fn, and writes the result
-// conditionally on the ETag it read. When another writer got there first it
-// re-reads and calls fn again, so fn must decide from the entity it is given
-// (and be free of side effects it cannot repeat). fn returning ErrNoChange
-// ends without a write; any other error is returned as is.
-func (s *Store) UpdateMigration(ctx context.Context, id string, fn func(*Migration) error) (Migration, error) {
-	for attempt := 0; attempt < s.maxAttempts; attempt++ {
-		m, err := s.GetMigration(ctx, id)
-		if err != nil {
-			return Migration{}, err
-		}
-		read := m
-		if err := fn(&m); err != nil {
-			if errors.Is(err, ErrNoChange) {
-				return read, nil
-			}
-			return read, err
-		}
-		m.ID, m.CreatedAt, m.ETag = read.ID, read.CreatedAt, read.ETag
-		got, err := s.ReplaceMigration(ctx, m)
-		if errors.Is(err, ErrStale) {
-			continue
-		}
-		if err != nil {
-			return read, err
-		}
-		return got, nil
+func truncate(s string) string {
+	if len(s) > maxStringProp {
+		return s[:maxStringProp]
 	}
-	return Migration{}, fmt.Errorf("update migration %s: %w", id, ErrConflict)
+	return s
+}
+
+// CreateMigration stores m if no migration with its ID exists, and sets its
+// ETag; [ErrExists] if one does. A non-terminal migration is indexed in
+// flight first.
+func (s *Store) CreateMigration(ctx context.Context, m *Migration) error {
+	if err := checkKey("migration id", m.ID); err != nil {
+		return err
+	}
+	if m.Status == "" {
+		m.Status = MigrationRunning
+	}
+	now := s.now().UTC()
+	if m.Created.IsZero() {
+		m.Created = now
+	}
+	m.Updated = now
+	p, err := s.migrationProps(m)
+	if err != nil {
+		return err
+	}
+	if !m.Status.Terminal() {
+		if err := s.putInFlight(ctx, Ref{MigrationID: m.ID, ContainerID: m.ContainerID, Status: string(m.Status), Updated: m.Updated}); err != nil {
+			return err
+		}
+	}
+	data, err := marshalEntity(m.ID, migrationRK, p)
+	if err != nil {
+		return err
+	}
+	resp, err := s.migrations.AddEntity(ctx, data, nil)
+	if isConflict(err) {
+		return fmt.Errorf("migration %s: %w", m.ID, ErrExists)
+	}
+	if err != nil {
+		return storageErr("create migration "+m.ID, err)
+	}
+	m.ETag = string(resp.ETag)
+	return nil
+}
+
+// GetMigration reads one migration; ErrNotFound if absent.
+func (s *Store) GetMigration(ctx context.Context, id string) (*Migration, error) {
+	if err := checkKey("migration id", id); err != nil {
+		return nil, err
+	}
+	e, found, err := getRaw(ctx, s.migrations, id, migrationRK, "get migration "+id)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("migration %s: %w", id, ErrNotFound)
+	}
+	return s.migrationFrom(e)
+}
+
+// ReplaceMigration writes m if the stored migration still has m.ETag and
+// sets the new ETag; [ErrStale] when another writer got there first (re-read
+// and decide again: [Update] does). It maintains the in-flight index.
+func (s *Store) ReplaceMigration(ctx context.Context, m *Migration) error {
+	if m.ETag == "" {
+		return fmt.Errorf("state: replace migration %s: no ETag (read it first)", m.ID)
+	}
+	m.Updated = s.now().UTC()
+	p, err := s.migrationProps(m)
+	if err != nil {
+		return err
+	}
+	if !m.Status.Terminal() {
+		if err := s.putInFlight(ctx, Ref{MigrationID: m.ID, ContainerID: m.ContainerID, Status: string(m.Status), Updated: m.Updated}); err != nil {
+			return err
+		}
+	}
+	data, err := marshalEntity(m.ID, migrationRK, p)
+	if err != nil {
+		return err
+	}
+	etag := azcore.ETag(m.ETag)
+	resp, err := s.migrations.UpdateEntity(ctx, data, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
+	if isPrecondition(err) || isNotFound(err) {
+		return fmt.Errorf("migration %s: %w", m.ID, ErrStale)
+	}
+	if err != nil {
+		return storageErr("update migration "+m.ID, err)
+	}
+	m.ETag = string(resp.ETag)
+	if m.Status.Terminal() {
+		return s.deleteInFlight(ctx, m.ID, "")
+	}
+	return nil
 }
 
 // ListMigrations returns up to n migrations after the page token ("" for
 // the first page) and the token of the next page ("" when done).
-func (s *Store) ListMigrations(ctx context.Context, pageToken string, n int) ([]Migration, string, error) {
+func (s *Store) ListMigrations(ctx context.Context, pageToken string, n int) ([]*Migration, string, error) {
 	if n <= 0 || n > 1000 {
 		n = 1000
 	}
@@ -285,9 +196,17 @@ func (s *Store) ListMigrations(ctx context.Context, pageToken string, n int) ([]
 	if pageToken != "" {
 		filter = "PartitionKey gt " + quote(pageToken) + " and " + filter
 	}
-	var out []Migration
-	err := s.list(ctx, s.migrations, filter, n, func(e rawEntity) { out = append(out, migrationFrom(e)) })
-	if err != nil {
+	var out []*Migration
+	var derr error
+	err := s.list(ctx, s.migrations, filter, n, func(e rawEntity) {
+		m, err := s.migrationFrom(e)
+		if err != nil {
+			derr = errors.Join(derr, err)
+			return
+		}
+		out = append(out, m)
+	})
+	if err = errors.Join(err, derr); err != nil {
 		return nil, "", err
 	}
 	next := ""

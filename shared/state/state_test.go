@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,8 @@ import (
 	"github.com/spemigrate/spemigrate/infra/local/stack/stacktest"
 	"github.com/spemigrate/spemigrate/shared/graph"
 	"github.com/spemigrate/spemigrate/shared/naming"
+	"github.com/spemigrate/spemigrate/shared/request"
+	"github.com/spemigrate/spemigrate/shared/source"
 )
 
 // The naming policy's collision memory is this store.
@@ -70,39 +73,54 @@ func provisioned() graph.ContainerInfo {
 	}
 }
 
+func newBatch(t *testing.T, s *Store, b Batch) *Batch {
+	t.Helper()
+	if err := s.CreateBatch(context.Background(), &b, []Item{{Path: "a.txt", Target: "a.txt"}}); err != nil {
+		t.Fatal(err)
+	}
+	return &b
+}
+
+// update is the conditional-update loop over a batch, as the engine runs it.
+func update(ctx context.Context, s *Store, b *Batch, fn func(*Batch)) (*Batch, error) {
+	reload := func(ctx context.Context) (*Batch, error) { return s.GetBatch(ctx, b.MigrationID, b.ID) }
+	got, _, err := Update(ctx, b, reload, s.ReplaceBatch, func(x *Batch) (bool, error) { fn(x); return true, nil })
+	return got, err
+}
+
 func TestConcurrentUpdatesBothApply(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
-	if _, _, err := s.CreateMigration(ctx, Migration{ID: "m1"}); err != nil {
+	if err := s.CreateMigration(ctx, &Migration{ID: "m1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.CreateBatch(ctx, Batch{MigrationID: "m1", Index: 1}); err != nil {
-		t.Fatal(err)
-	}
-	// Both updaters read the same version before either writes, so one of
-	// them must lose the race, re-read and apply its change again.
+	b := newBatch(t, s, Batch{MigrationID: "m1", ID: "b1"})
+	// Both updaters start from the same version, so one of them must lose
+	// the race, re-read and apply its change again.
 	var read sync.WaitGroup
 	read.Add(2)
 	var calls atomic.Int32
-	update := func(apply func(*Batch)) error {
+	run := func(apply func(*Batch)) error {
 		first := true
-		_, err := s.UpdateBatch(ctx, "m1", BatchID(1), func(b *Batch) error {
+		_, err := update(ctx, s, b, func(x *Batch) {
 			calls.Add(1)
 			if first {
 				first = false
 				read.Done()
 				read.Wait()
 			}
-			apply(b)
-			return nil
+			apply(x)
 		})
 		return err
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	wg.Add(2)
-	go func() { defer wg.Done(); errs[0] = update(func(b *Batch) { b.JobID = "job-1" }) }()
-	go func() { defer wg.Done(); errs[1] = update(func(b *Batch) { b.Cursor = "cursor-7"; b.Errors++ }) }()
+	go func() { defer wg.Done(); errs[0] = run(func(b *Batch) { b.JobID = "job-1" }) }()
+	go func() {
+		defer wg.Done()
+		errs[1] = run(func(b *Batch) { b.EventCursor = "cursor-7"; b.Progress.Errors++ })
+	}()
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
@@ -110,49 +128,64 @@ func TestConcurrentUpdatesBothApply(t *testing.T) {
 	if calls.Load() < 3 {
 		t.Errorf("update functions ran %d times; the loser should have re-read", calls.Load())
 	}
-	b, err := s.GetBatch(ctx, "m1", BatchID(1))
+	got, err := s.GetBatch(ctx, "m1", "b1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.JobID != "job-1" || b.Cursor != "cursor-7" || b.Errors != 1 {
-		t.Errorf("batch after both updates: job %q cursor %q errors %d", b.JobID, b.Cursor, b.Errors)
+	if got.JobID != "job-1" || got.EventCursor != "cursor-7" || got.Progress.Errors != 1 {
+		t.Errorf("batch after both updates: job %q cursor %q errors %d", got.JobID, got.EventCursor, got.Progress.Errors)
+	}
+}
+
+func TestUpdateGivesUpAfterMaxRaces(t *testing.T) {
+	n := 0
+	cur := &Batch{ID: "b"}
+	_, wrote, err := Update(context.Background(), cur,
+		func(context.Context) (*Batch, error) { return &Batch{ID: "b"}, nil },
+		func(context.Context, *Batch) error { n++; return ErrStale },
+		func(*Batch) (bool, error) { return true, nil })
+	if !errors.Is(err, ErrContended) || wrote || n != MaxRaces {
+		t.Fatalf("err %v wrote %v after %d writes; want ErrContended after %d", err, wrote, n, MaxRaces)
+	}
+	_, wrote, err = Update(context.Background(), cur, nil, nil, func(*Batch) (bool, error) { return false, nil })
+	if err != nil || wrote {
+		t.Fatalf("no-change update: wrote %v, %v", wrote, err)
 	}
 }
 
 func TestReplaceWithStaleETag(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
-	m, created, err := s.CreateMigration(ctx, Migration{ID: "m1", Request: `{"v":1}`, ClientRequestID: "c-1"})
-	if err != nil || !created {
-		t.Fatalf("create: %v %v", created, err)
-	}
-	again, created, err := s.CreateMigration(ctx, Migration{ID: "m1", Request: `{"v":1,"other":true}`})
-	if err != nil || created || again.Request != `{"v":1}` || again.ClientRequestID != "c-1" {
-		t.Fatalf("second create: created=%v request=%q err=%v", created, again.Request, err)
-	}
-	m.State = MigrationPlanning
-	m.Items = 1 << 40 // Int64 round trip
-	m2, err := s.ReplaceMigration(ctx, m)
-	if err != nil {
+	req := request.Request{V: 1, Source: request.Source{Kind: request.KindAzureBlob, ContainerURL: "https://acct.blob.core.windows.net/src?sv=1&" + sasSig},
+		Target: request.Target{ContainerID: "b!c"}}
+	m := &Migration{ID: "m1", ContainerID: "b!c", Request: req}
+	if err := s.CreateMigration(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	m.State = MigrationRunning
-	if _, err := s.ReplaceMigration(ctx, m); !errors.Is(err, ErrStale) {
+	if err := s.CreateMigration(ctx, &Migration{ID: "m1"}); !errors.Is(err, ErrExists) {
+		t.Fatalf("second create: %v, want ErrExists", err)
+	}
+	m.PlanPage = 3
+	m.Counters.Items = 1 << 40 // Int64 round trip
+	stale := *m
+	if err := s.ReplaceMigration(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	stale.Status = MigrationFailed
+	if err := s.ReplaceMigration(ctx, &stale); !errors.Is(err, ErrStale) {
 		t.Fatalf("replace with stale ETag: %v, want ErrStale", err)
 	}
 	got, err := s.GetMigration(ctx, "m1")
-	if err != nil || got.State != MigrationPlanning || got.Items != 1<<40 || got.ETag != m2.ETag {
+	if err != nil || got.Status != MigrationRunning || got.PlanPage != 3 || got.Counters.Items != 1<<40 || got.ETag != m.ETag {
 		t.Fatalf("stored %+v, %v", got, err)
 	}
-	// ErrNoChange: no write, ETag unchanged.
-	got2, err := s.UpdateMigration(ctx, "m1", func(*Migration) error { return ErrNoChange })
-	if err != nil || got2.ETag != got.ETag {
-		t.Fatalf("no-change update wrote: %v", err)
+	if got.Request.Digest() != req.Digest() || got.Request.Source.ContainerURL != req.Source.ContainerURL {
+		t.Errorf("request round trip: %+v", got.Request.Redacted())
 	}
 	if _, err := s.GetMigration(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing migration: %v", err)
 	}
-	if _, _, err := s.CreateMigration(ctx, Migration{ID: "a/b"}); err == nil || !strings.Contains(err.Error(), "migration id") {
+	if err := s.CreateMigration(ctx, &Migration{ID: "a/b"}); err == nil || !strings.Contains(err.Error(), "migration id") {
 		t.Errorf("bad id: %v", err)
 	}
 }
@@ -163,13 +196,15 @@ func TestSecretsAreSealed(t *testing.T) {
 	s, sealKey := newStore(t)
 	ctx := context.Background()
 	info := provisioned()
-	if _, _, err := s.CreateBatch(ctx, Batch{MigrationID: "m1", Index: 1, Containers: info}); err != nil {
+	req := request.Request{V: 1, Source: request.Source{Kind: request.KindAzureBlob, ContainerURL: info.DataContainerURI}, Target: request.Target{ContainerID: "b!c"}}
+	if err := s.CreateMigration(ctx, &Migration{ID: "m1", Request: req}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateBatch(ctx, "m1", BatchID(1), func(b *Batch) error { b.State = BatchStaged; return nil }); err != nil {
+	b := newBatch(t, s, Batch{MigrationID: "m1", ID: "b1", Containers: info})
+	if _, err := update(ctx, s, b, func(b *Batch) { b.Status = BatchStaged }); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.GetBatch(ctx, "m1", BatchID(1))
+	got, err := s.GetBatch(ctx, "m1", "b1")
 	if err != nil || got.Containers != info {
 		t.Fatalf("round trip: %v, %+v", err, got.Containers)
 	}
@@ -195,28 +230,39 @@ func TestSecretsAreSealed(t *testing.T) {
 	if !sawSealed {
 		t.Fatal("no sealed container info found in the raw tables")
 	}
-	// A sealed value moved to another row does not open there.
-	resp, err := s.batches.GetEntity(ctx, "m1", BatchID(1), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, _ := unmarshalEntity(resp.Value, resp.ETag)
-	e.p["Index"] = aztables.EDMInt64(2)
-	data, _ := marshalEntity("m1", BatchID(2), e.p)
-	if _, err := s.batches.AddEntity(ctx, data, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.GetBatch(ctx, "m1", BatchID(2)); err == nil {
-		t.Error("a sealed value copied to another row opened")
-	} else if strings.Contains(err.Error(), "sig=") || strings.Contains(err.Error(), "gcm1:") {
-		t.Errorf("error reveals the value: %v", err)
+	// A sealed value moved to another row does not open there: not the
+	// batch's containers, not the migration's request.
+	for _, mv := range []struct {
+		c      *aztables.Client
+		pk, rk string
+		npk    string
+		nrk    string
+		get    func() error
+	}{
+		{s.batches, "m1", "b1", "m1", "b2", func() error { _, err := s.GetBatch(ctx, "m1", "b2"); return err }},
+		{s.migrations, "m1", migrationRK, "m2", migrationRK, func() error { _, err := s.GetMigration(ctx, "m2"); return err }},
+	} {
+		resp, err := mv.c.GetEntity(ctx, mv.pk, mv.rk, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, _ := unmarshalEntity(resp.Value, resp.ETag)
+		data, _ := marshalEntity(mv.npk, mv.nrk, e.p)
+		if _, err := mv.c.AddEntity(ctx, data, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := mv.get(); err == nil {
+			t.Errorf("a sealed value copied to %s/%s opened", mv.npk, mv.nrk)
+		} else if strings.Contains(err.Error(), "sig=") || strings.Contains(err.Error(), "gcm1:") {
+			t.Errorf("error reveals the value: %v", err)
+		}
 	}
 	// A store with another key cannot open the batch.
 	other, err := New(s.svc, Options{TablePrefix: strings.TrimSuffix(s.names[0], "Migrations"), SealKey: randomKey(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.GetBatch(ctx, "m1", BatchID(1)); err == nil {
+	if _, err := other.GetBatch(ctx, "m1", "b1"); err == nil {
 		t.Error("opened with the wrong key")
 	}
 }
@@ -224,61 +270,60 @@ func TestSecretsAreSealed(t *testing.T) {
 func TestInFlightIndex(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
-	if _, _, err := s.CreateMigration(ctx, Migration{ID: "m1"}); err != nil {
+	m := &Migration{ID: "m1"}
+	if err := s.CreateMigration(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	for i := int64(0); i < 5; i++ {
-		if _, _, err := s.CreateBatch(ctx, Batch{MigrationID: "m1", Index: i}); err != nil {
-			t.Fatal(err)
-		}
+	bs := map[string]*Batch{}
+	for i := range 5 {
+		id := fmt.Sprintf("b%d", i)
+		bs[id] = newBatch(t, s, Batch{MigrationID: "m1", ID: id})
 	}
 	due := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	finish := map[string]BatchState{BatchID(0): BatchCompleted, BatchID(1): BatchFailed, BatchID(2): BatchCancelled}
+	finish := map[string]BatchStatus{"b0": BatchSucceeded, "b1": BatchFailed, "b2": BatchCancelled}
 	for id, st := range finish {
-		if _, err := s.UpdateBatch(ctx, "m1", id, func(b *Batch) error { b.State = st; return nil }); err != nil {
+		if _, err := update(ctx, s, bs[id], func(b *Batch) { b.Status = st }); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.UpdateBatch(ctx, "m1", BatchID(3), func(b *Batch) error {
-		b.State, b.JobID, b.NextPollAt = BatchSubmitted, "job", due
-		return nil
-	}); err != nil {
+	if _, err := update(ctx, s, bs["b3"], func(b *Batch) { b.Status, b.JobID, b.NextPollAt = BatchRunning, "job", due }); err != nil {
 		t.Fatal(err)
 	}
 	refs, err := s.InFlight(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]InFlightRef{}
+	got := map[string]Ref{}
 	for _, r := range refs {
 		got[r.MigrationID+"/"+r.BatchID] = r
 	}
 	if len(got) != 3 {
-		t.Fatalf("in-flight = %+v, want m1, m1/000003, m1/000004", refs)
+		t.Fatalf("in-flight = %+v, want m1, m1/b3, m1/b4", refs)
 	}
-	if r := got["m1/"+BatchID(3)]; r.State != string(BatchSubmitted) || !r.NextPollAt.Equal(due) {
-		t.Errorf("submitted batch row = %+v", r)
+	if r := got["m1/b3"]; r.Status != string(BatchRunning) || !r.NextPollAt.Equal(due) {
+		t.Errorf("running batch row = %+v", r)
 	}
-	if r, ok := got["m1/"]; !ok || r.State != string(MigrationAccepted) {
+	if r, ok := got["m1/"]; !ok || r.Status != string(MigrationRunning) {
 		t.Errorf("migration row = %+v", r)
 	}
 	// Finishing the migration drops its row too.
-	if _, err := s.UpdateMigration(ctx, "m1", func(m *Migration) error { m.State = MigrationCompleted; return nil }); err != nil {
+	m.Status = MigrationCompleted
+	if err := s.ReplaceMigration(ctx, m); err != nil {
 		t.Fatal(err)
 	}
 	// A stale row (crash between the terminal write and the unindex) is
 	// dropped by ForgetInFlight, a live one kept.
-	if err := s.putInFlight(ctx, "m1", BatchID(0), string(BatchSubmitted), time.Time{}, time.Now()); err != nil {
+	if err := s.putInFlight(ctx, Ref{MigrationID: "m1", BatchID: "b0", Status: string(BatchRunning), Updated: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ForgetInFlight(ctx, "m1", BatchID(0)); err != nil {
+	if err := s.ForgetInFlight(ctx, "m1", "b0"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ForgetInFlight(ctx, "m1", BatchID(4)); err != nil {
+	if err := s.ForgetInFlight(ctx, "m1", "b4"); err != nil {
 		t.Fatal(err)
 	}
 	refs, _ = s.InFlight(ctx, 0)
-	if len(refs) != 2 || refs[0].BatchID != BatchID(3) || refs[1].BatchID != BatchID(4) {
+	if len(refs) != 2 || refs[0].BatchID != "b3" || refs[1].BatchID != "b4" {
 		t.Errorf("in-flight after finishing = %+v", refs)
 	}
 	if refs, _ := s.InFlight(ctx, 1); len(refs) != 1 {
@@ -312,9 +357,8 @@ func TestEventsStoredOnce(t *testing.T) {
 	if err != nil || len(j2) != 1 {
 		t.Fatalf("job j2 events = %+v, %v", j2, err)
 	}
-	ev, err := j2[0].Graph()
-	if err != nil || !ev.Completed() || ev.Progress.TotalErrors != 2 {
-		t.Fatalf("decoded stored event = %+v, %v", ev, err)
+	if ev := j2[0]; !ev.Completed() || ev.Progress.TotalErrors != 2 {
+		t.Fatalf("decoded stored event = %+v", ev)
 	}
 }
 
@@ -359,35 +403,37 @@ func TestClaims(t *testing.T) {
 func TestItemsAndResults(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
-	var items []BatchItem
+	var items []Item
 	for i := 0; i < 150; i++ {
-		items = append(items, BatchItem{Seq: int64(i), SourcePath: fmt.Sprintf("dir/f%03d.txt", i), TargetPath: fmt.Sprintf("dir/f%03d.txt", i), Size: int64(i), Detail: `{"etag":"x"}`})
+		p := fmt.Sprintf("dir/f%03d.txt", i)
+		items = append(items, Item{Path: p, Target: "x/" + p, Renamed: i == 7, NamingReason: "why",
+			Versions: []source.Entry{{Path: p, Size: int64(i), ETag: "x"}}})
 	}
-	if err := s.PutBatchItems(ctx, "m1", BatchID(0), items); err != nil {
+	if err := s.PutBatchItems(ctx, "m1", "b0", items); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutBatchItems(ctx, "m1", BatchID(0), items); err != nil { // re-run
+	if err := s.PutBatchItems(ctx, "m1", "b0", items); err != nil { // re-run
 		t.Fatal(err)
 	}
-	back, err := s.BatchItems(ctx, "m1", BatchID(0))
-	if err != nil || len(back) != 150 || back[149].Seq != 149 || back[7] != items[7] {
+	back, err := s.BatchItems(ctx, "m1", "b0")
+	if err != nil || len(back) != 150 || back[149].Path != items[149].Path || !reflect.DeepEqual(back[7], items[7]) {
 		t.Fatalf("batch items: %d, %v", len(back), err)
 	}
 
-	var results []Result
+	var results []ItemResult
 	for i := 0; i < 250; i++ {
-		results = append(results, Result{MigrationID: "m1", SourcePath: fmt.Sprintf("dir/f%03d.txt", i), Outcome: OutcomePending, BatchID: BatchID(0)})
+		results = append(results, ItemResult{MigrationID: "m1", SourcePath: fmt.Sprintf("dir/f%03d.txt", i), Outcome: OutcomePending, BatchID: "b0"})
 	}
 	if err := s.PutResults(ctx, results); err != nil {
 		t.Fatal(err)
 	}
 	results[5].Outcome, results[5].Reason = OutcomeSkipped, "name contains ':' (replace policy: skip)"
 	// The same item twice in one call: the last write wins.
-	results = append(results, Result{MigrationID: "m1", SourcePath: "dir/f006.txt", Outcome: OutcomeRenamed, Renamed: true, Reason: "collision"})
+	results = append(results, ItemResult{MigrationID: "m1", SourcePath: "dir/f006.txt", Outcome: OutcomeRenamed, Renamed: true, Reason: "collision"})
 	if err := s.PutResults(ctx, results); err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]Result{}
+	seen := map[string]ItemResult{}
 	token, pages := "", 0
 	for {
 		page, next, err := s.ListResults(ctx, "m1", token, 100)

@@ -51,8 +51,11 @@ var (
 	ErrNotFound = errors.New("state: not found")
 	// ErrStale: a Replace lost a race (the ETag no longer matches).
 	ErrStale = errors.New("state: entity changed since it was read")
-	// ErrConflict: an Update gave up after too many lost races.
-	ErrConflict = errors.New("state: too many concurrent updates")
+	// ErrExists: a Create found the entity already stored.
+	ErrExists = errors.New("state: already exists")
+	// ErrContended: an update gave up after too many lost races; the
+	// caller should try again later (a queue message is redelivered).
+	ErrContended = errors.New("state: too many concurrent updates")
 	// ErrNoChange, returned by an update function, ends the update without
 	// writing; Update then returns the entity as read and a nil error.
 	ErrNoChange = errors.New("state: no change")
@@ -119,6 +122,10 @@ func New(svc *aztables.ServiceClient, opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// Sealer is the store's sealer, for whatever else the process seals with
+// the same key (the schedule table's templates), so the key is held once.
+func (s *Store) Sealer() *Sealer { return s.sealer }
 
 // NewFromConnectionString is New over a storage connection string.
 func NewFromConnectionString(conn string, opts Options) (*Store, error) {

@@ -59,58 +59,69 @@ func (s *Store) GetTarget(ctx context.Context, containerID string) (Target, erro
 }
 
 // UpdateTarget reads the container's entity (a zero one if absent), applies
-// fn and writes the result conditionally: an insert that fails because
-// another writer created the row, or a replace whose ETag no longer
-// matches, re-reads and calls fn again (up to MaxAttempts, then
-// ErrConflict). fn returning ErrNoChange ends without a write.
+// fn and writes the result conditionally through [Update]: an insert that
+// fails because another writer created the row, or a replace whose ETag no
+// longer matches, re-reads and calls fn again. fn returning ErrNoChange ends
+// without a write.
 func (s *Store) UpdateTarget(ctx context.Context, containerID string, fn func(*Target) error) (Target, error) {
 	if err := checkKey("container id", containerID); err != nil {
 		return Target{}, err
 	}
-	for attempt := 0; attempt < s.maxAttempts; attempt++ {
+	reload := func(ctx context.Context) (*Target, error) {
 		t, err := s.GetTarget(ctx, containerID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return Target{}, err
+		if errors.Is(err, ErrNotFound) {
+			return &Target{ContainerID: containerID}, nil
 		}
-		exists := err == nil
-		if !exists {
-			t = Target{ContainerID: containerID}
-		}
-		read := t
-		if err := fn(&t); err != nil {
+		return &t, err
+	}
+	cur, err := reload(ctx)
+	if err != nil {
+		return Target{}, err
+	}
+	got, _, err := Update(ctx, cur, reload, s.putTarget, func(t *Target) (bool, error) {
+		if err := fn(t); err != nil {
 			if errors.Is(err, ErrNoChange) {
-				return read, nil
+				return false, nil
 			}
-			return read, err
+			return false, err
 		}
-		t.ContainerID, t.UpdatedAt = containerID, s.now().UTC()
-		data, err := marshalEntity(containerID, targetRK, t.props())
+		return true, nil
+	})
+	if err != nil {
+		return Target{}, fmt.Errorf("update target container %s: %w", containerID, err)
+	}
+	return *got, nil
+}
+
+// putTarget inserts a target read as absent (no ETag) or replaces one
+// conditionally; a lost race either way is ErrStale.
+func (s *Store) putTarget(ctx context.Context, t *Target) error {
+	t.UpdatedAt = s.now().UTC()
+	data, err := marshalEntity(t.ContainerID, targetRK, t.props())
+	if err != nil {
+		return err
+	}
+	if t.ETag == "" {
+		resp, err := s.targets.AddEntity(ctx, data, nil)
+		if isConflict(err) {
+			return ErrStale
+		}
 		if err != nil {
-			return Target{}, err
-		}
-		if !exists {
-			resp, err := s.targets.AddEntity(ctx, data, nil)
-			if isConflict(err) {
-				continue
-			}
-			if err != nil {
-				return read, storageErr("create target container "+containerID, err)
-			}
-			t.ETag = resp.ETag
-			return t, nil
-		}
-		etag := read.ETag
-		resp, err := s.targets.UpdateEntity(ctx, data, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
-		if isPrecondition(err) || isNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return read, storageErr("update target container "+containerID, err)
+			return storageErr("create target container "+t.ContainerID, err)
 		}
 		t.ETag = resp.ETag
-		return t, nil
+		return nil
 	}
-	return Target{}, fmt.Errorf("update target container %s: %w", containerID, ErrConflict)
+	etag := t.ETag
+	resp, err := s.targets.UpdateEntity(ctx, data, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
+	if isPrecondition(err) || isNotFound(err) {
+		return ErrStale
+	}
+	if err != nil {
+		return storageErr("update target container "+t.ContainerID, err)
+	}
+	t.ETag = resp.ETag
+	return nil
 }
 
 // ReserveIntIDs reserves n consecutive list-item int ids in a container's

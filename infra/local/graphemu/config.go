@@ -103,6 +103,79 @@ type Knobs struct {
 	// Directory lists the logins that resolve; nil means every
 	// claims-encoded UPN login ("i:0#.f|membership|user@domain") resolves.
 	Directory []string
+	// UnresolvedLogins are logins that do not resolve even when Directory
+	// would let them: an exact login, or "@domain" for a whole domain
+	// (former employees, guests). The import then applies System Account
+	// (or a deleted placeholder when the user has a SystemId) and warns,
+	// naming the item. Default none.
+	UnresolvedLogins []string
+
+	// Paging is the progressEvents next-link style: "skiptoken" (default,
+	// as documented: ?$skiptoken=<opaque>) or "skip" (?$skip=<n>), which a
+	// client that rebuilds tokens from links cannot follow.
+	Paging string
+	// EmptyPages serves an empty page, with a next link onwards, before
+	// every page that has events, as a service that pages over a filtered
+	// store can. Default false.
+	EmptyPages bool
+	// NotFoundCodes is what a 404 for an unknown or finished job carries:
+	// "paired" (default: migrationNotFound with innerError jobNotFound) or
+	// "topOnly" (only migrationNotFound, no inner code).
+	NotFoundCodes string
+	// RequirePermission answers 403 unless the bearer token is a JWT whose
+	// roles (app) or scp (delegated) claim holds
+	// FileStorageContainer.Selected. Default false: any token is accepted.
+	// See [Token].
+	RequirePermission bool
+	// RegisteredApps, when non-nil, are the app ids (the token's appid or
+	// azp claim) that the container type is registered for in this
+	// tenant; any other app gets 403 on the migration and drive calls.
+	RegisteredApps []string
+	// PhantomErrors is added to the final progress event's totalErrors
+	// without a matching error event, as the service's counters sometimes
+	// do (spec §3.4: the counters are not bounded by the events). Default 0.
+	PhantomErrors int64
+	// VersionMetadata says where a file version's Modified and Modified By
+	// come from: "file" (default: each <File> under <Versions>) or
+	// "listItem" (the list item's <Versions>; a version without a list-item
+	// version gets the current list item's values, so history collapses).
+	VersionMetadata string
+	// Existing seeds every container with these library-relative paths
+	// (a trailing "/" makes a folder), created by System Account with list
+	// item ids from 1001 upwards, as a container already in use has.
+	// Default none.
+	Existing []string
+}
+
+// Strict returns the knobs that make the emulator as strict as the spec
+// allows about what SharePoint may do (docs/graph-emulator.md lists them).
+// A client that passes against it copes with a container in use, a
+// directory with leavers, every paging style, loosely paired error codes
+// and the SPO rules the docs leave open.
+func Strict() Knobs {
+	return Knobs{
+		SASProtocol:            "https,http", // Azurite serves plain HTTP
+		MinSASRemaining:        12 * time.Hour,
+		OneJobPerContainerPair: true,
+		WrongKey:               "async",
+		RequireSnapshots:       true,
+		MissingRootObjectMap:   "fatal",
+		MissingSourceType:      "fatal",
+		DeleteProcessing:       "notFound",
+		EnumCase:               "pascal",
+		PageSize:               7,
+		IntIDCollision:         "error",
+		ContentRedirect:        true,
+		StrictItemIDs:          true,
+		UnresolvedLogins:       []string{"@former.contoso.com"},
+		Paging:                 "skip",
+		EmptyPages:             true,
+		NotFoundCodes:          "topOnly",
+		RequirePermission:      true,
+		PhantomErrors:          1,
+		VersionMetadata:        "listItem",
+		Existing:               []string{"Shared/", "Shared/welcome.txt", "Archive/"},
+	}
 }
 
 // JobFaults are faults applied to jobs when they run.
@@ -181,6 +254,15 @@ func (c *Config) setDefaults() {
 	if k.IntIDCollision == "" {
 		k.IntIDCollision = "error"
 	}
+	if k.Paging == "" {
+		k.Paging = "skiptoken"
+	}
+	if k.NotFoundCodes == "" {
+		k.NotFoundCodes = "paired"
+	}
+	if k.VersionMetadata == "" {
+		k.VersionMetadata = "file"
+	}
 	if k.ArchiveChecksum == "" {
 		k.ArchiveChecksum = "plaintext"
 	}
@@ -253,6 +335,14 @@ func (c *Config) validate() error {
 	oneOf("EnumCase", k.EnumCase, "camel", "pascal")
 	oneOf("IntIDCollision", k.IntIDCollision, "error", "overwrite")
 	oneOf("ArchiveChecksum", k.ArchiveChecksum, "plaintext", "ciphertext")
+	oneOf("Paging", k.Paging, "skiptoken", "skip")
+	oneOf("NotFoundCodes", k.NotFoundCodes, "paired", "topOnly")
+	oneOf("VersionMetadata", k.VersionMetadata, "file", "listItem")
+	for _, p := range k.Existing {
+		if strings.Trim(p, "/") == "" || strings.Contains(p, "//") || strings.HasPrefix(p, "/") {
+			errs = append(errs, fmt.Errorf("Knobs.Existing %q: use a library-relative path such as \"Shared/\" or \"Shared/a.txt\"", p))
+		}
+	}
 	return errors.Join(errs...)
 }
 

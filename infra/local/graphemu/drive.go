@@ -254,27 +254,41 @@ func escapePath(p string) string {
 // driveRoute parses the part of a drive URL after "drives/".
 func (s *Server) driveRoute(method, dr string) (string, http.HandlerFunc) {
 	driveID, rest, _ := strings.Cut(dr, "/")
-	// Resolve the addressed item: root, root:/path[:], items/{id}.
-	var (
-		sel    func(d *drive) *item
-		suffix string
-	)
+	sel, suffix, ok := s.itemSelector(rest)
+	if !ok {
+		return "", nil
+	}
+	name, h := s.driveItemHandler(method, rest, suffix)
+	if h == nil {
+		return "", nil
+	}
+	return name, s.withItem(driveID, sel, h)
+}
+
+// itemHandler answers a call about one drive item. It is called with d.mu
+// held and must unlock it.
+type itemHandler func(w http.ResponseWriter, r *http.Request, d *drive, it *item)
+
+// itemSelector resolves the item a drive URL addresses (root,
+// root:/path[:], items/{id}) into a lookup run under the drive's lock, and
+// returns what follows the item in the URL ("/children", "/content", ...).
+func (s *Server) itemSelector(rest string) (sel func(d *drive) *item, suffix string, ok bool) {
 	switch {
 	case rest == "root" || strings.HasPrefix(rest, "root/"):
 		suffix = strings.TrimPrefix(rest, "root")
-		sel = func(d *drive) *item { return d.items[d.rootID()] }
+		return func(d *drive) *item { return d.items[d.rootID()] }, suffix, true
 	case strings.HasPrefix(rest, "root:"):
 		p := strings.TrimPrefix(rest, "root:")
 		if i := strings.Index(p, ":"); i >= 0 {
 			p, suffix = p[:i], p[i+1:]
 		}
-		sel = func(d *drive) *item { return d.byPath(p) }
+		return func(d *drive) *item { return d.byPath(p) }, suffix, true
 	case strings.HasPrefix(rest, "items/"):
 		id, sfx, _ := strings.Cut(strings.TrimPrefix(rest, "items/"), "/")
 		if sfx != "" {
 			suffix = "/" + sfx
 		}
-		sel = func(d *drive) *item {
+		return func(d *drive) *item {
 			if g := guidFromKey(id); g != "" {
 				return d.items[g]
 			}
@@ -282,93 +296,118 @@ func (s *Server) driveRoute(method, dr string) (string, http.HandlerFunc) {
 				return nil
 			}
 			return d.items[strings.ToLower(strings.Trim(id, "{}"))]
-		}
-	default:
-		return "", nil
+		}, suffix, true
 	}
-	wrap := func(h func(w http.ResponseWriter, r *http.Request, d *drive, it *item)) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			d := s.container(driveID)
-			if d == nil {
-				writeError(w, r, http.StatusNotFound, "itemNotFound", "", "The drive was not found.")
-				return
-			}
-			d.mu.Lock()
-			it := sel(d)
-			if it == nil {
-				d.mu.Unlock()
-				writeError(w, r, http.StatusNotFound, "itemNotFound", "", "The resource could not be found.")
-				return
-			}
-			h(w, r, d, it) // h unlocks d.mu
+	return nil, "", false
+}
+
+// withItem turns h into a handler that finds the drive and the item sel
+// selects, answering 404 when either is missing, and calls h with the
+// drive locked.
+func (s *Server) withItem(driveID string, sel func(d *drive) *item, h itemHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d := s.container(driveID)
+		if d == nil {
+			writeError(w, r, http.StatusNotFound, "itemNotFound", "", "The drive was not found.")
+			return
 		}
+		d.mu.Lock()
+		it := sel(d)
+		if it == nil {
+			d.mu.Unlock()
+			writeError(w, r, http.StatusNotFound, "itemNotFound", "", "The resource could not be found.")
+			return
+		}
+		h(w, r, d, it) // h unlocks d.mu
 	}
+}
+
+// driveItemHandler picks the route name and handler for method and the URL
+// suffix after the item, or a nil handler when the call is not emulated.
+func (s *Server) driveItemHandler(method, rest, suffix string) (string, itemHandler) {
 	switch {
 	case suffix == "" && method == http.MethodGet:
-		name := RouteDriveItem
 		if rest == "root" {
-			name = RouteDriveRoot
+			return RouteDriveRoot, s.getItem
 		}
-		return name, wrap(func(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
-			m := s.driveItemJSON(d, it)
-			d.mu.Unlock()
-			writeJSON(w, http.StatusOK, selectFields(m, r.URL.Query()))
-		})
+		return RouteDriveItem, s.getItem
 	case suffix == "/children" && method == http.MethodGet:
-		return RouteDriveChildren, wrap(func(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
-			var vals []map[string]any
-			for _, c := range d.children(it.ID) {
-				vals = append(vals, selectFields(s.driveItemJSON(d, c), r.URL.Query()))
-			}
-			d.mu.Unlock()
-			if vals == nil {
-				vals = []map[string]any{}
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"value": vals})
-		})
+		return RouteDriveChildren, s.listChildren
 	case suffix == "/children" && method == http.MethodPost:
-		return RouteCreateFolder, wrap(s.createFolder)
+		return RouteCreateFolder, s.createFolder
 	case suffix == "/content" && method == http.MethodGet:
-		return RouteDriveContent, wrap(func(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
-			if it.Folder {
-				d.mu.Unlock()
-				writeError(w, r, http.StatusBadRequest, "invalidRequest", "", "A folder has no content.")
-				return
-			}
-			v := it.Versions[len(it.Versions)-1]
-			d.mu.Unlock()
-			s.content(w, r, v)
-		})
+		return RouteDriveContent, s.currentContent
 	case suffix == "/versions" && method == http.MethodGet:
-		return RouteDriveVersions, wrap(func(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
-			vals := []map[string]any{}
-			for i := len(it.Versions) - 1; i >= 0; i-- {
-				v := it.Versions[i]
-				vals = append(vals, map[string]any{
-					"id":                   v.Label,
-					"lastModifiedDateTime": v.Modified.UTC().Format(time.RFC3339),
-					"lastModifiedBy":       identity(v.ModifiedBy),
-					"size":                 v.Size,
-				})
-			}
-			d.mu.Unlock()
-			writeJSON(w, http.StatusOK, map[string]any{"value": vals})
-		})
+		return RouteDriveVersions, s.listVersions
 	case strings.HasPrefix(suffix, "/versions/") && strings.HasSuffix(suffix, "/content") && method == http.MethodGet:
 		label := strings.TrimSuffix(strings.TrimPrefix(suffix, "/versions/"), "/content")
-		return RouteDriveContent, wrap(func(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
-			for _, v := range it.Versions {
-				if v.Label == label {
-					d.mu.Unlock()
-					s.content(w, r, v)
-					return
-				}
-			}
-			d.mu.Unlock()
-			writeError(w, r, http.StatusNotFound, "itemNotFound", "", "The version was not found.")
-		})
+		return RouteDriveContent, s.versionContent(label)
 	}
 	return "", nil
+}
+
+// getItem answers GET of a drive item (or the root) with its JSON,
+// honouring $select.
+func (s *Server) getItem(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
+	m := s.driveItemJSON(d, it)
+	d.mu.Unlock()
+	writeJSON(w, http.StatusOK, selectFields(m, r.URL.Query()))
+}
+
+// listChildren answers GET .../children.
+func (s *Server) listChildren(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
+	var vals []map[string]any
+	for _, c := range d.children(it.ID) {
+		vals = append(vals, selectFields(s.driveItemJSON(d, c), r.URL.Query()))
+	}
+	d.mu.Unlock()
+	if vals == nil {
+		vals = []map[string]any{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": vals})
+}
+
+// currentContent answers GET .../content with the current version's bytes.
+func (s *Server) currentContent(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
+	if it.Folder {
+		d.mu.Unlock()
+		writeError(w, r, http.StatusBadRequest, "invalidRequest", "", "A folder has no content.")
+		return
+	}
+	v := it.Versions[len(it.Versions)-1]
+	d.mu.Unlock()
+	s.content(w, r, v)
+}
+
+// listVersions answers GET .../versions, newest first as Graph lists them.
+func (s *Server) listVersions(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
+	vals := []map[string]any{}
+	for i := len(it.Versions) - 1; i >= 0; i-- {
+		v := it.Versions[i]
+		vals = append(vals, map[string]any{
+			"id":                   v.Label,
+			"lastModifiedDateTime": v.Modified.UTC().Format(time.RFC3339),
+			"lastModifiedBy":       identity(v.ModifiedBy),
+			"size":                 v.Size,
+		})
+	}
+	d.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"value": vals})
+}
+
+// versionContent answers GET .../versions/{label}/content.
+func (s *Server) versionContent(label string) itemHandler {
+	return func(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
+		for _, v := range it.Versions {
+			if v.Label == label {
+				d.mu.Unlock()
+				s.content(w, r, v)
+				return
+			}
+		}
+		d.mu.Unlock()
+		writeError(w, r, http.StatusNotFound, "itemNotFound", "", "The version was not found.")
+	}
 }
 
 // content answers a /content call: the bytes, or with the ContentRedirect
@@ -508,4 +547,59 @@ func (s *Server) serveTree(w http.ResponseWriter, r *http.Request, id string) {
 	d.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	writeJSON(w, http.StatusOK, map[string]any{"items": out})
+}
+
+// existingNS seeds the GUIDs of [Knobs.Existing] items, so a restarted
+// emulator recognises the ones it seeded before.
+var existingNS = uuid.MustParse("5d8e2c8a-52b4-4f3e-9a51-0c6f2f7b1e00")
+
+// firstExistingIntID is where seeded items' list item ids start: a library
+// in use has ids a client must allocate above.
+const firstExistingIntID = 1001
+
+// seed creates the Existing paths (and their parents) that are not there
+// yet, as System Account at the given time. A path ending in "/" is a folder.
+func (d *drive) seed(paths []string, at time.Time) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(paths) == 0 {
+		return nil
+	}
+	if d.next < firstExistingIntID {
+		d.next = firstExistingIntID
+	}
+	for _, p := range paths {
+		folder := strings.HasSuffix(p, "/")
+		segs := strings.Split(strings.Trim(p, "/"), "/")
+		parent := d.items[d.rootID()]
+		for i, seg := range segs {
+			isFolder := folder || i < len(segs)-1
+			if ex := d.child(parent.ID, seg); ex != nil {
+				parent = ex
+				continue
+			}
+			id := uuid.NewSHA1(existingNS, []byte(strings.ToLower(d.c.ID+"/"+strings.Join(segs[:i+1], "/")))).String()
+			it := &item{ID: id, Name: seg, ParentID: parent.ID, Folder: isFolder, IntID: d.allocInt(), ETagN: 1,
+				Created: at, Modified: at, CreatedBy: systemAccount, ModifiedBy: systemAccount}
+			if !isFolder {
+				body := []byte("existing content of " + strings.Join(segs[:i+1], "/") + "\n")
+				dir := filepath.Join(d.dir, "content", id)
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return fmt.Errorf("graphemu: seed %s: %w", p, err)
+				}
+				vp := filepath.Join(dir, "0.bin")
+				if err := os.WriteFile(vp, body, 0o644); err != nil {
+					return fmt.Errorf("graphemu: seed %s: %w", p, err)
+				}
+				var h quickXorHash
+				_, _ = h.Write(body)
+				it.Versions = []version{{Label: "1.0", Size: int64(len(body)), QuickXorHash: h.Sum(), Created: at, Modified: at,
+					CreatedBy: systemAccount, ModifiedBy: systemAccount, path: vp}}
+			}
+			d.items[id] = it
+			d.byInt[it.IntID] = id
+			parent = it
+		}
+	}
+	return d.save()
 }

@@ -224,6 +224,7 @@ func (im *importer) run(jctx, srvCtx context.Context) {
 	j.state = stateFinished
 	j.ended = s.cfg.Now()
 	j.mu.Unlock()
+	im.errors += s.cfg.Knobs.PhantomErrors
 	im.progress(true)
 }
 

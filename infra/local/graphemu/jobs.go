@@ -132,13 +132,17 @@ func (s *Server) jobOr404(w http.ResponseWriter, r *http.Request, cid, jid strin
 	}
 	j := s.lookupJob(cid, jid)
 	if j == nil {
-		jobNotFound(w, r)
+		s.jobNotFound(w, r)
 	}
 	return j
 }
 
-func jobNotFound(w http.ResponseWriter, r *http.Request) {
-	writeError(w, r, http.StatusNotFound, "migrationNotFound", "jobNotFound", "The migration job was not found.")
+func (s *Server) jobNotFound(w http.ResponseWriter, r *http.Request) {
+	inner := "jobNotFound"
+	if s.cfg.Knobs.NotFoundCodes == "topOnly" {
+		inner = ""
+	}
+	writeError(w, r, http.StatusNotFound, "migrationNotFound", inner, "The migration job was not found.")
 }
 
 func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request, cid, jid string) {
@@ -165,7 +169,7 @@ func (s *Server) handleDeleteJob(w http.ResponseWriter, r *http.Request, cid, ji
 	case stateProcessing:
 		if s.cfg.Knobs.DeleteProcessing != "cancel" || j.cancelled {
 			j.mu.Unlock()
-			jobNotFound(w, r)
+			s.jobNotFound(w, r)
 			return
 		}
 		j.cancelled = true
@@ -177,7 +181,7 @@ func (s *Server) handleDeleteJob(w http.ResponseWriter, r *http.Request, cid, ji
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		j.mu.Unlock()
-		jobNotFound(w, r)
+		s.jobNotFound(w, r)
 	}
 }
 
@@ -205,13 +209,41 @@ func (s *Server) enum(v string) string {
 	return v
 }
 
-func skipToken(q url.Values) (string, bool) {
+// pageCursor reads the position (and whether the empty page before it was
+// served) from a progressEvents query, in either paging style. ok is false
+// for a cursor the emulator did not issue.
+func pageCursor(q url.Values) (pos int, emptyServed, ok bool) {
 	for k, v := range q {
-		if strings.EqualFold(k, "$skiptoken") && len(v) > 0 {
-			return v[0], true
+		if len(v) == 0 {
+			continue
+		}
+		switch {
+		case strings.EqualFold(k, "$skiptoken"):
+			tok, e := strings.CutSuffix(v[0], ".e")
+			n, ok := decodeCursor(tok)
+			return n, e, ok
+		case strings.EqualFold(k, "$skip"):
+			n, err := strconv.Atoi(v[0])
+			return n, q.Get("served") == "empty", err == nil && n >= 0
 		}
 	}
-	return "", false
+	return 0, false, true
+}
+
+// pageLink is the next link to position n in the configured style.
+func (s *Server) pageLink(base string, n int, emptyServed bool) string {
+	if s.cfg.Knobs.Paging == "skip" {
+		l := base + "?$skip=" + strconv.Itoa(n)
+		if emptyServed {
+			l += "&served=empty"
+		}
+		return l
+	}
+	tok := encodeCursor(n)
+	if emptyServed {
+		tok += ".e"
+	}
+	return base + "?$skiptoken=" + tok
 }
 
 func encodeCursor(n int) string {
@@ -232,19 +264,19 @@ func (s *Server) handleProgressEvents(w http.ResponseWriter, r *http.Request, ve
 	if j == nil {
 		return
 	}
-	start := 0
-	if tok, ok := skipToken(r.URL.Query()); ok {
-		n, ok := decodeCursor(tok)
-		if !ok {
-			writeError(w, r, http.StatusBadRequest, "invalidRequest", "", "The $skiptoken is not valid; use the @odata.nextLink as returned.")
-			return
-		}
-		start = n
+	start, emptyServed, ok := pageCursor(r.URL.Query())
+	if !ok {
+		writeError(w, r, http.StatusBadRequest, "invalidRequest", "", "The $skiptoken is not valid; use the @odata.nextLink as returned.")
+		return
 	}
 	j.mu.Lock()
 	if !j.ended.IsZero() && s.cfg.Now().After(j.ended.Add(s.cfg.EventRetention)) {
 		j.mu.Unlock()
-		writeError(w, r, http.StatusNotFound, "migrationNotFound", "jobProgressExpired", "The job's progress events expired.")
+		inner := "jobProgressExpired"
+		if s.cfg.Knobs.NotFoundCodes == "topOnly" {
+			inner = ""
+		}
+		writeError(w, r, http.StatusNotFound, "migrationNotFound", inner, "The job's progress events expired.")
 		return
 	}
 	total := len(j.events)
@@ -252,15 +284,23 @@ func (s *Server) handleProgressEvents(w http.ResponseWriter, r *http.Request, ve
 		start = total
 	}
 	end := min(start+s.cfg.Knobs.PageSize, total)
-	page := append([]map[string]any{}, j.events[start:end]...)
+	// An empty page that still links onwards: only before a page that has
+	// events, so an exhausted stream still answers with its own link.
+	empty := s.cfg.Knobs.EmptyPages && !emptyServed && end > start
+	page := []map[string]any{}
+	if empty {
+		end = start
+	} else {
+		page = append(page, j.events[start:end]...)
+	}
 	j.mu.Unlock()
 	base := s.url + "/" + version + "/storage/fileStorage/containers/" + cid + "/migrationJobs/" + j.id + "/progressEvents"
 	out := map[string]any{
 		"@odata.context": "https://graph.microsoft.com/" + version + "/$metadata#storage/fileStorage/containers('" + cid + "')/migrationJobs('" + j.id + "')/progressEvents",
 		"value":          page,
 	}
-	if !(s.cfg.Knobs.OmitNextLinkWhenExhausted && end == total) {
-		out["@odata.nextLink"] = base + "?$skiptoken=" + encodeCursor(end)
+	if empty || !(s.cfg.Knobs.OmitNextLinkWhenExhausted && end == total) {
+		out["@odata.nextLink"] = s.pageLink(base, end, empty)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -41,6 +41,14 @@ func (im *importer) urlForms(raw string) []string {
 		}
 		return u
 	}
+	if strings.Contains(raw, "://") {
+		// An absolute URL is read as a URL: its escapes are decoded once
+		// and "#" or "?" end the path, as SharePoint's URL parsing does, so
+		// an unescaped "#hash.txt" names the folder, not the file.
+		if pu, err := url.Parse(raw); err == nil {
+			return []string{rel(pu.Path)}
+		}
+	}
 	forms := []string{rel(u)}
 	if dec, err := url.PathUnescape(u); err == nil && dec != u {
 		forms = append(forms, rel(dec))
@@ -147,6 +155,13 @@ func (im *importer) resolveUser(ref, objType, objID, objURL string) person {
 }
 
 func (s *Server) resolves(login string) bool {
+	l := strings.ToLower(login)
+	for _, u := range s.cfg.Knobs.UnresolvedLogins {
+		u = strings.ToLower(u)
+		if l == u || (strings.HasPrefix(u, "@") && strings.HasSuffix(l, u)) {
+			return false
+		}
+	}
 	if s.cfg.Knobs.Directory == nil {
 		l := strings.ToLower(login)
 		return strings.HasPrefix(l, "i:0#.f|membership|") && strings.Contains(l, "@")
@@ -250,26 +265,68 @@ func (im *importer) applyFolder(n, f *node) {
 // applyFile imports a file with its versions. Only I/O failures on the
 // emulator's own disk are returned; package problems become object errors.
 func (im *importer) applyFile(ctx context.Context, n, f *node) error {
-	d := im.d
-	id := normID(firstNonEmpty(f.attr("Id"), n.attr("Id")))
-	objURL := im.objectURL(firstNonEmpty(f.attr("Url"), n.attr("Url")))
-	parentID := normID(firstNonEmpty(f.attr("ParentId"), n.attr("ParentId")))
-	name := firstNonEmpty(f.attr("Name"), lastSeg(objURL))
-
-	d.mu.Lock()
-	parent := d.items[parentID]
-	if parent == nil || !parent.Folder {
-		d.mu.Unlock()
-		im.objError("file", id, objURL, codeNotFound, fmt.Sprintf("Parent folder %s was not found", parentID))
+	fi := &fileImport{
+		im:       im,
+		f:        f,
+		id:       normID(firstNonEmpty(f.attr("Id"), n.attr("Id"))),
+		objURL:   im.objectURL(firstNonEmpty(f.attr("Url"), n.attr("Url"))),
+		parentID: normID(firstNonEmpty(f.attr("ParentId"), n.attr("ParentId"))),
+	}
+	fi.name = firstNonEmpty(f.attr("Name"), lastSeg(fi.objURL))
+	if !fi.checkParent(n) {
 		return nil
 	}
-	if objURL == "" {
-		objURL = im.libraryPath(parent) + "/" + name
-	}
-	im.checkURLs("file", id, objURL, im.libraryPath(parent)+"/"+name, f.attr("Url"), n.attr("Url"))
-	d.mu.Unlock()
 
-	// Versions in ascending label order, then the current one.
+	stage := filepath.Join(im.tmp, "f-"+fi.id)
+	if err := os.MkdirAll(stage, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(stage)
+	versions, ok, err := fi.downloadVersions(ctx, fileVersionNodes(f), stage)
+	if err != nil || !ok {
+		return err
+	}
+	return fi.store(versions)
+}
+
+// fileImport is one SPFile object being imported.
+type fileImport struct {
+	im       *importer
+	f        *node // the File element
+	id       string
+	objURL   string
+	parentID string
+	name     string
+}
+
+// objError reports a package problem with this file.
+func (fi *fileImport) objError(code, msg string) {
+	fi.im.objError("file", fi.id, fi.objURL, code, msg)
+}
+
+// checkParent reports whether the parent folder exists, filling in the
+// object URL from it when the package gives none and checking the URLs the
+// package gives against it.
+func (fi *fileImport) checkParent(n *node) bool {
+	im, d := fi.im, fi.im.d
+	d.mu.Lock()
+	parent := d.items[fi.parentID]
+	if parent == nil || !parent.Folder {
+		d.mu.Unlock()
+		fi.objError(codeNotFound, fmt.Sprintf("Parent folder %s was not found", fi.parentID))
+		return false
+	}
+	if fi.objURL == "" {
+		fi.objURL = im.libraryPath(parent) + "/" + fi.name
+	}
+	im.checkURLs("file", fi.id, fi.objURL, im.libraryPath(parent)+"/"+fi.name, fi.f.attr("Url"), n.attr("Url"))
+	d.mu.Unlock()
+	return true
+}
+
+// fileVersionNodes lists a File element's versions in ascending label
+// order, then the File element itself, which is the current version.
+func fileVersionNodes(f *node) []*node {
 	vnodes := []*node{}
 	if vs := f.kid("Versions"); vs != nil {
 		for _, v := range vs.kids {
@@ -279,84 +336,136 @@ func (im *importer) applyFile(ctx context.Context, n, f *node) error {
 		}
 	}
 	sort.SliceStable(vnodes, func(a, b int) bool { return versionLess(vnodes[a].attr("Version"), vnodes[b].attr("Version")) })
-	vnodes = append(vnodes, f)
+	return append(vnodes, f)
+}
 
-	stage := filepath.Join(im.tmp, "f-"+id)
-	if err := os.MkdirAll(stage, 0o755); err != nil {
-		return err
-	}
-	defer os.RemoveAll(stage)
-	var versions []version
+// downloadVersions decrypts every version's blob into the stage directory.
+// ok is false when a version was reported as an object error; err is set
+// only for the context ending or the emulator's own disk failing.
+func (fi *fileImport) downloadVersions(ctx context.Context, vnodes []*node, stage string) (versions []version, ok bool, err error) {
 	for i, vn := range vnodes {
-		fv := vn.attr("FileValue")
-		label := firstNonEmpty(vn.attr("Version"), "1.0")
-		if fv == "" {
-			im.objError("file", id, objURL, codeNotFound, fmt.Sprintf("Version %s has no FileValue", label))
-			return nil
+		v, ok, err := fi.downloadVersion(ctx, vn, filepath.Join(stage, strconv.Itoa(i)+".bin"))
+		if err != nil || !ok {
+			return nil, ok, err
 		}
-		p := filepath.Join(stage, strconv.Itoa(i)+".bin")
-		size, hash, hasSnap, missing, err := im.download(ctx, fv, p)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			im.objError("file", id, objURL, codeBadData, fmt.Sprintf("Cannot decrypt FileValue '%s' (version %s): %v", fv, label, err))
-			return nil
-		}
-		if missing {
-			im.objError("file", id, objURL, codeNotFound, fmt.Sprintf("FileValue '%s' (version %s) was not found in the data container", fv, label))
-			return nil
-		}
-		if !hasSnap {
-			if im.s.cfg.Knobs.RequireSnapshots {
-				im.objError("file", id, objURL, codeNotFound, fmt.Sprintf("FileValue '%s' has no snapshot", fv))
-				return nil
-			}
-			im.warn("file", id, objURL, fmt.Sprintf("FileValue '%s' has no snapshot; the blob itself was used", fv))
-		}
-		if fs := vn.attr("FileSize"); fs != "" {
-			if want, err := strconv.ParseInt(fs, 10, 64); err != nil || want != size {
-				im.warn("file", id, objURL, fmt.Sprintf("FileSize %s of version %s differs from the decrypted size %d", fs, label, size))
-			}
-		}
-		created, modified := im.times(vn)
-		versions = append(versions, version{
-			Label: label, Size: size, Created: created, Modified: modified, path: p, QuickXorHash: hash,
-			CreatedBy:  im.resolveUser(vn.attr("Author"), "file", id, objURL),
-			ModifiedBy: im.resolveUser(firstNonEmpty(vn.attr("ModifiedBy"), vn.attr("Author")), "file", id, objURL),
-		})
+		versions = append(versions, v)
 	}
+	return versions, true, nil
+}
 
-	want, _ := strconv.Atoi(f.attr("ListItemIntId"))
+// downloadVersion decrypts one version's FileValue into the file p and
+// describes the version, warning when the blob has no snapshot or its size
+// differs from FileSize.
+func (fi *fileImport) downloadVersion(ctx context.Context, vn *node, p string) (version, bool, error) {
+	im := fi.im
+	fv := vn.attr("FileValue")
+	label := firstNonEmpty(vn.attr("Version"), "1.0")
+	if fv == "" {
+		fi.objError(codeNotFound, fmt.Sprintf("Version %s has no FileValue", label))
+		return version{}, false, nil
+	}
+	size, hash, hasSnap, missing, err := im.download(ctx, fv, p)
+	if err != nil {
+		if ctx.Err() != nil {
+			return version{}, false, ctx.Err()
+		}
+		fi.objError(codeBadData, fmt.Sprintf("Cannot decrypt FileValue '%s' (version %s): %v", fv, label, err))
+		return version{}, false, nil
+	}
+	if missing {
+		fi.objError(codeNotFound, fmt.Sprintf("FileValue '%s' (version %s) was not found in the data container", fv, label))
+		return version{}, false, nil
+	}
+	if !hasSnap {
+		if im.s.cfg.Knobs.RequireSnapshots {
+			fi.objError(codeNotFound, fmt.Sprintf("FileValue '%s' has no snapshot", fv))
+			return version{}, false, nil
+		}
+		im.warn("file", fi.id, fi.objURL, fmt.Sprintf("FileValue '%s' has no snapshot; the blob itself was used", fv))
+	}
+	if fs := vn.attr("FileSize"); fs != "" {
+		if want, err := strconv.ParseInt(fs, 10, 64); err != nil || want != size {
+			im.warn("file", fi.id, fi.objURL, fmt.Sprintf("FileSize %s of version %s differs from the decrypted size %d", fs, label, size))
+		}
+	}
+	created, modified := im.times(vn)
+	return version{
+		Label: label, Size: size, Created: created, Modified: modified, path: p, QuickXorHash: hash,
+		CreatedBy:  im.resolveUser(vn.attr("Author"), "file", fi.id, fi.objURL),
+		ModifiedBy: im.resolveUser(firstNonEmpty(vn.attr("ModifiedBy"), vn.attr("Author")), "file", fi.id, fi.objURL),
+	}, true, nil
+}
+
+// store puts the downloaded file into the drive, replacing any file with
+// the same id or path, moves its content out of the stage directory and
+// counts it in the import's totals.
+func (fi *fileImport) store(versions []version) error {
+	im, d := fi.im, fi.im.d
+	want, _ := strconv.Atoi(fi.f.attr("ListItemIntId"))
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.items[parentID] == nil {
-		im.objError("file", id, objURL, codeNotFound, fmt.Sprintf("Parent folder %s was not found", parentID))
+	if d.items[fi.parentID] == nil {
+		fi.objError(codeNotFound, fmt.Sprintf("Parent folder %s was not found", fi.parentID))
 		return nil
 	}
-	etag := 1
-	// Replace semantics: same id or same path → delete with all versions.
-	if ex := d.items[id]; ex != nil {
+	etag, ok := fi.replaceExisting()
+	if !ok {
+		return nil
+	}
+	intID, err := im.claimInt(want, fi.id)
+	if err != nil {
+		fi.objError(codeInvalidArg, err.Error())
+		return nil
+	}
+	if err := moveContent(filepath.Join(d.dir, "content", fi.id), versions); err != nil {
+		return err
+	}
+	cur := versions[len(versions)-1]
+	first := versions[0]
+	it := &item{ID: fi.id, Name: fi.name, ParentID: fi.parentID, IntID: intID, ETagN: etag,
+		Created: first.Created, Modified: cur.Modified, CreatedBy: first.CreatedBy, ModifiedBy: cur.ModifiedBy, Versions: versions}
+	d.items[fi.id] = it
+	if c, err := parseDateTime(fi.f.attr("TimeCreated")); err == nil {
+		it.Created = c
+	}
+	d.byInt[intID] = fi.id
+	for _, v := range versions {
+		im.files++
+		im.bytes += v.Size
+	}
+	im.filesCurrent++
+	im.bytesCurrent += cur.Size
+	return nil
+}
+
+// replaceExisting applies replace semantics: a file with the same id or
+// the same path is deleted with all its versions. It returns the new item's
+// etag version, or false after reporting a folder in the way. Callers hold
+// d.mu.
+func (fi *fileImport) replaceExisting() (etag int, ok bool) {
+	d := fi.im.d
+	etag = 1
+	if ex := d.items[fi.id]; ex != nil {
 		if ex.Folder {
-			im.objError("file", id, objURL, codeFileExists, "The id is already used by a folder")
-			return nil
+			fi.objError(codeFileExists, "The id is already used by a folder")
+			return 0, false
 		}
 		etag = ex.ETagN + 1
 		d.removeFile(ex)
 	}
-	if ex := d.child(parentID, name); ex != nil {
+	if ex := d.child(fi.parentID, fi.name); ex != nil {
 		if ex.Folder {
-			im.objError("file", id, objURL, codeFileExists, fmt.Sprintf("A folder named '%s' already exists in the parent folder", name))
-			return nil
+			fi.objError(codeFileExists, fmt.Sprintf("A folder named '%s' already exists in the parent folder", fi.name))
+			return 0, false
 		}
 		d.removeFile(ex)
 	}
-	intID, err := im.claimInt(want, id)
-	if err != nil {
-		im.objError("file", id, objURL, codeInvalidArg, err.Error())
-		return nil
-	}
-	dir := filepath.Join(d.dir, "content", id)
+	return etag, true
+}
+
+// moveContent moves each version's staged content into dir and points the
+// version at it.
+func moveContent(dir string, versions []version) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -367,20 +476,6 @@ func (im *importer) applyFile(ctx context.Context, n, f *node) error {
 		}
 		versions[i].path = dst
 	}
-	cur := versions[len(versions)-1]
-	first := versions[0]
-	d.items[id] = &item{ID: id, Name: name, ParentID: parentID, IntID: intID, ETagN: etag,
-		Created: first.Created, Modified: cur.Modified, CreatedBy: first.CreatedBy, ModifiedBy: cur.ModifiedBy, Versions: versions}
-	if c, err := parseDateTime(f.attr("TimeCreated")); err == nil {
-		d.items[id].Created = c
-	}
-	d.byInt[intID] = id
-	for _, v := range versions {
-		im.files++
-		im.bytes += v.Size
-	}
-	im.filesCurrent++
-	im.bytesCurrent += cur.Size
 	return nil
 }
 
@@ -447,6 +542,9 @@ func (im *importer) applyListItem(n, li *node) {
 		im.checkURLs("listItem", itemID, objURL, im.libraryPath(parent), li.attr("DirName"))
 	}
 	target.ListItemID = strings.ToLower(itemID)
+	if !target.Folder && im.s.cfg.Knobs.VersionMetadata == "listItem" {
+		im.versionsFromListItem(li, target, itemID, objURL)
+	}
 	if fs := li.kid("Fields"); fs != nil {
 		for _, fl := range fs.kids {
 			name := firstNonEmpty(fl.attr("Name"), fl.attr("ColName"))
@@ -463,4 +561,37 @@ func (im *importer) applyListItem(n, li *node) {
 			target.Fields[name] = fl.attr("Value")
 		}
 	}
+}
+
+// versionsFromListItem gives each version of a file the Modified and
+// Modified By of the list item version with its label; a version the list
+// item does not describe takes the current list item's values, which is
+// how a package without list-item versions loses its per-version history.
+// Callers hold d.mu.
+func (im *importer) versionsFromListItem(li *node, target *item, itemID, objURL string) {
+	byLabel := map[string]*node{}
+	if vs := li.kid("Versions"); vs != nil {
+		for _, v := range vs.kids {
+			if v.name.Local == "ListItem" {
+				byLabel[firstNonEmpty(v.attr("Version"), "1.0")] = v
+			}
+		}
+	}
+	_, curModified := im.times(li)
+	curEditor := im.resolveUser(firstNonEmpty(li.attr("ModifiedBy"), li.attr("Author")), "listItem", itemID, objURL)
+	last := len(target.Versions) - 1
+	for i := range target.Versions {
+		v := &target.Versions[i]
+		src := byLabel[v.Label]
+		if i == last {
+			src = li
+		}
+		if src == nil {
+			v.Modified, v.ModifiedBy = curModified, curEditor
+			continue
+		}
+		_, v.Modified = im.times(src)
+		v.ModifiedBy = im.resolveUser(firstNonEmpty(src.attr("ModifiedBy"), src.attr("Author")), "listItem", itemID, objURL)
+	}
+	target.Modified, target.ModifiedBy = target.Versions[last].Modified, target.Versions[last].ModifiedBy
 }

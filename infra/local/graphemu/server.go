@@ -105,6 +105,9 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := d.seed(cfg.Knobs.Existing, cfg.Now().UTC().Truncate(time.Second)); err != nil {
+			return nil, err
+		}
 		s.containers[strings.ToLower(c.ID)] = d
 	}
 	return s, nil
@@ -121,6 +124,9 @@ func (s *Server) AddContainer(c Container) error {
 	c = cfg.Containers[0]
 	d, err := newDrive(c, filepath.Join(s.cfg.DataDir, safeName(c.ID)))
 	if err != nil {
+		return err
+	}
+	if err := d.seed(s.cfg.Knobs.Existing, s.cfg.Now().UTC().Truncate(time.Second)); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -290,6 +296,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if fr := s.faults.hit(route); fr != nil {
 		writeFault(w, r, fr)
+		return
+	}
+	if msg := s.denied(r); msg != "" {
+		writeError(w, r, http.StatusForbidden, "accessDenied", "", msg)
 		return
 	}
 	handler(w, r)

@@ -45,6 +45,24 @@ func Seed(ctx context.Context, c *container.Client, files []File, opts SeedOptio
 	if _, err := c.Create(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
 		return nil, fmt.Errorf("sample: create container: %w", err)
 	}
+	out, err := uploadAll(ctx, c, files, opts)
+	if err != nil {
+		return nil, err
+	}
+	// Revise after all uploads, so the gap from creation is as long as the
+	// upload took.
+	if err := reviseAll(ctx, c, files, opts.Concurrency); err != nil {
+		return nil, err
+	}
+	if err := recordTimes(ctx, c, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// uploadAll uploads files, opts.Concurrency at a time, and returns them in
+// order with their content hashes, reporting progress after each file.
+func uploadAll(ctx context.Context, c *container.Client, files []File, opts SeedOptions) ([]Blob, error) {
 	out := make([]Blob, len(files))
 	var done atomic.Int64
 	var bytes atomic.Int64
@@ -68,11 +86,14 @@ func Seed(ctx context.Context, c *container.Client, files []File, opts SeedOptio
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	return out, nil
+}
 
-	// Revise after all uploads, so the gap from creation is as long as the
-	// upload took.
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(opts.Concurrency)
+// reviseAll marks every Revised file by setting its metadata again (with
+// "revised": "true"), which moves its last-modified time past its creation.
+func reviseAll(ctx context.Context, c *container.Client, files []File, concurrency int) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency)
 	for _, f := range files {
 		if !f.Revised {
 			continue
@@ -88,10 +109,13 @@ func Seed(ctx context.Context, c *container.Client, files []File, opts SeedOptio
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
+	return g.Wait()
+}
 
+// recordTimes lists the container and copies each uploaded blob's
+// service-assigned creation and last-modified times into out. Every blob
+// of out must be in the listing.
+func recordTimes(ctx context.Context, c *container.Client, out []Blob) error {
 	index := make(map[string]int, len(out))
 	for i, b := range out {
 		index[b.Path] = i
@@ -101,7 +125,7 @@ func Seed(ctx context.Context, c *container.Client, files []File, opts SeedOptio
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("sample: list container: %w", err)
+			return fmt.Errorf("sample: list container: %w", err)
 		}
 		for _, it := range page.Segment.BlobItems {
 			i, ok := index[*it.Name]
@@ -118,9 +142,9 @@ func Seed(ctx context.Context, c *container.Client, files []File, opts SeedOptio
 		}
 	}
 	if seen != len(out) {
-		return nil, fmt.Errorf("sample: uploaded %d files but the listing shows %d of them (a name the service changed?)", len(out), seen)
+		return fmt.Errorf("sample: uploaded %d files but the listing shows %d of them (a name the service changed?)", len(out), seen)
 	}
-	return out, nil
+	return nil
 }
 
 func upload(ctx context.Context, bc *blockblob.Client, f File) ([32]byte, error) {

@@ -158,137 +158,187 @@ func Check(ctx context.Context, o Options) (*Result, error) {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
 	}
-	res := &Result{}
-	var mu sync.Mutex
-	problem := func(format string, args ...any) {
-		mu.Lock()
-		res.Problems = append(res.Problems, fmt.Sprintf(format, args...))
-		mu.Unlock()
+	c := &checker{o: o, res: &Result{}}
+	wants := c.matchReport()
+	if err := c.checkTarget(ctx, wants); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
 	}
+	if o.Exclusive {
+		if err := c.checkExclusive(ctx, wants); err != nil {
+			return nil, fmt.Errorf("verify: walk target: %w", err)
+		}
+	}
+	sort.Strings(c.res.Problems)
+	return c.res, nil
+}
 
+// checker is one Check run. Its problem method is safe for the parallel
+// content checks; the counters in res are guarded by mu while those run.
+type checker struct {
+	o   Options
+	mu  sync.Mutex
+	res *Result
+}
+
+// want is a source file the target should hold.
+type want struct {
+	blob   sample.Blob
+	target string // path in the drive
+}
+
+func (c *checker) problem(format string, args ...any) {
+	c.mu.Lock()
+	c.res.Problems = append(c.res.Problems, fmt.Sprintf(format, args...))
+	c.mu.Unlock()
+}
+
+// matchReport checks that every source file has exactly one report row
+// with the outcome its naming expectation calls for, and that the report
+// names nothing else. It returns the files that should be in the target.
+func (c *checker) matchReport() []want {
+	o := c.o
 	byPath := map[string][]Row{}
 	for _, r := range o.Report {
 		byPath[r.SourcePath] = append(byPath[r.SourcePath], r)
 	}
 	known := map[string]bool{}
-	type want struct {
-		blob   sample.Blob
-		target string // path in the drive
-	}
 	var wants []want
 	for _, b := range o.Source {
 		rel := strings.TrimPrefix(b.Path, o.SourceRoot)
-		same := joinPath(o.Folder, rel) // report targets are container paths
 		known[rel] = true
 		rows := byPath[rel]
 		if len(rows) != 1 {
-			problem("%q: %d report rows, want 1", rel, len(rows))
+			c.problem("%q: %d report rows, want 1", rel, len(rows))
 			continue
 		}
-		r := rows[0]
-		switch {
-		case b.ExpectSkipped:
-			if r.Outcome != "skipped" || !strings.Contains(r.Reason, b.Expect) {
-				problem("%q: outcome %s (%s), want skipped for %s", rel, r.Outcome, r.Reason, b.Expect)
-			}
-			res.Skipped++
-			continue
-		case b.Expect != "":
-			if r.Outcome != "renamed" || !strings.Contains(r.Reason, b.Expect) || r.TargetPath == same {
-				problem("%q: outcome %s to %q (%s), want renamed for %s", rel, r.Outcome, r.TargetPath, r.Reason, b.Expect)
-				continue
-			}
-			res.Renamed++
-		default:
-			if r.Outcome != "imported" || r.TargetPath != same {
-				problem("%q: outcome %s to %q (%s), want imported under the same path", rel, r.Outcome, r.TargetPath, r.Reason)
-				continue
-			}
+		if w, ok := c.matchRow(b, rel, rows[0]); ok {
+			wants = append(wants, w)
 		}
-		if r.Size != b.Size {
-			problem("%q: report size %d, source %d", rel, r.Size, b.Size)
-		}
-		wants = append(wants, want{b, r.TargetPath})
 	}
 	for _, r := range o.Report {
 		if !known[r.SourcePath] {
-			problem("%q: in the report but not in the source", r.SourcePath)
+			c.problem("%q: in the report but not in the source", r.SourcePath)
 		}
 	}
+	return wants
+}
 
+// matchRow checks the report row r of source file b (rel below the source
+// root) and counts renames and skips. It returns where the file should be
+// in the target, or false when it should not be there or the row is wrong.
+func (c *checker) matchRow(b sample.Blob, rel string, r Row) (want, bool) {
+	same := joinPath(c.o.Folder, rel) // report targets are container paths
+	switch {
+	case b.ExpectSkipped:
+		if r.Outcome != "skipped" || !strings.Contains(r.Reason, b.Expect) {
+			c.problem("%q: outcome %s (%s), want skipped for %s", rel, r.Outcome, r.Reason, b.Expect)
+		}
+		c.res.Skipped++
+		return want{}, false
+	case b.Expect != "":
+		if r.Outcome != "renamed" || !strings.Contains(r.Reason, b.Expect) || r.TargetPath == same {
+			c.problem("%q: outcome %s to %q (%s), want renamed for %s", rel, r.Outcome, r.TargetPath, r.Reason, b.Expect)
+			return want{}, false
+		}
+		c.res.Renamed++
+	default:
+		if r.Outcome != "imported" || r.TargetPath != same {
+			c.problem("%q: outcome %s to %q (%s), want imported under the same path", rel, r.Outcome, r.TargetPath, r.Reason)
+			return want{}, false
+		}
+	}
+	if r.Size != b.Size {
+		c.problem("%q: report size %d, source %d", rel, r.Size, b.Size)
+	}
+	return want{b, r.TargetPath}, true
+}
+
+// checkTarget reads every wanted file back from the target, Concurrency
+// at a time, and compares it with its source.
+func (c *checker) checkTarget(ctx context.Context, wants []want) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(o.Concurrency)
+	g.SetLimit(c.o.Concurrency)
 	for _, w := range wants {
-		g.Go(func() error {
-			it, err := o.Graph.ItemByPath(gctx, o.DriveID, w.target)
-			if errors.Is(err, ErrNotFound) {
-				problem("%q: not in the target at %q", w.blob.Path, w.target)
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if it.File == nil {
-				problem("%q: target %q is not a file", w.blob.Path, w.target)
-				return nil
-			}
-			if it.Size != w.blob.Size {
-				problem("%q: target size %d, source %d", w.blob.Path, it.Size, w.blob.Size)
-			}
-			sum, n, err := o.Graph.ContentSHA256(gctx, o.DriveID, it.ID)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			res.Checked++
-			res.Bytes += n
-			mu.Unlock()
-			if sum != w.blob.SHA256 {
-				problem("%q: content differs (SHA-256 %x, source %x)", w.blob.Path, sum[:8], w.blob.SHA256[:8])
-			}
-			if o.Times {
-				if !sameSecond(it.CreatedDateTime, w.blob.Created) {
-					problem("%q: created %s, source %s", w.blob.Path, it.CreatedDateTime.Format(time.RFC3339), w.blob.Created.Format(time.RFC3339))
-				}
-				if !sameSecond(it.LastModifiedDateTime, w.blob.Modified) {
-					problem("%q: modified %s, source %s", w.blob.Path, it.LastModifiedDateTime.Format(time.RFC3339), w.blob.Modified.Format(time.RFC3339))
-				}
-			}
-			if a := w.blob.Author(); o.Authors && a != "" && !strings.EqualFold(it.CreatedBy.Who(), a) {
-				problem("%q: created by %q, source author %q", w.blob.Path, it.CreatedBy.Who(), a)
-			}
-			return nil
-		})
+		g.Go(func() error { return c.checkFile(gctx, w) })
 	}
-	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("verify: %w", err)
-	}
+	return g.Wait()
+}
 
-	if o.Exclusive {
-		files, err := o.Graph.Walk(ctx, o.DriveID, o.Folder)
-		if err != nil {
-			return nil, fmt.Errorf("verify: walk target: %w", err)
+// checkFile compares one target file's size, content and, when asked,
+// timestamps and author with its source.
+func (c *checker) checkFile(ctx context.Context, w want) error {
+	o := c.o
+	it, err := o.Graph.ItemByPath(ctx, o.DriveID, w.target)
+	if errors.Is(err, ErrNotFound) {
+		c.problem("%q: not in the target at %q", w.blob.Path, w.target)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if it.File == nil {
+		c.problem("%q: target %q is not a file", w.blob.Path, w.target)
+		return nil
+	}
+	if it.Size != w.blob.Size {
+		c.problem("%q: target size %d, source %d", w.blob.Path, it.Size, w.blob.Size)
+	}
+	sum, n, err := o.Graph.ContentSHA256(ctx, o.DriveID, it.ID)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.res.Checked++
+	c.res.Bytes += n
+	c.mu.Unlock()
+	if sum != w.blob.SHA256 {
+		c.problem("%q: content differs (SHA-256 %x, source %x)", w.blob.Path, sum[:8], w.blob.SHA256[:8])
+	}
+	c.checkMetadata(w.blob, it)
+	return nil
+}
+
+// checkMetadata compares the timestamps (Options.Times) and the author
+// (Options.Authors) the target kept with the source's.
+func (c *checker) checkMetadata(b sample.Blob, it DriveItem) {
+	if c.o.Times {
+		if !sameSecond(it.CreatedDateTime, b.Created) {
+			c.problem("%q: created %s, source %s", b.Path, it.CreatedDateTime.Format(time.RFC3339), b.Created.Format(time.RFC3339))
 		}
-		expected := map[string]bool{}
-		for _, w := range wants {
-			expected[strings.ToLower(w.target)] = true
-		}
-		var extra []string
-		for p := range files {
-			if !expected[strings.ToLower(p)] {
-				extra = append(extra, p)
-			}
-		}
-		sort.Strings(extra)
-		for _, p := range extra {
-			problem("%q: in the target but not expected (a duplicate?)", p)
-		}
-		if len(files) != len(wants) {
-			problem("target holds %d files, want %d", len(files), len(wants))
+		if !sameSecond(it.LastModifiedDateTime, b.Modified) {
+			c.problem("%q: modified %s, source %s", b.Path, it.LastModifiedDateTime.Format(time.RFC3339), b.Modified.Format(time.RFC3339))
 		}
 	}
-	sort.Strings(res.Problems)
-	return res, nil
+	if a := b.Author(); c.o.Authors && a != "" && !strings.EqualFold(it.CreatedBy.Who(), a) {
+		c.problem("%q: created by %q, source author %q", b.Path, it.CreatedBy.Who(), a)
+	}
+}
+
+// checkExclusive walks the destination folder and reports every file that
+// is not one of wants (a duplicate, say) and a file count that differs.
+func (c *checker) checkExclusive(ctx context.Context, wants []want) error {
+	files, err := c.o.Graph.Walk(ctx, c.o.DriveID, c.o.Folder)
+	if err != nil {
+		return err
+	}
+	expected := map[string]bool{}
+	for _, w := range wants {
+		expected[strings.ToLower(w.target)] = true
+	}
+	var extra []string
+	for p := range files {
+		if !expected[strings.ToLower(p)] {
+			extra = append(extra, p)
+		}
+	}
+	sort.Strings(extra)
+	for _, p := range extra {
+		c.problem("%q: in the target but not expected (a duplicate?)", p)
+	}
+	if len(files) != len(wants) {
+		c.problem("target holds %d files, want %d", len(files), len(wants))
+	}
+	return nil
 }
 
 func joinPath(folder, p string) string {

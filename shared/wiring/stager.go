@@ -1,0 +1,175 @@
+package wiring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+	"github.com/spemigrate/spemigrate/shared/graph"
+	"github.com/spemigrate/spemigrate/shared/pipeline"
+	"github.com/spemigrate/spemigrate/shared/request"
+	"github.com/spemigrate/spemigrate/shared/source"
+	"github.com/spemigrate/spemigrate/shared/spepackage"
+	"github.com/spemigrate/spemigrate/shared/staging"
+	"github.com/spemigrate/spemigrate/shared/state"
+)
+
+// SourceOpener opens the source a request names.
+type SourceOpener interface {
+	Open(r request.Request) (source.Source, error)
+}
+
+// StagingStager is the [pipeline.Stager] over shared/staging.
+type StagingStager struct {
+	// Stager is the process's one staging.Stager.
+	Stager     *staging.Stager
+	Sources    SourceOpener
+	Targets    *TargetCache
+	State      *state.Store
+	FirstIntID int64
+
+	// folderIDs remembers folders' list-item ids (container id + "\x00" +
+	// path key -> id): a folder's id never changes once claimed, and the
+	// batches of a migration share their folders, so each process claims
+	// a folder once instead of once per batch.
+	folderIDs     sync.Map
+	folderIDCount atomic.Int64
+}
+
+// maxFolderIDs bounds the folder id memory of a process.
+const maxFolderIDs = 200_000
+
+// prefetchIDs claims the list-item ids of items and their folders in
+// batches; folders this process has seen are answered from memory, so on a
+// first run the transactions hold new paths only and do not fail.
+func (ss *StagingStager) prefetchIDs(ctx context.Context, ids *IntIDs, containerID string, items []state.Item) error {
+	folders, files := libraryPaths(items)
+	var missing []string
+	for _, f := range folders {
+		if id, ok := ss.folderIDs.Load(containerID + "\x00" + libraryPathKey(f)); ok {
+			ids.known[libraryPathKey(f)] = id.(int)
+			continue
+		}
+		missing = append(missing, f)
+	}
+	if err := ids.Prefetch(ctx, append(missing, files...)); err != nil {
+		return err
+	}
+	for _, f := range missing {
+		if id, ok := ids.known[libraryPathKey(f)]; ok && ss.folderIDCount.Load() < maxFolderIDs {
+			if _, loaded := ss.folderIDs.LoadOrStore(containerID+"\x00"+libraryPathKey(f), id); !loaded {
+				ss.folderIDCount.Add(1)
+			}
+		}
+	}
+	return nil
+}
+
+// Stage implements [pipeline.Stager].
+func (ss *StagingStager) Stage(ctx context.Context, m *state.Migration, b *state.Batch, items []state.Item, info graph.ContainerInfo) (pipeline.StageResult, error) {
+	r := m.Request
+	src, err := ss.Sources.Open(r)
+	if err != nil {
+		return pipeline.StageResult{}, fmt.Errorf("open source: %w", err)
+	}
+	gt, err := ss.Targets.Get(ctx, m.ContainerID)
+	if err != nil {
+		return pipeline.StageResult{}, fmt.Errorf("resolve target library: %w", err)
+	}
+	target, err := packageTarget(gt)
+	if err != nil {
+		return pipeline.StageResult{}, err
+	}
+	key, err := spepackage.DecodeKey(info.EncryptionKey)
+	if err != nil {
+		return pipeline.StageResult{}, errors.New("provisioned encryption key is malformed")
+	}
+	st := spepackage.SourceAzureStorage
+	if r.Source.Kind == request.KindLocalFolder {
+		st = spepackage.SourceFileShare
+	}
+	// The batch's files and their folders claim their ids in a few Table
+	// transactions before the manifest asks for them one by one.
+	ids := NewIntIDs(ss.State, m.ContainerID, ss.FirstIntID, 64)
+	if err := ss.prefetchIDs(ctx, ids, m.ContainerID, items); err != nil {
+		return pipeline.StageResult{}, err
+	}
+	req := staging.Request{
+		Source:     src,
+		Containers: staging.Containers{DataURL: info.DataContainerURI, MetadataURL: info.MetadataContainerURI, Key: key},
+		Target:     target,
+		Namespace:  Namespace(m.ContainerID, ""),
+		SourceType: st,
+		IDs:        ids,
+	}
+	if !r.Options.PreserveAuthors() {
+		req.Identities = func(source.Entry) (spepackage.Identity, spepackage.Identity) {
+			return spepackage.Identity{}, spepackage.Identity{}
+		}
+	} else if len(r.Options.UserMap) > 0 {
+		req.Identities = staging.MetadataIdentities(r.Options.UserMap)
+	}
+	for _, it := range items {
+		req.Batch.Items = append(req.Batch.Items, staging.Item{Path: it.Target, Versions: it.Versions})
+		req.Batch.Bytes += it.Size()
+		req.Batch.Blobs += len(it.Versions)
+	}
+	res, err := ss.Stager.Stage(ctx, req)
+	if errors.Is(err, staging.ErrSASExpiring) || errors.Is(err, staging.ErrSASRejected) {
+		return pipeline.StageResult{}, fmt.Errorf("%w: %w", pipeline.ErrSASTooShort, err)
+	}
+	if err != nil {
+		return pipeline.StageResult{}, err
+	}
+	out := pipeline.StageResult{Failed: map[int]string{}}
+	for i, ir := range res.Items {
+		if ir.Error != "" && i < len(items) {
+			out.Failed[i] = ir.Error
+		}
+	}
+	return out, nil
+}
+
+// FileID implements [pipeline.FileIDer]: the manifest's File@Id of an item.
+func (ss *StagingStager) FileID(m *state.Migration, it state.Item) string {
+	return spepackage.ObjectID(Namespace(m.ContainerID, ""), it.Target).String()
+}
+
+func packageTarget(t graph.Target) (spepackage.Target, error) {
+	var pt spepackage.Target
+	var err error
+	pt.SiteURL, pt.LibraryFolder = t.SiteURL, t.LibraryFolder
+	if pt.WebID, err = uuid.Parse(t.WebID); err != nil {
+		return pt, fmt.Errorf("target web id: %w", err)
+	}
+	if pt.ListID, err = uuid.Parse(t.ListID); err != nil {
+		return pt, fmt.Errorf("target list id: %w", err)
+	}
+	if pt.RootFolderID, err = uuid.Parse(t.RootFolderID); err != nil {
+		return pt, fmt.Errorf("target root folder id: %w", err)
+	}
+	return pt, nil
+}
+
+// libraryPaths lists the folders above items' targets and the targets,
+// each once, parents before children.
+func libraryPaths(items []state.Item) (folders, files []string) {
+	seen := map[string]bool{}
+	for _, it := range items {
+		t := strings.Trim(it.Target, "/")
+		files = append(files, t)
+		segs := strings.Split(t, "/")
+		for i := 1; i < len(segs); i++ {
+			p := strings.Join(segs[:i], "/")
+			if !seen[p] {
+				seen[p] = true
+				folders = append(folders, p)
+			}
+		}
+	}
+	return folders, files
+}

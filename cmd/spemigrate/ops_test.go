@@ -36,13 +36,16 @@ const (
 // backend is an in-memory api.Backend whose migrations advance one step per
 // read, so watch sees progress and an end.
 type backend struct {
-	mu       sync.Mutex
-	ms       map[string]*api.Migration
-	reads    map[string]int
-	starts   int
-	finalSt  string
-	items    []api.Item
-	canceled []string
+	// localRoot is the folder the test deployment lets local sources read
+	// (its SPEMIGRATE_LOCAL_SOURCE_ROOTS), holding export/ and d/.
+	localRoot string
+	mu        sync.Mutex
+	ms        map[string]*api.Migration
+	reads     map[string]int
+	starts    int
+	finalSt   string
+	items     []api.Item
+	canceled  []string
 }
 
 func newBackend() *backend {
@@ -108,7 +111,14 @@ func (b *backend) Cancel(_ context.Context, id string) (api.Migration, error) {
 
 func server(t *testing.T) (*httptest.Server, *backend) {
 	b := newBackend()
-	srv := httptest.NewServer((&api.Server{Backend: b}).Handler())
+	b.localRoot = t.TempDir()
+	for _, d := range []string{"export", "d"} {
+		if err := os.Mkdir(filepath.Join(b.localRoot, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policy := request.Policy{LocalRoots: []string{b.localRoot}}
+	srv := httptest.NewServer((&api.Server{Backend: b, Policy: policy}).Handler())
 	t.Cleanup(srv.Close)
 	return srv, b
 }
@@ -139,7 +149,7 @@ func TestSubmitStatusWatchReport(t *testing.T) {
 		t.Errorf("second submit: %d %q", code, out)
 	}
 	// From flags, with a local folder.
-	out, errOut, code = cli(t, "submit", "--url", srv.URL, "--source", "/srv/export", "--target", target, "--folder", "Imports")
+	out, errOut, code = cli(t, "submit", "--url", srv.URL, "--source", filepath.Join(b.localRoot, "export"), "--target", target, "--folder", "Imports")
 	if code != 0 || !strings.Contains(out, "started") {
 		t.Errorf("submit from flags: %d %q %q", code, out, errOut)
 	}
@@ -211,7 +221,7 @@ func TestSubmitStatusWatchReport(t *testing.T) {
 func TestWatchFailsForUnsuccessfulMigration(t *testing.T) {
 	srv, b := server(t)
 	b.finalSt = api.StatusCompletedWithErrors
-	if _, _, code := cli(t, "submit", "--url", srv.URL, "--id", "w1", "--source", "/d", "--target", target); code != 0 {
+	if _, _, code := cli(t, "submit", "--url", srv.URL, "--id", "w1", "--source", filepath.Join(b.localRoot, "d"), "--target", target); code != 0 {
 		t.Fatal("submit failed")
 	}
 	out, errOut, code := cli(t, "watch", "--url", srv.URL, "--every", "10ms", "w1")

@@ -74,7 +74,7 @@ func (np *NamingPolicy) mapper(ctx context.Context, m *state.Migration) (*naming
 	if ok {
 		return mp, r, nil
 	}
-	pol := naming.Policy{Replacement: r.Options.Naming.Replacement}
+	pol := naming.Policy{Replacement: r.Options.Naming.Replacement, WindowsSafe: r.Options.Naming.IsWindowsSafe()}
 	if r.Options.Naming.InvalidChars == request.InvalidCharsSkip {
 		pol.Invalid = naming.SkipInvalid
 	}

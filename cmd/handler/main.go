@@ -29,6 +29,7 @@ import (
 	"github.com/spemigrate/spemigrate/shared/graph"
 	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/queue"
+	"github.com/spemigrate/spemigrate/shared/scan"
 	"github.com/spemigrate/spemigrate/shared/schedule"
 	"github.com/spemigrate/spemigrate/shared/spepackage"
 	"github.com/spemigrate/spemigrate/shared/staging"
@@ -220,7 +221,8 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 	}
 	fa := &handlers.App{Engine: eng, DeadLetters: dls, Log: log, Deadline: cfg.StepDeadline}
 	fa.Schedules = &schedule.Runner{Store: sched, Starter: fa, Log: log}
-	a.api = (&api.Server{Backend: &api.EngineBackend{Engine: eng, Store: st}, Schedules: sched, Log: log}).Handler()
+	dry := &api.DryRun{Sources: deps.Sources, Options: scan.Options{PageSize: cfg.PageSize, MaxVersions: cfg.MaxVersions}}
+	a.api = (&api.Server{Backend: &api.EngineBackend{Engine: eng, Store: st}, Schedules: sched, Scanner: dry, Log: log}).Handler()
 	fa.API = a.api
 	a.functions = fa.Functions()
 	return a, nil

@@ -32,6 +32,7 @@ const (
 type Server struct {
 	Backend   Backend
 	Schedules ScheduleStore // nil: the schedule endpoints answer 501
+	Scanner   Scanner       // nil: dry runs answer 501 (dryrun.go)
 	Log       *slog.Logger
 	// Now and NewID are the clock and the id source; tests set them.
 	Now   func() time.Time
@@ -129,6 +130,14 @@ func (s *Server) postMigration(w http.ResponseWriter, r *http.Request) {
 	req, err := request.Decode(r.Body)
 	if err != nil {
 		s.writeRequestError(w, err)
+		return
+	}
+	if dry, err := isDryRun(r); err != nil || dry {
+		if err != nil {
+			writeFieldError(w, http.StatusBadRequest, "dryRun", err.Error())
+			return
+		}
+		s.dryRun(w, r, req)
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")

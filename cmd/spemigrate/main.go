@@ -24,6 +24,7 @@ Usage:
   spemigrate watch      live progress of a migration until it ends
   spemigrate cancel     cancel a migration
   spemigrate report     per-item outcome summary (or --csv for the full report)
+  spemigrate verify     check a finished migration's files in the target through Graph (size, times, author, hash)
   spemigrate help       this text
 `
 
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runCancel(ctx, args[1:], stdout, stderr)
 	case "report":
 		err = runReport(ctx, args[1:], stdout, stderr)
+	case "verify":
+		err = runVerify(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

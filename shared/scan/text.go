@@ -22,9 +22,10 @@ func (r *Report) WriteText(w io.Writer, list int) error {
 	p("  skipped:\t%d\n", r.Skipped)
 	p("  packages:\t%d (one migration job each; at most %d items or %s per package)\n", r.Packages, r.Limits.MaxItems, Size(r.Limits.MaxBytes))
 	e := r.Estimate
-	p("  estimate:\t%s (light %d files %s, medium %d files %s, heavy %d files %s at %s/%s/%s a day)\n", e.DurationText,
+	gb := func(n int64) string { return fmt.Sprintf("%g", float64(n)/1e9) }
+	p("  estimate:\t%s (light %d files %s, medium %d files %s, heavy %d files %s, at %s/%s/%s GB a day)\n", e.DurationText,
 		e.Light.Files, Size(e.Light.Bytes), e.Medium.Files, Size(e.Medium.Bytes), e.Heavy.Files, Size(e.Heavy.Bytes),
-		Size(e.Rates.Light), Size(e.Rates.Medium), Size(e.Rates.Heavy))
+		gb(e.Rates.Light), gb(e.Rates.Medium), gb(e.Rates.Heavy))
 	p("  scan time:\t%s\n", roundDuration(r.Elapsed))
 	if len(r.Rules) > 0 {
 		p("\nNaming rules applied (files):\n")

@@ -162,6 +162,9 @@ func TestVerifyReportsCorruptedFile(t *testing.T) {
 		t.Fatalf("verify of a good migration: %v\n%s", err, out)
 	}
 	t.Logf("verify, intact:\n%s", out)
+	if v := apiVerify(t, ctx, m.ID); !v.OK || v.Passed != len(v.Items) || v.HashChecked != len(v.Items) || v.BytesCompared != len(v.Items) {
+		t.Fatalf("POST verify of a good migration: ok %v, passed %d of %d, hashed %d, compared %d", v.OK, v.Passed, len(v.Items), v.HashChecked, v.BytesCompared)
+	}
 
 	victim := corruptOne(t, ctx, m.ID, tc.ID)
 	out, err = runCLI(t, ctx, append([]string{"verify", "-json"}, args[1:]...)...)
@@ -181,6 +184,24 @@ func TestVerifyReportsCorruptedFile(t *testing.T) {
 		t.Errorf("problems of the corrupted file: %s", p)
 	}
 	t.Logf("verify, one file corrupted: %s: %s", victim, p)
+	v := apiVerify(t, ctx, m.ID)
+	if fails := v.Failures(); v.OK || len(fails) != 1 || fails[0].Target != victim {
+		t.Errorf("POST verify with %q corrupted: ok %v, failures %+v", victim, v.OK, fails)
+	}
+}
+
+// apiVerify runs POST /api/migrations/{id}/verify comparing every file's bytes.
+func apiVerify(t *testing.T, ctx context.Context, id string) api.Verification {
+	t.Helper()
+	st, body := call(t, ctx, http.MethodPost, "/api/migrations/"+url.PathEscape(id)+"/verify?sample=1", nil, nil)
+	if st != http.StatusOK {
+		t.Fatalf("POST verify: %d %s", st, body)
+	}
+	var v api.Verification
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // corruptOne overwrites the bytes of one imported, non-empty file in the

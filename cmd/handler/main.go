@@ -222,7 +222,12 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 	fa := &handlers.App{Engine: eng, DeadLetters: dls, Log: log, Deadline: cfg.StepDeadline}
 	fa.Schedules = &schedule.Runner{Store: sched, Starter: fa, Log: log}
 	dry := &api.DryRun{Sources: deps.Sources, Options: scan.Options{PageSize: cfg.PageSize, MaxVersions: cfg.MaxVersions}}
-	a.api = (&api.Server{Backend: &api.EngineBackend{Engine: eng, Store: st}, Schedules: sched, Scanner: dry, Log: log}).Handler()
+	dr, err := driveReader(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ver := &api.EngineVerifier{Store: st, Sources: deps.Sources, Graph: dr}
+	a.api = (&api.Server{Backend: &api.EngineBackend{Engine: eng, Store: st}, Schedules: sched, Scanner: dry, Verifier: ver, Log: log}).Handler()
 	fa.API = a.api
 	a.functions = fa.Functions()
 	return a, nil

@@ -33,6 +33,7 @@ type Server struct {
 	Backend   Backend
 	Schedules ScheduleStore // nil: the schedule endpoints answer 501
 	Scanner   Scanner       // nil: dry runs answer 501 (dryrun.go)
+	Verifier  Verifier      // nil: verify answers 501 (verify.go)
 	Log       *slog.Logger
 	// Now and NewID are the clock and the id source; tests set them.
 	Now   func() time.Time
@@ -48,6 +49,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /api/migrations/{id}", s.cancelMigration)
 	mux.HandleFunc("GET /api/migrations/{id}/items", s.listItems)
 	mux.HandleFunc("GET /api/migrations/{id}/report.csv", s.report)
+	mux.HandleFunc("POST /api/migrations/{id}/verify", s.verifyMigration)
 	mux.HandleFunc("POST /api/schedules", s.postSchedule)
 	mux.HandleFunc("GET /api/schedules", s.listSchedules)
 	mux.HandleFunc("GET /api/schedules/{id}", s.getSchedule)

@@ -72,11 +72,14 @@ type ItemResult struct {
 
 // Result is a whole check.
 type Result struct {
-	Items                   []ItemResult `json:"items"`
-	Passed, Failed, Missing int
+	Items   []ItemResult `json:"items"`
+	Passed  int          `json:"passed"`
+	Failed  int          `json:"failed"`
+	Missing int          `json:"missing"`
 	// HashChecked and BytesCompared count files whose content was compared
 	// by quickXorHash and byte by byte.
-	HashChecked, BytesCompared int
+	HashChecked   int `json:"hashChecked"`
+	BytesCompared int `json:"bytesCompared"`
 }
 
 // OK reports whether every file passed.

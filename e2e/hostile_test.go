@@ -76,7 +76,7 @@ func TestHostileSourcesAreRefused(t *testing.T) {
 
 	pid := handlerPID(t)
 	stats0 := sbStats(t, ctx)
-	listed0 := listMigrationIDs(t, ctx)
+	listed0 := allMigrationIDs(t, ctx)
 	for _, c := range cases {
 		t.Run("http/"+c.name, func(t *testing.T) {
 			st, body := call(t, ctx, http.MethodPost, "/api/migrations", mustJSON(t, c.body), nil)
@@ -90,7 +90,7 @@ func TestHostileSourcesAreRefused(t *testing.T) {
 			t.Logf("%d %s", st, e.Error)
 		})
 	}
-	if n := len(listMigrationIDs(t, ctx)) - len(listed0); n != 0 {
+	if n := len(allMigrationIDs(t, ctx)) - len(listed0); n != 0 {
 		t.Errorf("%d migrations appeared after the refused HTTP requests", n)
 	}
 
@@ -166,7 +166,7 @@ func TestHostileSourcesAreRefused(t *testing.T) {
 			t.Errorf("%s %s: %d during the hostile requests, want %d", c.queue, c.counter, got, c.want)
 		}
 	}
-	if n := len(listMigrationIDs(t, ctx)) - len(listed0); n != len(sent) {
+	if n := len(allMigrationIDs(t, ctx)) - len(listed0); n != len(sent) {
 		t.Errorf("%d migrations appeared, want %d rejections", n, len(sent))
 	}
 	if got := handlerPID(t); got != pid {
@@ -229,7 +229,7 @@ func TestHostileHTTPInput(t *testing.T) {
 		{name: "schedule template on /etc", method: "POST", path: "/api/schedules", body: []byte(`{"cron":"0 0 2 * * *","request":{"v":1,"source":{"kind":"localFolder","path":"/etc"},` + tgt + `}}}`), status: 400, mention: "request.source.path"},
 	}
 	stats0 := sbStats(t, ctx)
-	listed0 := listMigrationIDs(t, ctx)
+	listed0 := allMigrationIDs(t, ctx)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var rd io.Reader
@@ -279,7 +279,7 @@ func TestHostileHTTPInput(t *testing.T) {
 	if got := queueCount(stats, "provision", "sent") - queueCount(stats0, "provision", "sent"); got != 0 {
 		t.Errorf("the provision queue received %d messages", got)
 	}
-	if n := len(listMigrationIDs(t, ctx)) - len(listed0); n != 0 {
+	if n := len(allMigrationIDs(t, ctx)) - len(listed0); n != 0 {
 		t.Errorf("%d migrations appeared", n)
 	}
 	st, body := call(t, ctx, http.MethodGet, "/api/schedules", nil, nil)
@@ -297,8 +297,8 @@ func errorBody(t *testing.T, status int, body []byte) api.ErrorBody {
 	return e
 }
 
-// listMigrationIDs pages through every migration.
-func listMigrationIDs(t *testing.T, ctx context.Context) []string {
+// allMigrationIDs pages through every migration.
+func allMigrationIDs(t *testing.T, ctx context.Context) []string {
 	t.Helper()
 	var ids []string
 	token := ""

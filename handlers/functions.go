@@ -78,6 +78,7 @@ func (a *App) Functions() map[string]Function {
 		"api-migration":        api,
 		"api-migration-items":  api,
 		"api-migration-report": api,
+		"api-migration-verify": api,
 		"api-schedules":        api,
 		"api-schedule":         api,
 	}

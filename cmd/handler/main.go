@@ -29,6 +29,7 @@ import (
 	"github.com/spemigrate/spemigrate/shared/graph"
 	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/queue"
+	"github.com/spemigrate/spemigrate/shared/scan"
 	"github.com/spemigrate/spemigrate/shared/schedule"
 	"github.com/spemigrate/spemigrate/shared/spepackage"
 	"github.com/spemigrate/spemigrate/shared/staging"
@@ -217,7 +218,13 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 	}
 	fa := &handlers.App{Engine: eng, DeadLetters: dls, Log: log, Deadline: cfg.StepDeadline, Policy: cfg.Policy}
 	fa.Schedules = &schedule.Runner{Store: sched, Starter: fa, Log: log}
-	a.api = (&api.Server{Backend: &api.EngineBackend{Engine: eng, Store: st}, Schedules: sched, Log: log, Policy: cfg.Policy}).Handler()
+	dry := &api.DryRun{Sources: deps.Sources, Options: scan.Options{PageSize: cfg.PageSize, MaxVersions: cfg.MaxVersions}}
+	dr, err := driveReader(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ver := &api.EngineVerifier{Store: st, Sources: deps.Sources, Graph: dr}
+	a.api = (&api.Server{Backend: &api.EngineBackend{Engine: eng, Store: st}, Schedules: sched, Scanner: dry, Verifier: ver, Log: log, Policy: cfg.Policy}).Handler()
 	fa.API = a.api
 	a.functions = fa.Functions()
 	return a, nil

@@ -18,11 +18,13 @@ const usage = `spemigrate moves content from Azure Blob Storage into SharePoint 
 Usage:
   spemigrate demo       run a sample migration end to end on the local stack and verify it
   spemigrate dev        start the local stack and print its connection settings; Ctrl-C stops it
+  spemigrate scan       readiness scan (dry run) of a request's source: names, batches, estimate
   spemigrate submit     start a migration (over HTTP, or --queue onto the provision queue)
   spemigrate status     list recent migrations, or show one
   spemigrate watch      live progress of a migration until it ends
   spemigrate cancel     cancel a migration
   spemigrate report     per-item outcome summary (or --csv for the full report)
+  spemigrate verify     check a finished migration's files in the target through Graph (size, times, author, hash)
   spemigrate help       this text
 `
 
@@ -43,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runDemo(ctx, args[1:], stdout, stderr)
 	case "dev":
 		err = runDev(ctx, args[1:], stdout, stderr)
+	case "scan":
+		err = runScan(ctx, args[1:], stdout, stderr)
 	case "submit":
 		err = runSubmit(ctx, args[1:], stdout, stderr)
 	case "status":
@@ -53,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runCancel(ctx, args[1:], stdout, stderr)
 	case "report":
 		err = runReport(ctx, args[1:], stdout, stderr)
+	case "verify":
+		err = runVerify(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -180,3 +180,16 @@ func jsonString(s string) (string, error) {
 	b.WriteByte('"')
 	return b.String(), nil
 }
+
+// A dry run reads the source too: the policy is applied before it.
+func TestDryRunAppliesThePolicy(t *testing.T) {
+	s, _, _ := newServer()
+	ls := &localSources{}
+	s.Scanner = &DryRun{Sources: ls}
+	s.Policy = request.Policy{LocalRoots: []string{t.TempDir()}}
+	body := `{"v":1,"source":{"kind":"localFolder","path":"/etc"},"target":{"containerId":"` + containerID + `"}}`
+	r := do(t, s.Handler(), "POST", "/api/migrations?dryRun=true", []byte(body))
+	if r.Code != http.StatusBadRequest || !bytes.Contains(r.Body, []byte("source.path")) || ls.opened != 0 {
+		t.Fatalf("dry run of /etc: %d %s (sources opened %d)", r.Code, r.Body, ls.opened)
+	}
+}

@@ -32,6 +32,8 @@ const (
 type Server struct {
 	Backend   Backend
 	Schedules ScheduleStore // nil: the schedule endpoints answer 501
+	Scanner   Scanner       // nil: dry runs answer 501 (dryrun.go)
+	Verifier  Verifier      // nil: verify answers 501 (verify.go)
 	Log       *slog.Logger
 	// Policy says which sources and target containers requests may name;
 	// the zero Policy is the strict one (see access.go).
@@ -50,6 +52,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /api/migrations/{id}", s.cancelMigration)
 	mux.HandleFunc("GET /api/migrations/{id}/items", s.listItems)
 	mux.HandleFunc("GET /api/migrations/{id}/report.csv", s.report)
+	mux.HandleFunc("POST /api/migrations/{id}/verify", s.verifyMigration)
 	mux.HandleFunc("POST /api/schedules", s.postSchedule)
 	mux.HandleFunc("GET /api/schedules", s.listSchedules)
 	mux.HandleFunc("GET /api/schedules/{id}", s.getSchedule)
@@ -134,7 +137,16 @@ func (s *Server) postMigration(w http.ResponseWriter, r *http.Request) {
 		s.writeRequestError(w, err)
 		return
 	}
+	// The policy first: a dry run reads the source too.
 	if !s.admit(w, req, "") {
+		return
+	}
+	if dry, err := isDryRun(r); err != nil || dry {
+		if err != nil {
+			writeFieldError(w, http.StatusBadRequest, "dryRun", err.Error())
+			return
+		}
+		s.dryRun(w, r, req)
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")

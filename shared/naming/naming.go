@@ -12,7 +12,8 @@
 //     empty and dot-only segments, reserved names (CON, PRN, AUX, NUL,
 //     COM0-9, LPT0-9, .lock, desktop.ini, names starting with ~$, names
 //     containing _vti_, and a folder named "forms" at the library root),
-//     names over 255 characters. Under [ReplaceInvalid] each is repaired
+//     names over 255 characters, and with [Policy.WindowsSafe] a Windows
+//     device name before an extension ("con.txt"). Under [ReplaceInvalid] each is repaired
 //     (see below), under [SkipInvalid] the item is skipped;
 //  3. folders, then the file, claim their case-folded target path for the
 //     migration through [Claims]: SharePoint ignores case, Blob Storage does
@@ -67,6 +68,7 @@ const (
 	RulePathTooLong      Rule = "path-too-long"          // a decoded path over 400 characters
 	RuleCaseCollision    Rule = "case-collision"         // same path as another once case is ignored
 	RuleFileTooLarge     Rule = "file-too-large"         // over the migration API's file size limit
+	RuleWindowsDevice    Rule = "windows-device-name"    // "con.txt", "NUL.tar.gz": with Policy.WindowsSafe
 )
 
 // Decision is the outcome for one source path.

@@ -22,6 +22,7 @@ func newMapper(t *testing.T, p Policy) *Mapper {
 // under SkipInvalid, on a fresh mapper so no collisions interfere.
 func TestMapRules(t *testing.T) {
 	long := strings.Repeat("a", 300)
+	win := Policy{WindowsSafe: true}
 	tests := []struct {
 		name    string
 		src     string
@@ -75,6 +76,16 @@ func TestMapRules(t *testing.T) {
 		{name: "file too large", src: "big.iso", size: DefaultMaxFileSize + 1, action: Skip, rule: RuleFileTooLarge},
 		{name: "file at limit", src: "big.iso", size: DefaultMaxFileSize, action: Keep, target: "big.iso"},
 		{name: "custom size limit", src: "big.iso", size: 11, policy: Policy{MaxFileSize: 10}, action: Skip, rule: RuleFileTooLarge},
+		{name: "windows-safe con.txt", src: "con.txt", policy: win, action: Rename, target: "_con.txt", rule: RuleWindowsDevice, skipAlt: true},
+		{name: "windows-safe NUL.tar.gz", src: "d/NUL.tar.gz", policy: win, action: Rename, target: "d/_NUL.tar.gz", rule: RuleWindowsDevice, skipAlt: true},
+		{name: "windows-safe LPT9.log", src: "LPT9.log", policy: win, action: Rename, target: "_LPT9.log", rule: RuleWindowsDevice},
+		{name: "windows-safe COM1.x", src: "COM1.x", policy: win, action: Rename, target: "_COM1.x", rule: RuleWindowsDevice},
+		{name: "windows-safe AUX.y", src: "AUX.y", policy: win, action: Rename, target: "_AUX.y", rule: RuleWindowsDevice},
+		{name: "windows-safe PRN.z", src: "PRN.z", policy: win, action: Rename, target: "_PRN.z", rule: RuleWindowsDevice},
+		{name: "windows-safe folder aux.d", src: "aux.d/a.txt", policy: win, action: Rename, target: "_aux.d/a.txt", rule: RuleWindowsDevice},
+		{name: "windows-safe COM10.txt allowed", src: "COM10.txt", policy: win, action: Keep, target: "COM10.txt"},
+		{name: "windows-safe console.txt allowed", src: "console.txt", policy: win, action: Keep, target: "console.txt"},
+		{name: "windows-safe CON alone is reserved-name", src: "CON", policy: win, action: Rename, target: "_CON", rule: RuleReservedName},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -66,6 +66,13 @@ type Policy struct {
 	// the mapped path but counts toward the 400-character limit, so give it
 	// whenever it is known. Empty counts as zero characters.
 	LibraryURL string
+	// WindowsSafe also repairs names whose part before the first dot is a
+	// Windows device name (CON, PRN, AUX, NUL, COM0-9, LPT0-9), such as
+	// "con.txt" or "NUL.tar.gz": SharePoint stores them, but OneDrive sync
+	// on Windows cannot write them. Off in the zero Policy, so that the
+	// package's rules stay SharePoint's own; migration requests turn it on
+	// by default (options.naming.windowsSafe).
+	WindowsSafe bool
 }
 
 // Validate reports the first problem with the policy, naming the field.

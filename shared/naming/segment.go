@@ -6,6 +6,17 @@ import (
 	"unicode/utf8"
 )
 
+// deviceNames are the Windows device names; as the part of a name before
+// its first dot they make a file Windows clients cannot open.
+var deviceNames = func() map[string]bool {
+	m := map[string]bool{"con": true, "prn": true, "aux": true, "nul": true}
+	for i := '0'; i <= '9'; i++ {
+		m["com"+string(i)] = true
+		m["lpt"+string(i)] = true
+	}
+	return m
+}()
+
 // reservedNames are refused as whole names, compared case-insensitively.
 var reservedNames = func() map[string]bool {
 	m := map[string]bool{"con": true, "prn": true, "aux": true, "nul": true, ".lock": true, "desktop.ini": true}
@@ -70,6 +81,9 @@ func (m *Mapper) cleanSegment(seg string, folder, root bool) (name string, notes
 	}
 
 	name, notes = reservedRules(name, kind, verdict, repl, folder && root, notes)
+	if m.p.WindowsSafe {
+		name, notes = windowsDeviceRule(name, kind, verdict, repl, notes)
+	}
 	if l := utf16Len(name); l > MaxSegmentLength {
 		notes = append(notes, note{RuleSegmentTooLong, fmt.Sprintf("%s name %q is %d characters, over SharePoint's limit of %d; %s (%s)", kind, abbreviate(seg), l, MaxSegmentLength, verdict("shortened, keeping the extension"), RuleSegmentTooLong)})
 		name = shorten(name, folder)
@@ -104,6 +118,19 @@ func reservedRules(name, kind string, verdict func(string) string, repl string, 
 		}
 	}
 	return name, notes
+}
+
+// windowsDeviceRule repairs a device name followed by an extension
+// ("con.txt", "NUL.tar.gz"). SharePoint takes these, but Windows opens the
+// device instead of the file, so a synced library breaks on such names. The
+// whole name alone is reserved-name's business.
+func windowsDeviceRule(name, kind string, verdict func(string) string, repl string, notes []note) (string, []note) {
+	stem, _, found := strings.Cut(name, ".")
+	if !found || !deviceNames[strings.ToLower(strings.TrimRight(stem, " "))] {
+		return name, notes
+	}
+	notes = append(notes, note{RuleWindowsDevice, fmt.Sprintf("%s name %q starts with the Windows device name %q, which Windows clients cannot sync; %s (%s)", kind, name, stem, verdict("prefixed with "+quote(repl)), RuleWindowsDevice)})
+	return repl + name, notes
 }
 
 // shorten cuts a name to MaxSegmentLength, keeping a file's extension when

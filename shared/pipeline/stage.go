@@ -52,13 +52,12 @@ func (e *Engine) StageBatch(ctx context.Context, migrationID, batchID string) er
 		log.Info("provisioning throttled; rescheduled", "at", at)
 		return e.send(ctx, queue.Message{Step: queue.StepStageBatch, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("t", at)})
 	}
-	if errors.Is(err, graph.ErrAccessDenied) {
+	switch {
+	case errors.Is(err, graph.ErrAccessDenied):
 		return e.denied(ctx, m, b, err)
-	}
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("stage %s/%s: %w", m.ID, batchID, err)
-	}
-	if b.Status != state.BatchPlanned || b.Attempt != attempt {
+	case b.Status != state.BatchPlanned || b.Attempt != attempt:
 		return nil // moved on while we provisioned
 	}
 	items, err := e.Store.BatchItems(ctx, m.ID, b.ID)

@@ -159,7 +159,14 @@ type Naming struct {
 	// are case-insensitive, and replacement can merge names): rename with a
 	// numeric suffix, or skip all but the first.
 	Collisions string `json:"collisions,omitempty"`
+	// WindowsSafe (default true) also renames names that start with a
+	// Windows device name before an extension ("con.txt"), which Windows
+	// sync clients cannot write.
+	WindowsSafe *bool `json:"windowsSafe,omitempty"`
 }
+
+// IsWindowsSafe reports whether Windows device names are repaired (default true).
+func (n Naming) IsWindowsSafe() bool { return n.WindowsSafe == nil || *n.WindowsSafe }
 
 // Batch bounds one import package.
 type Batch struct {
@@ -225,6 +232,10 @@ func (r *Request) ApplyDefaults() {
 	}
 	if o.Preserve.Authors == nil {
 		o.Preserve.Authors = &t
+	}
+	if o.Naming.WindowsSafe == nil {
+		ws := true
+		o.Naming.WindowsSafe = &ws
 	}
 	if o.Incremental == nil {
 		i := true

@@ -9,6 +9,7 @@ import (
 	"github.com/spemigrate/spemigrate/shared/naming"
 	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/request"
+	"github.com/spemigrate/spemigrate/shared/scan"
 	"github.com/spemigrate/spemigrate/shared/state"
 )
 
@@ -74,13 +75,7 @@ func (np *NamingPolicy) mapper(ctx context.Context, m *state.Migration) (*naming
 	if ok {
 		return mp, r, nil
 	}
-	pol := naming.Policy{Replacement: r.Options.Naming.Replacement}
-	if r.Options.Naming.InvalidChars == request.InvalidCharsSkip {
-		pol.Invalid = naming.SkipInvalid
-	}
-	if r.Options.Naming.Collisions == request.CollisionsSkip {
-		pol.Collisions = naming.SkipCollisions
-	}
+	pol := scan.NamingPolicy(r) // the readiness scan names with the same policy
 	if np.Targets != nil {
 		t, err := np.Targets.Get(ctx, m.ContainerID)
 		if err != nil {

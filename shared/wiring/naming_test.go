@@ -33,3 +33,26 @@ func TestNamingPolicyDecisions(t *testing.T) {
 		t.Errorf("one by one: %+v, %v; want the page's %+v", again, err, ds[1])
 	}
 }
+
+// options.naming.windowsSafe is on unless the request turns it off.
+func TestNamingPolicyWindowsSafe(t *testing.T) {
+	off := false
+	for _, tc := range []struct {
+		name   string
+		safe   *bool
+		target string
+	}{{"default", nil, "_con.txt"}, {"off", &off, "con.txt"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &state.Migration{ID: "m-" + tc.name, ContainerID: "b!c", Request: request.Request{V: 1}}
+			m.Request.Options.Naming.WindowsSafe = tc.safe
+			np := &NamingPolicy{Claims: naming.NewMemoryClaims()}
+			d, err := np.Name(context.Background(), m, "con.txt", 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Target != tc.target || d.Renamed != (tc.safe == nil) {
+				t.Errorf("con.txt: %+v, want target %q", d, tc.target)
+			}
+		})
+	}
+}

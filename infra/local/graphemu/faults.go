@@ -223,6 +223,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request, rest string)
 		}
 		s.AddJobFaults(jf)
 		w.WriteHeader(http.StatusNoContent)
+	case rest == "content" && r.Method == http.MethodPut:
+		s.serveOverwrite(w, r)
 	default:
 		if id, ok := cutTree(rest); ok && r.Method == http.MethodGet {
 			s.serveTree(w, r, id)

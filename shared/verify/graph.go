@@ -13,21 +13,30 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 )
 
 // Graph reads a drive through Microsoft Graph's drive endpoints (the SPE
-// container's drive): plain HTTPS calls with a bearer token, as any Graph
-// client makes them.
+// container's drive): plain HTTPS GETs with a bearer token, as any Graph
+// client makes them. It never writes.
 type Graph struct {
 	// BaseURL is the Graph root without the version, e.g.
 	// https://graph.microsoft.com or the emulator's https://127.0.0.1:N.
 	BaseURL string
-	Token   string
-	Client  *http.Client
+	// Token is a fixed bearer token (a local emulator's); Credential, when
+	// set, is asked for one per call instead.
+	Token      string
+	Credential azcore.TokenCredential
+	Client     *http.Client
 }
 
-// NewGraph returns a Graph reader that also trusts the PEM certificates in
-// caFile (empty: the system roots only).
+// GraphScope is the scope a Credential is asked for.
+const GraphScope = "https://graph.microsoft.com/.default"
+
+// NewGraph returns a Graph reader with a fixed token that also trusts the
+// PEM certificates in caFile (empty: the system roots only).
 func NewGraph(baseURL, caFile, token string) (*Graph, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
@@ -56,8 +65,12 @@ type DriveItem struct {
 	LastModifiedDateTime time.Time   `json:"lastModifiedDateTime"`
 	CreatedBy            IdentitySet `json:"createdBy"`
 	LastModifiedBy       IdentitySet `json:"lastModifiedBy"`
-	File                 *struct{}   `json:"file"`
-	Folder               *struct {
+	File                 *struct {
+		Hashes struct {
+			QuickXorHash string `json:"quickXorHash"`
+		} `json:"hashes"`
+	} `json:"file"`
+	Folder *struct {
 		ChildCount int `json:"childCount"`
 	} `json:"folder"`
 	FileSystemInfo *struct {
@@ -94,7 +107,15 @@ func (g *Graph) get(ctx context.Context, path string) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+g.Token)
+	tok := g.Token
+	if g.Credential != nil {
+		at, err := g.Credential.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{GraphScope}})
+		if err != nil {
+			return nil, fmt.Errorf("GET %s: token: %w", path, err)
+		}
+		tok = at.Token
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := g.Client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", path, err)
@@ -165,6 +186,15 @@ func (g *Graph) Children(ctx context.Context, driveID, itemID string) ([]DriveIt
 		}
 	}
 	return out, nil
+}
+
+// Content streams an item's current content; the caller closes it.
+func (g *Graph) Content(ctx context.Context, driveID, itemID string) (io.ReadCloser, error) {
+	resp, err := g.get(ctx, "/drives/"+url.PathEscape(driveID)+"/items/"+url.PathEscape(itemID)+"/content")
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
 }
 
 // ContentSHA256 streams an item's content and returns its SHA-256 and length.

@@ -57,7 +57,28 @@ func loadPolicy(getenv func(string) string) (request.Policy, []error) {
 		}
 		p.Containers = append(p.Containers, c)
 	}
+	for _, c := range list(getenv(request.SettingConnectionSettings)) {
+		p.ConnectionSettings = append(p.ConnectionSettings, c)
+	}
+	p.OwnAccounts = ownAccounts(getenv)
 	return p, errs
+}
+
+// ownAccounts are the storage accounts the app's own settings name (its
+// host storage and its state): never a migration source.
+func ownAccounts(getenv func(string) string) []string {
+	var out []string
+	for _, base := range []string{"AzureWebJobsStorage", "SPEMIGRATE_STORAGE"} {
+		if a := getenv(base + "__accountName"); a != "" {
+			out = append(out, a)
+		}
+		for _, kv := range strings.Split(getenv(base), ";") {
+			if k, v, ok := strings.Cut(kv, "="); ok && strings.EqualFold(strings.TrimSpace(k), "AccountName") && v != "" {
+				out = append(out, strings.TrimSpace(v))
+			}
+		}
+	}
+	return out
 }
 
 // list splits a comma-separated setting, dropping blanks.

@@ -69,6 +69,9 @@ func TestMain(m *testing.M) {
 					"SPEMIGRATE_STATE_KEY":      stateKey,
 					"SPEMIGRATE_DRAIN_SCHEDULE": "*/5 * * * * *",
 					"SPEMIGRATE_POLL_INTERVAL":  "1s",
+					// NO_SUCH_SETTING may be named but is not set: the
+					// poison-message test's source.
+					"SPEMIGRATE_ALLOWED_CONNECTION_SETTINGS": "SOURCE_STORAGE,NO_SUCH_SETTING",
 				},
 			},
 		})
@@ -155,7 +158,7 @@ func requestInto(containerID string, s *stack.Stack, container, id string) []byt
 		"v": 1,
 		"source": map[string]any{
 			"kind": "azureBlob", "containerUrl": s.BlobEndpoint + "/" + container,
-			"credential": "connectionString", "connectionSetting": "AzureWebJobsStorage",
+			"credential": "connectionString", "connectionSetting": "SOURCE_STORAGE",
 		},
 		// Each migration gets its own top-level folder: see the report on
 		// parent folders shared between migrations.
@@ -521,7 +524,7 @@ func TestE2EPoisonMessageEndsFailedWithReason(t *testing.T) {
 	req := map[string]any{
 		"v": 1, "id": "e2e-poison",
 		"source": map[string]any{"kind": "azureBlob", "containerUrl": s.BlobEndpoint + "/nowhere",
-			"credential": "connectionString", "connectionSetting": "SPEMIGRATE_NO_SUCH_SETTING"},
+			"credential": "connectionString", "connectionSetting": "NO_SUCH_SETTING"},
 		"target": map[string]any{"containerId": extraContainers[3].ID},
 	}
 	b, _ := json.Marshal(req)

@@ -207,3 +207,29 @@ func TestPolicyContainers(t *testing.T) {
 		t.Fatalf("configured sovereign suffix refused: %v", err)
 	}
 }
+
+// A request may name only the connection settings the deployment lists,
+// never the app's own, and never source from the app's own account.
+func TestPolicyConnectionSettingsAndOwnAccount(t *testing.T) {
+	pol := Policy{ConnectionSettings: []string{"SOURCE_STORAGE", "AzureWebJobsStorage"}, OwnAccounts: []string{"appstate"}}
+	req := func(setting, url string) Request {
+		return Request{V: 1, Source: Source{Kind: KindAzureBlob, Credential: CredentialConnectionString, ConnectionSetting: setting, ContainerURL: url},
+			Target: Target{ContainerID: "b!ISJs1WRro0y0EWgkUYcktDa0mE8z"}}
+	}
+	const src = "https://content.blob.core.windows.net/docs"
+	if err := pol.Check(req("SOURCE_STORAGE", src)); err != nil {
+		t.Errorf("listed setting refused: %v", err)
+	}
+	for _, tt := range []struct{ setting, url, field, want string }{
+		{"AzureWebJobsStorage", src, "source.connectionSetting", "app's own settings"},
+		{"SPEMIGRATE_STATE_KEY", src, "source.connectionSetting", "app's own settings"},
+		{"OTHER", src, "source.connectionSetting", SettingConnectionSettings},
+		{"SOURCE_STORAGE", "https://appstate.blob.core.windows.net/azure-webjobs-secrets", "source.containerUrl", "app's own"},
+	} {
+		err := pol.Check(req(tt.setting, tt.url))
+		var re *Error
+		if !errors.As(err, &re) || re.Fields[0].Field != tt.field || !strings.Contains(re.Error(), tt.want) {
+			t.Errorf("%s %s: %v; want %s naming %q", tt.setting, tt.url, err, tt.field, tt.want)
+		}
+	}
+}

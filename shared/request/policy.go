@@ -19,6 +19,9 @@ const (
 	SettingBlobSuffixes = "SPEMIGRATE_BLOB_ENDPOINT_SUFFIXES"
 	SettingBlobHosts    = "SPEMIGRATE_ALLOWED_BLOB_HOSTS"
 	SettingContainers   = "SPEMIGRATE_ALLOWED_CONTAINERS"
+	// SettingConnectionSettings lists the app settings requests may name
+	// in source.connectionSetting.
+	SettingConnectionSettings = "SPEMIGRATE_ALLOWED_CONNECTION_SETTINGS"
 )
 
 // PublicBlobSuffix is the DNS suffix of Azure Blob endpoints in the public
@@ -48,6 +51,50 @@ type Policy struct {
 	// Containers are the target container ids requests may name. Empty
 	// allows any.
 	Containers []string
+	// ConnectionSettings are the app settings a request may name in
+	// source.connectionSetting. Empty allows none. The app's own settings
+	// (its storage, Service Bus, keys) are refused even when listed: a
+	// request naming them would migrate the app's own storage account,
+	// function keys included.
+	ConnectionSettings []string
+	// OwnAccounts are the storage account names the app itself uses
+	// (AzureWebJobsStorage, its state): a source on one of them is refused
+	// whatever its credential.
+	OwnAccounts []string
+}
+
+// appSettingPrefixes are the app's own settings, never a migration source.
+var appSettingPrefixes = []string{"azurewebjobs", "servicebusconnection", "spemigrate_", "website_", "functions_", "applicationinsights", "appsetting_"}
+
+// connectionSetting checks a source.connectionSetting name.
+func (p Policy) connectionSetting(name string) string {
+	lower := strings.ToLower(name)
+	for _, pre := range appSettingPrefixes {
+		if strings.HasPrefix(lower, pre) {
+			return fmt.Sprintf("%q is one of the app's own settings; name a setting that holds only the source's connection string", name)
+		}
+	}
+	for _, ok := range p.ConnectionSettings {
+		if strings.EqualFold(ok, name) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("%q is not a setting this deployment lets requests name; list it in %s", name, SettingConnectionSettings)
+}
+
+// ownAccount refuses a source URL on the app's own storage account.
+func (p Policy) ownAccount(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, a := range p.OwnAccounts {
+		if a != "" && strings.HasPrefix(host, strings.ToLower(a)+".") {
+			return fmt.Sprintf("storage account %q is the app's own; migrate from another account", a)
+		}
+	}
+	return ""
 }
 
 // storageAccount is the Azure storage account name rule: the one DNS label
@@ -67,6 +114,13 @@ func (p Policy) Check(r Request) error {
 	case KindAzureBlob:
 		if msg := p.blobURL(r.Source.ContainerURL); msg != "" {
 			v.add("source.containerUrl", "%s", msg)
+		} else if msg := p.ownAccount(r.Source.ContainerURL); msg != "" {
+			v.add("source.containerUrl", "%s", msg)
+		}
+		if r.Source.ConnectionSetting != "" {
+			if msg := p.connectionSetting(r.Source.ConnectionSetting); msg != "" {
+				v.add("source.connectionSetting", "%s", msg)
+			}
 		}
 		if r.Source.ConnectionString != "" {
 			if msg := p.connectionString(r.Source.ConnectionString); msg != "" {

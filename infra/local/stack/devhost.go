@@ -65,6 +65,10 @@ func (s *Stack) startFunctions(ctx context.Context) error {
 	settings := map[string]string{}
 	if s.StorageConnectionString != "" {
 		settings["AzureWebJobsStorage"] = s.StorageConnectionString
+		// Sources on the local Azurite name this setting: a request may
+		// never name the app's own settings (docs/security.md).
+		settings["SOURCE_STORAGE"] = s.StorageConnectionString
+		settings["SPEMIGRATE_ALLOWED_CONNECTION_SETTINGS"] = "SOURCE_STORAGE"
 	}
 	if u, err := url.Parse(s.BlobEndpoint); err == nil && u.Host != "" {
 		// Azurite is a plain-http loopback endpoint: the app refuses blob

@@ -80,7 +80,20 @@ type GraphConfig struct {
 	// for a Graph endpoint with a private certificate such as a local
 	// emulator. Production leaves it empty.
 	CAFile string
+	// PermissionCheck says what a Graph token without the
+	// FileStorageContainer.Selected role does at start-up
+	// (SPEMIGRATE_GRAPH_PERMISSION_CHECK): PermissionCheckWarn (default)
+	// logs it, PermissionCheckRequire stops the handler, PermissionCheckOff
+	// skips the check.
+	PermissionCheck string
 }
+
+// Values of SPEMIGRATE_GRAPH_PERMISSION_CHECK.
+const (
+	PermissionCheckWarn    = "warn"
+	PermissionCheckRequire = "require"
+	PermissionCheckOff     = "off"
+)
 
 // LoadConfig reads the configuration through getenv (os.Getenv in the
 // handler, a map in tests). Errors name the setting and say what it needs.
@@ -108,6 +121,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		CertificatePassword: getenv("SPEMIGRATE_GRAPH_CERTIFICATE_PASSWORD"),
 		StaticToken:         getenv("SPEMIGRATE_GRAPH_TOKEN"),
 		CAFile:              getenv("SPEMIGRATE_GRAPH_CA_FILE"),
+		PermissionCheck:     getenv("SPEMIGRATE_GRAPH_PERMISSION_CHECK"),
+	}
+	switch c.Graph.PermissionCheck {
+	case "":
+		c.Graph.PermissionCheck = PermissionCheckWarn
+	case PermissionCheckWarn, PermissionCheckRequire, PermissionCheckOff:
+	default:
+		errs = append(errs, errors.New("SPEMIGRATE_GRAPH_PERMISSION_CHECK: must be warn (log a missing Graph permission), require (refuse to start) or off"))
 	}
 	if c.Graph.BaseURL == "" {
 		c.Graph.BaseURL = "https://graph.microsoft.com"

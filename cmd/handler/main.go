@@ -199,6 +199,9 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 	if err != nil {
 		return nil, err
 	}
+	if err := checkGraphPermission(ctx, cfg.Graph.PermissionCheck, gcred, gopts.Scopes, log); err != nil {
+		return nil, err
+	}
 
 	// Service Bus.
 	qcfg := queue.Config{ConnectionString: cfg.ServiceBus.ConnectionString}

@@ -11,14 +11,18 @@ import (
 // FunctionsOptions runs the Functions dev host (infra/local/devhost)
 // in-process, in front of an already built handler binary.
 type FunctionsOptions struct {
-	// AppRoot holds host.json. Empty: the repository root.
+	// AppRoot holds host.json. Empty: the repository root, whose function
+	// folders are under handlers/. A deployment package unzipped somewhere
+	// is an app root too: its function folders sit beside host.json, as
+	// Azure reads them.
 	AppRoot string
 	// FunctionsDir holds the function folders, relative to AppRoot. Empty:
-	// "handlers", this repository's layout (Azure reads them from the zip
-	// root; packaging copies them there).
+	// "handlers" for the repository root, AppRoot itself for any other
+	// AppRoot.
 	FunctionsDir string
-	// HandlerPath is the handler executable. Required: build it first
-	// (go build -o <path> ./cmd/handler).
+	// HandlerPath is the handler executable (go build -o <path>
+	// ./cmd/handler). Empty with an AppRoot: the path host.json names under
+	// it, as the real host starts it. Required for the repository root.
 	HandlerPath string
 	// Settings are app settings laid over the launcher's own: the storage
 	// connection (AzureWebJobsStorage), the Service Bus connection
@@ -44,16 +48,15 @@ func (s *Stack) startFunctions(ctx context.Context) error {
 	if o == nil {
 		return nil
 	}
-	if o.HandlerPath == "" {
-		return fmt.Errorf("stack: Options.Functions.HandlerPath is empty; build the handler (go build -o bin/handler ./cmd/handler) and pass its path")
-	}
-	root := o.AppRoot
+	root, fdir := o.AppRoot, o.FunctionsDir
 	if root == "" {
+		if o.HandlerPath == "" {
+			return fmt.Errorf("stack: Options.Functions.HandlerPath is empty; build the handler (go build -o bin/handler ./cmd/handler) and pass its path, or set AppRoot to a packaged app")
+		}
 		root = s.Root
-	}
-	fdir := o.FunctionsDir
-	if fdir == "" {
-		fdir = "handlers"
+		if fdir == "" {
+			fdir = "handlers"
+		}
 	}
 	addr := o.HTTPAddr
 	if addr == "" {

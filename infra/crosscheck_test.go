@@ -286,8 +286,11 @@ func crossCheck(in inputs) []string {
 		bad("azure.yaml service %v and the site's azd-service-name tag %v must be equal (azd finds the app by it)", svc, tag)
 	}
 	dist := regexp.MustCompile(`(?m)^\s+dist:\s*(\S+)`).FindStringSubmatch(yaml)
-	if dist == nil || !strings.Contains(in.files["Makefile"], "-o "+dist[1]) {
+	if dist == nil || !strings.Contains(in.files["Makefile"], "./cmd/funcpackage -o "+dist[1]) {
 		bad("azure.yaml dist %v is not what make package writes", dist)
+	}
+	if dist == nil || !strings.Contains(yaml, "run: go run ./cmd/funcpackage -o "+dist[1]) {
+		bad("azure.yaml: the prepackage hook must write dist %v (go run ./cmd/funcpackage -o <dist>)", dist)
 	}
 	if !strings.Contains(yaml, "language: custom") {
 		bad("azure.yaml: the service must be language: custom (language: go drops the function.json folders)")

@@ -124,6 +124,12 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	for k, v := range o.Settings {
 		settings[k] = v
 	}
+	functions := &stack.FunctionsOptions{HandlerPath: handler, Settings: settings, HTTPAddr: o.HTTPAddr}
+	if o.AppRoot != "" {
+		// Azure's layout: function folders at the root, the handler where
+		// host.json says.
+		functions.AppRoot, functions.FunctionsDir = o.AppRoot, "."
+	}
 	s, err := stack.Start(ctx, stack.Options{
 		Root:             root,
 		Dir:              o.Dir,
@@ -132,7 +138,7 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		GraphOptions:     o.Graph,
 		ServiceBus:       true,
 		ServiceBusConfig: o.ServiceBusConfig,
-		Functions:        &stack.FunctionsOptions{AppRoot: o.AppRoot, HandlerPath: handler, Settings: settings, HTTPAddr: o.HTTPAddr},
+		Functions:        functions,
 		Logger:           o.Logger,
 		Output:           o.Output,
 	})

@@ -11,14 +11,12 @@ import (
 // FunctionsOptions runs the Functions dev host (infra/local/devhost)
 // in-process, in front of an already built handler binary.
 type FunctionsOptions struct {
-	// AppRoot holds host.json. Empty: the repository root, whose function
-	// folders are under handlers/. A deployment package unzipped somewhere
-	// is an app root too: its function folders sit beside host.json, as
-	// Azure reads them.
+	// AppRoot holds host.json. Empty: the repository root.
 	AppRoot string
 	// FunctionsDir holds the function folders, relative to AppRoot. Empty:
-	// "handlers" for the repository root, AppRoot itself for any other
-	// AppRoot.
+	// "handlers", this repository's layout. "." is the layout Azure reads
+	// (and a deployment package unzipped somewhere has): the function
+	// folders beside host.json.
 	FunctionsDir string
 	// HandlerPath is the handler executable (go build -o <path>
 	// ./cmd/handler). Empty with an AppRoot: the path host.json names under
@@ -54,9 +52,9 @@ func (s *Stack) startFunctions(ctx context.Context) error {
 			return fmt.Errorf("stack: Options.Functions.HandlerPath is empty; build the handler (go build -o bin/handler ./cmd/handler) and pass its path, or set AppRoot to a packaged app")
 		}
 		root = s.Root
-		if fdir == "" {
-			fdir = "handlers"
-		}
+	}
+	if fdir == "" {
+		fdir = "handlers"
 	}
 	addr := o.HTTPAddr
 	if addr == "" {

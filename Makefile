@@ -2,12 +2,19 @@
 GO ?= go
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test test-short vet bench dev demo tools clean
+.PHONY: all build package test test-short vet bench dev demo tools clean
 
 all: build
 
 build:
 	$(GO) build -o bin/ ./cmd/...
+
+# The deployment zip azd deploys (azure.yaml dist): host.json, one folder
+# per handlers/*/function.json, and the handler built for linux/amd64
+# (CGO_ENABLED=0) with its run bit at host.json's defaultExecutablePath.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+package:
+	$(GO) run ./cmd/funcpackage -o build/functionapp.zip -version $(VERSION)
 
 # Node tools (Azurite, rhea) pinned by infra/local/package-lock.json.
 tools:
@@ -41,4 +48,4 @@ demo: tools
 	$(GO) run ./cmd/spemigrate demo
 
 clean:
-	rm -rf bin
+	rm -rf bin build

@@ -110,7 +110,20 @@ type GraphConfig struct {
 	// Company is the User-Agent's company part (SPEMIGRATE_USER_AGENT_COMPANY,
 	// default spemigrate): NONISV|<company>|spemigrate/<version>.
 	Company string
+	// PermissionCheck says what a Graph token without the
+	// FileStorageContainer.Selected role does at start-up
+	// (SPEMIGRATE_GRAPH_PERMISSION_CHECK): PermissionCheckWarn (default)
+	// logs it, PermissionCheckRequire stops the handler, PermissionCheckOff
+	// skips the check.
+	PermissionCheck string
 }
+
+// Values of SPEMIGRATE_GRAPH_PERMISSION_CHECK.
+const (
+	PermissionCheckWarn    = "warn"
+	PermissionCheckRequire = "require"
+	PermissionCheckOff     = "off"
+)
 
 // LoadConfig reads the configuration through getenv (os.Getenv in the
 // handler, a map in tests). Errors name the setting and say what it needs.
@@ -140,11 +153,19 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		CAFile:              getenv("SPEMIGRATE_GRAPH_CA_FILE"),
 		Cloud:               getenv("SPEMIGRATE_GRAPH_CLOUD"),
 		Company:             getenv("SPEMIGRATE_USER_AGENT_COMPANY"),
+		PermissionCheck:     getenv("SPEMIGRATE_GRAPH_PERMISSION_CHECK"),
 	}
 	switch c.Graph.Cloud {
 	case "", "public", "usGovernment", "china":
 	default:
 		errs = append(errs, fmt.Errorf("SPEMIGRATE_GRAPH_CLOUD: %q is not a cloud; use public, usGovernment or china", c.Graph.Cloud))
+	}
+	switch c.Graph.PermissionCheck {
+	case "":
+		c.Graph.PermissionCheck = PermissionCheckWarn
+	case PermissionCheckWarn, PermissionCheckRequire, PermissionCheckOff:
+	default:
+		errs = append(errs, errors.New("SPEMIGRATE_GRAPH_PERMISSION_CHECK: must be warn (log a missing Graph permission), require (refuse to start) or off"))
 	}
 	if c.Graph.BaseURL == "" {
 		c.Graph.BaseURL = "https://graph.microsoft.com"

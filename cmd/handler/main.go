@@ -131,25 +131,27 @@ func tables(cfg handlers.Config) (*aztables.ServiceClient, error) {
 	return t, nil
 }
 
-// graphClient is the Graph client with the configured credential.
-func graphClient(cfg handlers.Config) (*graph.Client, error) {
+// graphClient is the Graph client with the configured credential, and
+// that credential and the client's options (for the permission check).
+func graphClient(cfg handlers.Config) (*graph.Client, azcore.TokenCredential, graph.Options, error) {
 	gcred, err := graph.NewCredential(graph.CredentialConfig{
 		Kind: cfg.Graph.Credential, TenantID: cfg.Graph.TenantID, ClientID: cfg.Graph.ClientID, ClientSecret: cfg.Graph.ClientSecret,
 		CertificatePath: cfg.Graph.CertificatePath, CertificatePassword: cfg.Graph.CertificatePassword, StaticToken: cfg.Graph.StaticToken,
 		Cloud: cfg.Graph.Cloud,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("SPEMIGRATE_GRAPH_CREDENTIAL: %w", err)
+		return nil, nil, graph.Options{}, fmt.Errorf("SPEMIGRATE_GRAPH_CREDENTIAL: %w", err)
 	}
 	gopts := graph.Options{BaseURL: cfg.Graph.BaseURL, APIVersion: cfg.Graph.APIVersion, Company: cfg.Graph.Company, Version: version}
 	if cfg.Graph.CAFile != "" {
 		hc, err := trustingClient(cfg.Graph.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("SPEMIGRATE_GRAPH_CA_FILE: %w", err)
+			return nil, nil, graph.Options{}, fmt.Errorf("SPEMIGRATE_GRAPH_CA_FILE: %w", err)
 		}
 		gopts.Transport = hc
 	}
-	return graph.New(gcred, gopts)
+	gc, err := graph.New(gcred, gopts)
+	return gc, gcred, gopts, err
 }
 
 // build wires the app: every dependency once per process.
@@ -171,8 +173,11 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 		log.Error("could not create the state tables; invocations will fail until storage is reachable", "err", err)
 	}
 	cancel()
-	gc, err := graphClient(cfg)
+	gc, gcred, gopts, err := graphClient(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkGraphPermission(ctx, cfg.Graph.PermissionCheck, gcred, gopts.Scopes, log); err != nil {
 		return nil, err
 	}
 
@@ -202,12 +207,21 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 	if err != nil {
 		return nil, err
 	}
+	// A managedIdentity source without a clientId reads as the app's own
+	// (user-assigned) identity, the one its storage connection uses.
+	var sourceCred azcore.TokenCredential
+	if id := cfg.Storage.ClientID; id != "" {
+		if sourceCred, err = identity(id); err != nil {
+			return nil, fmt.Errorf("source identity: %w", err)
+		}
+	}
 	deps, err := wiring.Deps(wiring.Components{
 		State: st, Graph: gc, Queue: sender, Stager: stager,
-		Targets: &wiring.TargetCache{Graph: gc},
-		Getenv:  os.Getenv,
-		Policy:  &cfg.Policy,
-		Logger:  log,
+		Targets:    &wiring.TargetCache{Graph: gc},
+		Getenv:     os.Getenv,
+		Credential: sourceCred,
+		Policy:     &cfg.Policy,
+		Logger:     log,
 	})
 	if err != nil {
 		return nil, err

@@ -39,6 +39,12 @@ type Options struct {
 	// HandlerPath is a handler binary already built; empty: Start builds one
 	// into the stack's data directory.
 	HandlerPath string
+	// AppRoot is a packaged app, such as an unzipped deployment package
+	// (make package): the dev host runs it the way Azure does, with the
+	// function folders beside host.json and the handler host.json names.
+	// Nothing is built then, and HandlerPath is ignored. Empty: the
+	// repository's layout (handlers/*/function.json).
+	AppRoot string
 	// Graph tunes the Graph emulator (faults, knobs).
 	Graph stack.GraphOptions
 	// ServiceBusConfig is a queue configuration file; empty: the app's queues.
@@ -87,8 +93,11 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		}
 	}
 	handler := o.HandlerPath
+	if o.AppRoot != "" {
+		handler = ""
+	}
 	var buildDir string
-	if handler == "" {
+	if handler == "" && o.AppRoot == "" {
 		d, err := os.MkdirTemp("", "spemigrate-handler-")
 		if err != nil {
 			return nil, fmt.Errorf("localapp: %w", err)
@@ -115,6 +124,12 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	for k, v := range o.Settings {
 		settings[k] = v
 	}
+	functions := &stack.FunctionsOptions{HandlerPath: handler, Settings: settings, HTTPAddr: o.HTTPAddr}
+	if o.AppRoot != "" {
+		// Azure's layout: function folders at the root, the handler where
+		// host.json says.
+		functions.AppRoot, functions.FunctionsDir = o.AppRoot, "."
+	}
 	s, err := stack.Start(ctx, stack.Options{
 		Root:             root,
 		Dir:              o.Dir,
@@ -123,7 +138,7 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		GraphOptions:     o.Graph,
 		ServiceBus:       true,
 		ServiceBusConfig: o.ServiceBusConfig,
-		Functions:        &stack.FunctionsOptions{HandlerPath: handler, Settings: settings, HTTPAddr: o.HTTPAddr},
+		Functions:        functions,
 		Logger:           o.Logger,
 		Output:           o.Output,
 	})

@@ -15,11 +15,13 @@ type FunctionsOptions struct {
 	// AppRoot holds host.json. Empty: the repository root.
 	AppRoot string
 	// FunctionsDir holds the function folders, relative to AppRoot. Empty:
-	// "handlers", this repository's layout (Azure reads them from the zip
-	// root; packaging copies them there).
+	// "handlers", this repository's layout. "." is the layout Azure reads
+	// (and a deployment package unzipped somewhere has): the function
+	// folders beside host.json.
 	FunctionsDir string
-	// HandlerPath is the handler executable. Required: build it first
-	// (go build -o <path> ./cmd/handler).
+	// HandlerPath is the handler executable (go build -o <path>
+	// ./cmd/handler). Empty with an AppRoot: the path host.json names under
+	// it, as the real host starts it. Required for the repository root.
 	HandlerPath string
 	// Settings are app settings laid over the launcher's own: the storage
 	// connection (AzureWebJobsStorage), the Service Bus connection
@@ -47,14 +49,13 @@ func (s *Stack) startFunctions(ctx context.Context) error {
 	if o == nil {
 		return nil
 	}
-	if o.HandlerPath == "" {
-		return fmt.Errorf("stack: Options.Functions.HandlerPath is empty; build the handler (go build -o bin/handler ./cmd/handler) and pass its path")
-	}
-	root := o.AppRoot
+	root, fdir := o.AppRoot, o.FunctionsDir
 	if root == "" {
+		if o.HandlerPath == "" {
+			return fmt.Errorf("stack: Options.Functions.HandlerPath is empty; build the handler (go build -o bin/handler ./cmd/handler) and pass its path, or set AppRoot to a packaged app")
+		}
 		root = s.Root
 	}
-	fdir := o.FunctionsDir
 	if fdir == "" {
 		fdir = "handlers"
 	}

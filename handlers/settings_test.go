@@ -1,0 +1,69 @@
+package handlers
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestSettingsListsWhatLoadConfigReads records every name LoadConfig asks
+// for, over configurations that take each branch (connection strings,
+// identity by account name or table URI, the state-storage override), and
+// fails for a name Settings does not list.
+func TestSettingsListsWhatLoadConfigReads(t *testing.T) {
+	listed := map[string]bool{}
+	for _, s := range Settings {
+		if listed[s.Name] {
+			t.Errorf("Settings lists %s twice", s.Name)
+		}
+		listed[s.Name] = true
+	}
+	key := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	envs := []map[string]string{
+		{}, // nothing set: every fallback is looked up
+		{"SPEMIGRATE_STORAGE": "UseDevelopmentStorage=true", "ServiceBusConnection": "Endpoint=sb://x", "SPEMIGRATE_STATE_KEY": key},
+		{"SPEMIGRATE_STORAGE__tableServiceUri": "https://a.table.core.windows.net", "ServiceBusConnection__fullyQualifiedNamespace": "b.servicebus.windows.net"},
+		{"AzureWebJobsStorage__accountName": "a", "SPEMIGRATE_POLL_INTERVAL": "5s", "SPEMIGRATE_PAGE_SIZE": "10", "SPEMIGRATE_MAX_ATTEMPTS": "2"},
+	}
+	read := map[string]bool{}
+	for _, env := range envs {
+		LoadConfig(func(name string) string {
+			read[name] = true
+			return env[name]
+		})
+	}
+	for name := range read {
+		if !listed[name] {
+			t.Errorf("LoadConfig reads %s, which handlers.Settings does not list", name)
+		}
+	}
+	// The other direction keeps the list honest: a listed name nobody reads
+	// is a leftover of a rename (the host-resolved ones excepted).
+	for name := range listed {
+		if !read[name] && name != "SPEMIGRATE_DRAIN_SCHEDULE" {
+			t.Errorf("handlers.Settings lists %s, which LoadConfig never reads", name)
+		}
+	}
+}
+
+func TestPermissionCheckSetting(t *testing.T) {
+	key := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	base := map[string]string{"AzureWebJobsStorage__accountName": "a", "ServiceBusConnection__fullyQualifiedNamespace": "b", "SPEMIGRATE_STATE_KEY": key}
+	get := func(extra string) (Config, error) {
+		return LoadConfig(func(k string) string {
+			if k == "SPEMIGRATE_GRAPH_PERMISSION_CHECK" {
+				return extra
+			}
+			return base[k]
+		})
+	}
+	c, err := get("")
+	if err != nil || c.Graph.PermissionCheck != PermissionCheckWarn {
+		t.Errorf("default: %q, %v; want warn", c.Graph.PermissionCheck, err)
+	}
+	if c, err := get("require"); err != nil || c.Graph.PermissionCheck != PermissionCheckRequire {
+		t.Errorf("require: %q, %v", c.Graph.PermissionCheck, err)
+	}
+	if _, err := get("sometimes"); err == nil || !strings.Contains(err.Error(), "SPEMIGRATE_GRAPH_PERMISSION_CHECK") {
+		t.Errorf("bad value: %v; want an error naming the setting", err)
+	}
+}

@@ -140,7 +140,31 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.ServiceBus, err = serviceBusConnection(getenv)
 	errs = append(errs, err)
 
-	c.Graph = GraphConfig{
+	var gerrs, terrs []error
+	c.Graph, gerrs = loadGraph(getenv)
+	terrs = c.loadTuning(getenv)
+	errs = append(append(errs, gerrs...), terrs...)
+
+	policy, perrs := loadPolicy(getenv)
+	c.Policy = policy
+	errs = append(errs, perrs...)
+
+	switch key, err := base64.StdEncoding.DecodeString(c.StateKey); {
+	case c.StateKey == "":
+		errs = append(errs, errors.New("SPEMIGRATE_STATE_KEY: required: base64 of a random 32-byte key (e.g. openssl rand -base64 32); it seals SAS URLs and keys at rest"))
+	case err != nil || len(key) != 32:
+		errs = append(errs, errors.New("SPEMIGRATE_STATE_KEY: must be base64 of exactly 32 bytes"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+// loadGraph reads how to reach Microsoft Graph.
+func loadGraph(getenv func(string) string) (GraphConfig, []error) {
+	var errs []error
+	g := GraphConfig{
 		BaseURL:             getenv("SPEMIGRATE_GRAPH_URL"),
 		APIVersion:          getenv("SPEMIGRATE_GRAPH_API_VERSION"),
 		Credential:          getenv("SPEMIGRATE_GRAPH_CREDENTIAL"),
@@ -155,31 +179,36 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Company:             getenv("SPEMIGRATE_USER_AGENT_COMPANY"),
 		PermissionCheck:     getenv("SPEMIGRATE_GRAPH_PERMISSION_CHECK"),
 	}
-	switch c.Graph.Cloud {
+	switch g.Cloud {
 	case "", "public", "usGovernment", "china":
 	default:
-		errs = append(errs, fmt.Errorf("SPEMIGRATE_GRAPH_CLOUD: %q is not a cloud; use public, usGovernment or china", c.Graph.Cloud))
+		errs = append(errs, fmt.Errorf("SPEMIGRATE_GRAPH_CLOUD: %q is not a cloud; use public, usGovernment or china", g.Cloud))
 	}
-	switch c.Graph.PermissionCheck {
+	switch g.PermissionCheck {
 	case "":
-		c.Graph.PermissionCheck = PermissionCheckWarn
+		g.PermissionCheck = PermissionCheckWarn
 	case PermissionCheckWarn, PermissionCheckRequire, PermissionCheckOff:
 	default:
 		errs = append(errs, errors.New("SPEMIGRATE_GRAPH_PERMISSION_CHECK: must be warn (log a missing Graph permission), require (refuse to start) or off"))
 	}
-	if c.Graph.BaseURL == "" {
-		c.Graph.BaseURL = "https://graph.microsoft.com"
+	if g.BaseURL == "" {
+		g.BaseURL = "https://graph.microsoft.com"
 	}
-	if u, err := url.Parse(c.Graph.BaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
+	if u, err := url.Parse(g.BaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
 		errs = append(errs, errors.New("SPEMIGRATE_GRAPH_URL: must be an https URL such as https://graph.microsoft.com"))
 	}
-	if c.Graph.APIVersion == "" {
-		c.Graph.APIVersion = "v1.0"
+	if g.APIVersion == "" {
+		g.APIVersion = "v1.0"
 	}
-	if c.Graph.StaticToken != "" && c.Graph.Credential == "" {
-		c.Graph.Credential = "static"
+	if g.StaticToken != "" && g.Credential == "" {
+		g.Credential = "static"
 	}
+	return g, errs
+}
 
+// loadTuning reads the engine's and the invocations' tuning.
+func (c *Config) loadTuning(getenv func(string) string) []error {
+	var errs []error
 	if v := getenv("SPEMIGRATE_POLL_INTERVAL"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < time.Second {
@@ -209,10 +238,6 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			*n.dst = i
 		}
 	}
-
-	policy, perrs := loadPolicy(getenv)
-	c.Policy = policy
-	errs = append(errs, perrs...)
 	if v := getenv("SPEMIGRATE_MAX_VERSIONS"); v != "" {
 		i, err := strconv.Atoi(v)
 		if err != nil || i < -1 || i == 0 || i > 50000 {
@@ -220,17 +245,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		c.MaxVersions = i
 	}
-
-	switch key, err := base64.StdEncoding.DecodeString(c.StateKey); {
-	case c.StateKey == "":
-		errs = append(errs, errors.New("SPEMIGRATE_STATE_KEY: required: base64 of a random 32-byte key (e.g. openssl rand -base64 32); it seals SAS URLs and keys at rest"))
-	case err != nil || len(key) != 32:
-		errs = append(errs, errors.New("SPEMIGRATE_STATE_KEY: must be base64 of exactly 32 bytes"))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", err)
-	}
-	return c, nil
+	return errs
 }
 
 // storageConnection follows the host's own rules for AzureWebJobsStorage

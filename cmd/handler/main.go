@@ -154,6 +154,29 @@ func graphClient(cfg handlers.Config) (*graph.Client, azcore.TokenCredential, gr
 	return gc, gcred, gopts, err
 }
 
+// serviceBus opens the Service Bus client the sender and the dead-letter
+// reader share; a.close closes them.
+func (a *app) serviceBus(cfg handlers.Config) (*queue.Sender, *queue.ServiceBusDeadLetters, error) {
+	qcfg := queue.Config{ConnectionString: cfg.ServiceBus.ConnectionString}
+	if qcfg.ConnectionString == "" {
+		cred, err := identity(cfg.ServiceBus.ClientID)
+		if err != nil {
+			return nil, nil, fmt.Errorf("service bus identity: %w", err)
+		}
+		qcfg = queue.Config{Namespace: cfg.ServiceBus.Endpoint, Credential: cred}
+	}
+	sb, err := queue.NewClient(qcfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", cfg.ServiceBus.Setting, err)
+	}
+	a.closers = append(a.closers, func() { _ = sb.Close(context.Background()) })
+	sender := queue.NewSenderFromClient(sb, queue.Queues{})
+	a.closers = append(a.closers, func() { _ = sender.Close(context.Background()) })
+	dls := &queue.ServiceBusDeadLetters{Client: sb}
+	a.closers = append(a.closers, func() { _ = dls.Close(context.Background()) })
+	return sender, dls, nil
+}
+
 // build wires the app: every dependency once per process.
 func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, error) {
 	a := &app{}
@@ -181,24 +204,10 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 		return nil, err
 	}
 
-	// Service Bus.
-	qcfg := queue.Config{ConnectionString: cfg.ServiceBus.ConnectionString}
-	if qcfg.ConnectionString == "" {
-		cred, err := identity(cfg.ServiceBus.ClientID)
-		if err != nil {
-			return nil, fmt.Errorf("service bus identity: %w", err)
-		}
-		qcfg = queue.Config{Namespace: cfg.ServiceBus.Endpoint, Credential: cred}
-	}
-	sb, err := queue.NewClient(qcfg)
+	sender, dls, err := a.serviceBus(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg.ServiceBus.Setting, err)
+		return nil, err
 	}
-	a.closers = append(a.closers, func() { _ = sb.Close(context.Background()) })
-	sender := queue.NewSenderFromClient(sb, queue.Queues{})
-	a.closers = append(a.closers, func() { _ = sender.Close(context.Background()) })
-	dls := &queue.ServiceBusDeadLetters{Client: sb}
-	a.closers = append(a.closers, func() { _ = dls.Close(context.Background()) })
 
 	// Every dependency once per process: one staging.Stager (its buffer
 	// pool and MD5 lanes bound staging memory per process), one target

@@ -108,6 +108,21 @@ func (h *harness) start() {
 	}
 }
 
+// runUntilJob delivers messages until the first job exists.
+func (h *harness) runUntilJob() {
+	h.t.Helper()
+	for len(h.w.jobs) == 0 {
+		n, ok := h.snd.pop()
+		if !ok {
+			h.t.Fatal("queue drained before any job")
+		}
+		h.w.advance(n.NotBefore)
+		if err := h.eng.Run(context.Background(), n); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
 // run delivers messages until none is left and a drain (after the clock
 // moved past every deadline) finds nothing to re-drive. dup delivers every
 // message twice.
@@ -482,16 +497,7 @@ func TestCancel(t *testing.T) {
 	h.start()
 	// Deliver until the first job exists, then cancel.
 	ctx := context.Background()
-	for len(h.w.jobs) == 0 {
-		n, ok := h.snd.pop()
-		if !ok {
-			t.Fatal("queue drained before any job")
-		}
-		h.w.advance(n.NotBefore)
-		if err := h.eng.Run(ctx, n); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.runUntilJob()
 	if err := h.eng.Cancel(ctx, migID); err != nil {
 		t.Fatal(err)
 	}
@@ -799,16 +805,7 @@ func TestDeleteAnsweredButJobRan(t *testing.T) {
 	h := newHarness(t, func(h *harness, _ *Deps, _ *Config) { h.w.raceDelete = true })
 	h.start()
 	ctx := context.Background()
-	for len(h.w.jobs) == 0 {
-		n, ok := h.snd.pop()
-		if !ok {
-			t.Fatal("queue drained before any job")
-		}
-		h.w.advance(n.NotBefore)
-		if err := h.eng.Run(ctx, n); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.runUntilJob()
 	if err := h.eng.Cancel(ctx, migID); err != nil {
 		t.Fatal(err)
 	}

@@ -114,6 +114,21 @@ func checkBatchKeys(migrationID, batchID string) error {
 	return errors.Join(checkKey("migration id", migrationID), checkKey("batch id", batchID))
 }
 
+// indexedBatch encodes b and, while it is not terminal, writes its in-flight
+// row first (an index row may outlive its entity, never the reverse).
+func (s *Store) indexedBatch(ctx context.Context, b *Batch) ([]byte, error) {
+	p, err := s.batchProps(b)
+	if err != nil {
+		return nil, err
+	}
+	if !b.Status.Terminal() {
+		if err := s.putInFlight(ctx, Ref{MigrationID: b.MigrationID, BatchID: b.ID, ContainerID: b.ContainerID, Status: string(b.Status), NextPollAt: b.NextPollAt, Updated: b.Updated}); err != nil {
+			return nil, err
+		}
+	}
+	return marshalEntity(b.MigrationID, b.ID, p)
+}
+
 // CreateBatch stores b with its items if the batch is absent, and sets its
 // ETag; [ErrExists] if it exists. Items go first (rewriting them is
 // harmless: a batch id always names the same planned items): a crash in
@@ -132,21 +147,12 @@ func (s *Store) CreateBatch(ctx context.Context, b *Batch, items []Item) error {
 		b.Created = now
 	}
 	b.Updated = now
-	p, err := s.batchProps(b)
-	if err != nil {
-		return err
-	}
-	data, err := marshalEntity(b.MigrationID, b.ID, p)
-	if err != nil {
-		return err
-	}
 	if err := s.PutBatchItems(ctx, b.MigrationID, b.ID, items); err != nil {
 		return err
 	}
-	if !b.Status.Terminal() {
-		if err := s.putInFlight(ctx, Ref{MigrationID: b.MigrationID, BatchID: b.ID, ContainerID: b.ContainerID, Status: string(b.Status), NextPollAt: b.NextPollAt, Updated: b.Updated}); err != nil {
-			return err
-		}
+	data, err := s.indexedBatch(ctx, b)
+	if err != nil {
+		return err
 	}
 	resp, err := s.batches.AddEntity(ctx, data, nil)
 	if isConflict(err) {
@@ -186,16 +192,7 @@ func (s *Store) ReplaceBatch(ctx context.Context, b *Batch) error {
 		return err
 	}
 	b.Updated = s.now().UTC()
-	p, err := s.batchProps(b)
-	if err != nil {
-		return err
-	}
-	if !b.Status.Terminal() {
-		if err := s.putInFlight(ctx, Ref{MigrationID: b.MigrationID, BatchID: b.ID, ContainerID: b.ContainerID, Status: string(b.Status), NextPollAt: b.NextPollAt, Updated: b.Updated}); err != nil {
-			return err
-		}
-	}
-	data, err := marshalEntity(b.MigrationID, b.ID, p)
+	data, err := s.indexedBatch(ctx, b)
 	if err != nil {
 		return err
 	}

@@ -96,6 +96,22 @@ func truncate(s string) string {
 	return s
 }
 
+// indexedMigration encodes m and, while it is not terminal, writes its
+// in-flight row first (an index row may outlive its entity, never the
+// reverse).
+func (s *Store) indexedMigration(ctx context.Context, m *Migration) ([]byte, error) {
+	p, err := s.migrationProps(m)
+	if err != nil {
+		return nil, err
+	}
+	if !m.Status.Terminal() {
+		if err := s.putInFlight(ctx, Ref{MigrationID: m.ID, ContainerID: m.ContainerID, Status: string(m.Status), Updated: m.Updated}); err != nil {
+			return nil, err
+		}
+	}
+	return marshalEntity(m.ID, migrationRK, p)
+}
+
 // CreateMigration stores m if no migration with its ID exists, and sets its
 // ETag; [ErrExists] if one does. A non-terminal migration is indexed in
 // flight first.
@@ -111,16 +127,7 @@ func (s *Store) CreateMigration(ctx context.Context, m *Migration) error {
 		m.Created = now
 	}
 	m.Updated = now
-	p, err := s.migrationProps(m)
-	if err != nil {
-		return err
-	}
-	if !m.Status.Terminal() {
-		if err := s.putInFlight(ctx, Ref{MigrationID: m.ID, ContainerID: m.ContainerID, Status: string(m.Status), Updated: m.Updated}); err != nil {
-			return err
-		}
-	}
-	data, err := marshalEntity(m.ID, migrationRK, p)
+	data, err := s.indexedMigration(ctx, m)
 	if err != nil {
 		return err
 	}
@@ -158,16 +165,7 @@ func (s *Store) ReplaceMigration(ctx context.Context, m *Migration) error {
 		return fmt.Errorf("state: replace migration %s: no ETag (read it first)", m.ID)
 	}
 	m.Updated = s.now().UTC()
-	p, err := s.migrationProps(m)
-	if err != nil {
-		return err
-	}
-	if !m.Status.Terminal() {
-		if err := s.putInFlight(ctx, Ref{MigrationID: m.ID, ContainerID: m.ContainerID, Status: string(m.Status), Updated: m.Updated}); err != nil {
-			return err
-		}
-	}
-	data, err := marshalEntity(m.ID, migrationRK, p)
+	data, err := s.indexedMigration(ctx, m)
 	if err != nil {
 		return err
 	}

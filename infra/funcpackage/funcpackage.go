@@ -71,11 +71,8 @@ func Build(ctx context.Context, o Options) (*Package, error) {
 	if err != nil {
 		return nil, err
 	}
-	top := strings.SplitN(exe, "/", 2)[0]
-	for _, f := range fns {
-		if strings.EqualFold(f, top) {
-			return nil, fmt.Errorf("funcpackage: function folder %q clashes with the handler path %q from host.json", f, exe)
-		}
+	if err := checkHandlerClash(exe, fns); err != nil {
+		return nil, err
 	}
 
 	tmp, err := os.MkdirTemp("", "spemigrate-package-")
@@ -88,53 +85,78 @@ func Build(ctx context.Context, o Options) (*Package, error) {
 		return nil, err
 	}
 
+	p := &Package{Handler: exe, Functions: fns}
+	if err := writeZip(o, p, bin); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// checkHandlerClash rejects a function folder named like the handler path's
+// first element: both would land at the same place in the app root.
+func checkHandlerClash(exe string, fns []string) error {
+	top := strings.SplitN(exe, "/", 2)[0]
+	for _, f := range fns {
+		if strings.EqualFold(f, top) {
+			return fmt.Errorf("funcpackage: function folder %q clashes with the handler path %q from host.json", f, exe)
+		}
+	}
+	return nil
+}
+
+// writeZip writes host.json, each function's function.json and the handler
+// binary bin to o.Out, recording each entry in p.Files. It writes to
+// o.Out+".part" and renames, so o.Out is never left half written.
+func writeZip(o Options, p *Package, bin string) error {
 	if err := os.MkdirAll(filepath.Dir(o.Out), 0o755); err != nil {
-		return nil, fmt.Errorf("funcpackage: %w", err)
+		return fmt.Errorf("funcpackage: %w", err)
 	}
 	part := o.Out + ".part"
 	f, err := os.Create(part)
 	if err != nil {
-		return nil, fmt.Errorf("funcpackage: %w", err)
+		return fmt.Errorf("funcpackage: %w", err)
 	}
 	defer os.Remove(part)
-	p := &Package{Handler: exe, Functions: fns}
 	zw := zip.NewWriter(f)
-	add := func(name string, mode os.FileMode, src string) error {
-		data, err := os.Open(src)
-		if err != nil {
-			return err
-		}
-		defer data.Close()
-		h := &zip.FileHeader{Name: name, Method: zip.Deflate, Modified: modTime}
-		h.SetMode(mode)
-		w, err := zw.CreateHeader(h)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(w, data); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		p.Files = append(p.Files, name)
-		return nil
-	}
 	// Modes are set explicitly so the run bit survives a build on any OS.
-	err = add("host.json", 0o644, filepath.Join(o.Root, "host.json"))
-	for _, fn := range fns {
+	err = addFile(zw, p, "host.json", 0o644, filepath.Join(o.Root, "host.json"))
+	for _, fn := range p.Functions {
 		if err == nil {
-			err = add(fn+"/function.json", 0o644, filepath.Join(o.Root, "handlers", fn, "function.json"))
+			err = addFile(zw, p, fn+"/function.json", 0o644, filepath.Join(o.Root, "handlers", fn, "function.json"))
 		}
 	}
 	if err == nil {
-		err = add(exe, 0o755, bin)
+		err = addFile(zw, p, p.Handler, 0o755, bin)
 	}
 	err = errors.Join(err, zw.Close(), f.Close())
 	if err != nil {
-		return nil, fmt.Errorf("funcpackage: write %s: %w", o.Out, err)
+		return fmt.Errorf("funcpackage: write %s: %w", o.Out, err)
 	}
 	if err := os.Rename(part, o.Out); err != nil {
-		return nil, fmt.Errorf("funcpackage: %w", err)
+		return fmt.Errorf("funcpackage: %w", err)
 	}
-	return p, nil
+	return nil
+}
+
+// addFile copies src into the zip as name with the given mode and the fixed
+// modTime, and appends name to p.Files.
+func addFile(zw *zip.Writer, p *Package, name string, mode os.FileMode, src string) error {
+	data, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer data.Close()
+	h := &zip.FileHeader{Name: name, Method: zip.Deflate, Modified: modTime}
+	h.SetMode(mode)
+	w, err := zw.CreateHeader(h)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, data); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	p.Files = append(p.Files, name)
+	return nil
 }
 
 // Functions returns the names of the folders under root/handlers that hold

@@ -292,6 +292,9 @@ var knownBindings = map[string]string{
 	"serviceBus":        "out",
 }
 
+// loadFunction reads and validates one function.json the way the host
+// indexes a function: its name, whether it is disabled, its bindings, then
+// its trigger's route or schedule.
 func loadFunction(path, name string, settings map[string]string) (*Function, error) {
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("devhost: %s: %s", path, fmt.Sprintf(format, a...))
@@ -311,161 +314,219 @@ func loadFunction(path, name string, settings map[string]string) (*Function, err
 		return nil, fail("malformed JSON: %v", err)
 	}
 	fn := &Function{Name: name, Dir: filepath.Dir(path)}
-	if len(raw.Disabled) > 0 {
-		var bv bool
-		var sv string
-		switch {
-		case json.Unmarshal(raw.Disabled, &bv) == nil:
-			fn.Disabled = bv
-		case json.Unmarshal(raw.Disabled, &sv) == nil:
-			fn.Disabled = truthy(sv) || truthy(settings[sv])
-		default:
-			return nil, fail("\"disabled\" must be a boolean")
-		}
+	if fn.Disabled, err = parseDisabled(raw.Disabled, settings); err != nil {
+		return nil, fail("%v", err)
 	}
 	if truthy(lookupFold(settings, "AzureWebJobs."+name+".Disabled")) {
 		fn.Disabled = true
 	}
-	if len(raw.Bindings) == 0 {
-		return nil, fail("no bindings; a function needs exactly one trigger")
+	if err := fn.setBindings(raw.Bindings, settings); err != nil {
+		return nil, fail("%v", err)
 	}
-	names := map[string]bool{}
-	var triggers int
-	for i, rb := range raw.Bindings {
-		bd, err := parseBinding(rb, settings)
-		if err != nil {
-			return nil, fail("bindings[%d]: %v", i, err)
-		}
-		if names[strings.ToLower(bd.Name)] {
-			return nil, fail("bindings[%d]: binding name %q is used twice", i, bd.Name)
-		}
-		names[strings.ToLower(bd.Name)] = true
-		if strings.HasSuffix(bd.Type, "Trigger") {
-			triggers++
-			fn.Trigger = bd
-		} else {
-			fn.Outputs = append(fn.Outputs, bd)
-		}
-	}
-	if triggers != 1 {
-		return nil, fail("%d trigger bindings; a function needs exactly one", triggers)
-	}
-	for _, o := range fn.Outputs {
-		if o.Type == "http" && !fn.IsHTTP() {
-			return nil, fail("binding %q: an http output needs an httpTrigger", o.Name)
-		}
-	}
-	switch fn.Trigger.Type {
-	case "httpTrigger":
-		rt := fn.Trigger.Route
-		if rt == "" {
-			rt = name
-		}
-		fn.route, err = parseRoute(rt)
-		if err != nil {
-			return nil, fail("route %q: %v", rt, err)
-		}
-	case "timerTrigger":
-		fn.cron, err = parseCron(fn.Trigger.Schedule)
-		if err != nil {
-			return nil, fail("schedule %q: %v", fn.Trigger.Schedule, err)
-		}
+	if err := fn.compileTrigger(); err != nil {
+		return nil, fail("%v", err)
 	}
 	return fn, nil
 }
 
+// parseDisabled reads function.json's "disabled": a boolean, or a string
+// that is truthy itself or names a truthy app setting. Absent is false.
+func parseDisabled(raw json.RawMessage, settings map[string]string) (bool, error) {
+	if len(raw) == 0 {
+		return false, nil
+	}
+	var bv bool
+	var sv string
+	switch {
+	case json.Unmarshal(raw, &bv) == nil:
+		return bv, nil
+	case json.Unmarshal(raw, &sv) == nil:
+		return truthy(sv) || truthy(settings[sv]), nil
+	default:
+		return false, errors.New("\"disabled\" must be a boolean")
+	}
+}
+
+// setBindings parses the bindings into f.Trigger and f.Outputs. Binding
+// names must be unique regardless of case, there must be exactly one
+// trigger, and an http output needs an httpTrigger.
+func (f *Function) setBindings(raw []map[string]any, settings map[string]string) error {
+	if len(raw) == 0 {
+		return errors.New("no bindings; a function needs exactly one trigger")
+	}
+	names := map[string]bool{}
+	var triggers int
+	for i, rb := range raw {
+		bd, err := parseBinding(rb, settings)
+		if err != nil {
+			return fmt.Errorf("bindings[%d]: %v", i, err)
+		}
+		if names[strings.ToLower(bd.Name)] {
+			return fmt.Errorf("bindings[%d]: binding name %q is used twice", i, bd.Name)
+		}
+		names[strings.ToLower(bd.Name)] = true
+		if strings.HasSuffix(bd.Type, "Trigger") {
+			triggers++
+			f.Trigger = bd
+		} else {
+			f.Outputs = append(f.Outputs, bd)
+		}
+	}
+	if triggers != 1 {
+		return fmt.Errorf("%d trigger bindings; a function needs exactly one", triggers)
+	}
+	for _, o := range f.Outputs {
+		if o.Type == "http" && !f.IsHTTP() {
+			return fmt.Errorf("binding %q: an http output needs an httpTrigger", o.Name)
+		}
+	}
+	return nil
+}
+
+// compileTrigger parses an HTTP trigger's route (the function name when
+// none is given) or a timer trigger's schedule.
+func (f *Function) compileTrigger() error {
+	var err error
+	switch f.Trigger.Type {
+	case "httpTrigger":
+		rt := f.Trigger.Route
+		if rt == "" {
+			rt = f.Name
+		}
+		f.route, err = parseRoute(rt)
+		if err != nil {
+			return fmt.Errorf("route %q: %v", rt, err)
+		}
+	case "timerTrigger":
+		f.cron, err = parseCron(f.Trigger.Schedule)
+		if err != nil {
+			return fmt.Errorf("schedule %q: %v", f.Trigger.Schedule, err)
+		}
+	}
+	return nil
+}
+
+// parseBinding reads and checks one entry of a function.json "bindings"
+// array, resolving %SETTING% in its string properties.
 func parseBinding(rb map[string]any, settings map[string]string) (Binding, error) {
 	var bd Binding
-	str := func(key string) (string, error) {
-		v, ok := getFold(rb, key)
-		if !ok || v == nil {
-			return "", nil
-		}
-		s, ok := v.(string)
-		if !ok {
-			return "", fmt.Errorf("%q must be a string", key)
-		}
-		return resolveSettings(s, settings)
-	}
-	var err error
-	if bd.Type, err = str("type"); err != nil {
+	if err := parseBindingStrings(&bd, rb, settings); err != nil {
 		return bd, err
+	}
+	if err := parseBindingFlags(&bd, rb); err != nil {
+		return bd, err
+	}
+	return bd, checkBinding(bd, rb)
+}
+
+// bindingString returns rb's string property key (case-insensitive) with
+// %SETTING% resolved; absent or null is "".
+func bindingString(rb map[string]any, settings map[string]string, key string) (string, error) {
+	v, ok := getFold(rb, key)
+	if !ok || v == nil {
+		return "", nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("%q must be a string", key)
+	}
+	return resolveSettings(s, settings)
+}
+
+// parseBindingStrings fills bd's string fields, checking that the type is
+// one the dev host supports, that its direction fits and that it has a name.
+func parseBindingStrings(bd *Binding, rb map[string]any, settings map[string]string) error {
+	var err error
+	if bd.Type, err = bindingString(rb, settings, "type"); err != nil {
+		return err
 	}
 	wantDir, ok := knownBindings[bd.Type]
 	if !ok {
-		return bd, fmt.Errorf("unknown binding type %q (the dev host supports serviceBusTrigger, serviceBus, timerTrigger, httpTrigger, http)", bd.Type)
+		return fmt.Errorf("unknown binding type %q (the dev host supports serviceBusTrigger, serviceBus, timerTrigger, httpTrigger, http)", bd.Type)
 	}
-	if bd.Direction, err = str("direction"); err != nil {
-		return bd, err
+	if bd.Direction, err = bindingString(rb, settings, "direction"); err != nil {
+		return err
 	}
 	if !strings.EqualFold(bd.Direction, wantDir) {
-		return bd, fmt.Errorf("type %s needs \"direction\": %q, got %q", bd.Type, wantDir, bd.Direction)
+		return fmt.Errorf("type %s needs \"direction\": %q, got %q", bd.Type, wantDir, bd.Direction)
 	}
-	if bd.Name, err = str("name"); err != nil {
-		return bd, err
+	if bd.Name, err = bindingString(rb, settings, "name"); err != nil {
+		return err
 	}
 	if bd.Name == "" {
-		return bd, fmt.Errorf("type %s has no \"name\"", bd.Type)
+		return fmt.Errorf("type %s has no \"name\"", bd.Type)
 	}
 	for key, dst := range map[string]*string{
 		"dataType": &bd.DataType, "queueName": &bd.QueueName, "topicName": &bd.TopicName,
 		"subscriptionName": &bd.SubscriptionName, "connection": &bd.Connection,
 		"schedule": &bd.Schedule, "route": &bd.Route, "authLevel": &bd.AuthLevel,
 	} {
-		if *dst, err = str(key); err != nil {
-			return bd, err
+		if *dst, err = bindingString(rb, settings, key); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// parseBindingFlags fills bd's non-string fields: runOnStartup, useMonitor
+// and methods (upper-cased).
+func parseBindingFlags(bd *Binding, rb map[string]any) error {
 	if v, ok := getFold(rb, "runOnStartup"); ok {
 		b, ok := v.(bool)
 		if !ok {
-			return bd, errors.New("\"runOnStartup\" must be a boolean")
+			return errors.New("\"runOnStartup\" must be a boolean")
 		}
 		bd.RunOnStartup = b
 	}
 	if v, ok := getFold(rb, "useMonitor"); ok {
 		b, ok := v.(bool)
 		if !ok {
-			return bd, errors.New("\"useMonitor\" must be a boolean")
+			return errors.New("\"useMonitor\" must be a boolean")
 		}
 		bd.UseMonitor = &b
 	}
 	if v, ok := getFold(rb, "methods"); ok && v != nil {
 		list, ok := v.([]any)
 		if !ok {
-			return bd, errors.New("\"methods\" must be an array of strings")
+			return errors.New("\"methods\" must be an array of strings")
 		}
 		for _, m := range list {
 			s, ok := m.(string)
 			if !ok {
-				return bd, errors.New("\"methods\" must be an array of strings")
+				return errors.New("\"methods\" must be an array of strings")
 			}
 			bd.Methods = append(bd.Methods, strings.ToUpper(s))
 		}
 	}
+	return nil
+}
+
+// checkBinding applies the per-type rules and rejects what the dev host
+// does not support (sessions, batches).
+func checkBinding(bd Binding, rb map[string]any) error {
 	switch bd.Type {
 	case "serviceBusTrigger", "serviceBus":
 		if (bd.QueueName == "") == (bd.TopicName == "") {
-			return bd, fmt.Errorf("type %s needs exactly one of \"queueName\" or \"topicName\"", bd.Type)
+			return fmt.Errorf("type %s needs exactly one of \"queueName\" or \"topicName\"", bd.Type)
 		}
 		if bd.Type == "serviceBusTrigger" && bd.TopicName != "" && bd.SubscriptionName == "" {
-			return bd, errors.New("a topic trigger needs \"subscriptionName\"")
+			return errors.New("a topic trigger needs \"subscriptionName\"")
 		}
 		if v, ok := getFold(rb, "isSessionsEnabled"); ok && v == true {
-			return bd, errors.New("\"isSessionsEnabled\": true is not supported by the dev host")
+			return errors.New("\"isSessionsEnabled\": true is not supported by the dev host")
 		}
 		if v, ok := getFold(rb, "cardinality"); ok && v != nil && !strings.EqualFold(fmt.Sprint(v), "one") {
-			return bd, errors.New("\"cardinality\" other than \"one\" is not supported by the dev host")
+			return errors.New("\"cardinality\" other than \"one\" is not supported by the dev host")
 		}
 	case "timerTrigger":
 		if bd.Schedule == "" {
-			return bd, errors.New("timerTrigger needs \"schedule\"")
+			return errors.New("timerTrigger needs \"schedule\"")
 		}
 	}
 	if bd.DataType != "" && !containsFold([]string{"binary", "string", "stream"}, bd.DataType) {
-		return bd, fmt.Errorf("\"dataType\" %q: want binary, string or stream", bd.DataType)
+		return fmt.Errorf("\"dataType\" %q: want binary, string or stream", bd.DataType)
 	}
-	return bd, nil
+	return nil
 }
 
 var settingRE = regexp.MustCompile(`%([^%]+)%`)

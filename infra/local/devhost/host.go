@@ -104,19 +104,8 @@ func New(cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	settings := map[string]string{}
-	for k, v := range ls.Values {
-		settings[k] = v
-	}
-	for k, v := range cfg.Settings {
-		settings[k] = v
-	}
-	fdir := cfg.FunctionsDir
-	if fdir == "" {
-		fdir = root
-	} else if !filepath.IsAbs(fdir) {
-		fdir = filepath.Join(root, fdir)
-	}
+	settings := mergeSettings(ls.Values, cfg.Settings)
+	fdir := underRoot(root, cfg.FunctionsDir)
 	fns, err := discoverFunctions(fdir, settings, hc.Allowlist)
 	if err != nil {
 		return nil, err
@@ -124,16 +113,82 @@ func New(cfg Config) (*Host, error) {
 	if len(fns) == 0 {
 		return nil, fmt.Errorf("devhost: no function.json under %s/*/; set Config.FunctionsDir to the folder that holds the function folders", fdir)
 	}
+	cfg.setDefaults(ls.Host.LocalHTTPPort)
+	loc, err := timeLocation(settings)
+	if err != nil {
+		return nil, err
+	}
+	h := newHost(cfg, hc, settings, fns, loc)
+	exe, err := h.resolveExecutable()
+	if err != nil {
+		return nil, err
+	}
+	h.worker = &worker{
+		exe: exe, args: handlerArgs(hc.Arguments, settings), dir: underRoot(root, hc.WorkingDirectory),
+		env: handlerEnv(settings), port: hc.HandlerPort,
+		appRoot: root, timeout: cfg.ReadyTimeout, log: h.log.With("component", "handler-process"),
+		active: h.active.single,
+	}
+	h.client = newHandlerClient(hc.FunctionTimeout)
+	return h, nil
+}
+
+// mergeSettings lays the Config's settings over local.settings.json's
+// Values, the way app settings override the file.
+func mergeSettings(values, overrides map[string]string) map[string]string {
+	settings := map[string]string{}
+	for k, v := range values {
+		settings[k] = v
+	}
+	for k, v := range overrides {
+		settings[k] = v
+	}
+	return settings
+}
+
+// underRoot resolves a host.json or Config path against the app root: empty
+// is the root itself, and relative paths are taken from it.
+func underRoot(root, p string) string {
+	if p == "" {
+		return root
+	}
+	if !filepath.IsAbs(p) {
+		return filepath.Join(root, p)
+	}
+	return p
+}
+
+// setDefaults fills HTTPAddr (127.0.0.1 with local.settings.json's
+// Host.LocalHttpPort, or 7071) and ReadyTimeout (30 s) when they are unset.
+func (cfg *Config) setDefaults(localHTTPPort int) {
 	if cfg.HTTPAddr == "" {
 		port := 7071
-		if ls.Host.LocalHTTPPort != 0 {
-			port = ls.Host.LocalHTTPPort
+		if localHTTPPort != 0 {
+			port = localHTTPPort
 		}
 		cfg.HTTPAddr = "127.0.0.1:" + strconv.Itoa(port)
 	}
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 30 * time.Second
 	}
+}
+
+// timeLocation is the zone timers run in: WEBSITE_TIME_ZONE, or UTC.
+func timeLocation(settings map[string]string) (*time.Location, error) {
+	tz := lookupFold(settings, "WEBSITE_TIME_ZONE")
+	if tz == "" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, fmt.Errorf("devhost: WEBSITE_TIME_ZONE %q: %w (use a tz database name such as Europe/Paris)", tz, err)
+	}
+	return loc, nil
+}
+
+// newHost assembles a Host from the loaded configuration, defaulting the
+// logger, clock and state directory. The worker and client are set by New.
+func newHost(cfg Config, hc *hostConfig, settings map[string]string, fns []*Function, loc *time.Location) *Host {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -142,15 +197,9 @@ func New(cfg Config) (*Host, error) {
 	if now == nil {
 		now = time.Now
 	}
-	loc := time.UTC
-	if tz := lookupFold(settings, "WEBSITE_TIME_ZONE"); tz != "" {
-		if loc, err = time.LoadLocation(tz); err != nil {
-			return nil, fmt.Errorf("devhost: WEBSITE_TIME_ZONE %q: %w (use a tz database name such as Europe/Paris)", tz, err)
-		}
-	}
 	stateDir := cfg.StateDir
 	if stateDir == "" {
-		stateDir = filepath.Join(root, ".func-dev")
+		stateDir = filepath.Join(cfg.AppRoot, ".func-dev")
 	}
 	h := &Host{
 		cfg: cfg, hc: hc, settings: settings, functions: fns, byName: map[string]*Function{},
@@ -161,18 +210,15 @@ func New(cfg Config) (*Host, error) {
 	for _, f := range fns {
 		h.byName[f.Name] = f
 	}
-	exe, err := h.resolveExecutable()
-	if err != nil {
-		return nil, err
-	}
-	workDir := hc.WorkingDirectory
-	if workDir == "" {
-		workDir = root
-	} else if !filepath.IsAbs(workDir) {
-		workDir = filepath.Join(root, workDir)
-	}
+	return h
+}
+
+// handlerArgs expands %NAME% in host.json's arguments from the app settings,
+// then the environment (unknown names become empty), and drops arguments
+// that end up empty.
+func handlerArgs(arguments []string, settings map[string]string) []string {
 	var args []string
-	for _, a := range hc.Arguments {
+	for _, a := range arguments {
 		a = settingRE.ReplaceAllStringFunc(a, func(tok string) string {
 			if v := lookupFold(settings, tok[1:len(tok)-1]); v != "" {
 				return v
@@ -186,20 +232,20 @@ func New(cfg Config) (*Host, error) {
 			args = append(args, a)
 		}
 	}
-	h.worker = &worker{
-		exe: exe, args: args, dir: workDir, env: handlerEnv(settings), port: hc.HandlerPort,
-		appRoot: root, timeout: cfg.ReadyTimeout, log: log.With("component", "handler-process"),
-		active: h.active.single,
-	}
-	// The host's client times out at functionTimeout + 1 minute; the
-	// invocation context enforces functionTimeout itself.
-	h.client = &http.Client{
+	return args
+}
+
+// newHandlerClient is the client for calls to the handler. Like the host's,
+// it does not follow redirects and times out at functionTimeout + 1 minute;
+// the invocation context enforces functionTimeout itself.
+func newHandlerClient(functionTimeout time.Duration) *http.Client {
+	c := &http.Client{
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	if hc.FunctionTimeout > 0 {
-		h.client.Timeout = hc.FunctionTimeout + time.Minute
+	if functionTimeout > 0 {
+		c.Timeout = functionTimeout + time.Minute
 	}
-	return h, nil
+	return c
 }
 
 func (h *Host) resolveExecutable() (string, error) {

@@ -83,6 +83,22 @@ func (h *Host) invokeHTTP(w http.ResponseWriter, r *http.Request, fn *Function, 
 		http.Error(w, "reading request body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
+	inv := newHTTPInvocation(r, fn, params, body)
+	res, err := h.send(r.Context(), inv)
+	if err == nil {
+		err = h.writeOutputs(r.Context(), inv, res)
+	}
+	if err != nil {
+		http.Error(w, "", http.StatusInternalServerError)
+		return
+	}
+	h.writeHTTPResult(w, inv, res)
+}
+
+// newHTTPInvocation builds a payload-mode invocation: the request object is
+// Data.<trigger name>; Query, Headers, each query parameter but "code" and
+// each route parameter are metadata, and the body is the trigger string.
+func newHTTPInvocation(r *http.Request, fn *Function, params map[string]string, body []byte) *invocation {
 	query := map[string]string{}
 	for k, v := range r.URL.Query() {
 		query[k] = strings.Join(v, ",")
@@ -97,27 +113,7 @@ func (h *Host) invokeHTTP(w http.ResponseWriter, r *http.Request, fn *Function, 
 		headers["Host"] = []string{r.Host}
 		flatHeaders["Host"] = r.Host
 	}
-	req := map[string]any{
-		"Url":        "http://" + r.Host + r.URL.RequestURI(),
-		"Method":     r.Method,
-		"Query":      query,
-		"Headers":    headers,
-		"Identities": []any{},
-	}
-	if len(params) > 0 {
-		req["Params"] = params
-	}
-	// len(body), not ContentLength: a chunked request has no length (-1)
-	// and the real host still passes its body on.
-	if len(body) > 0 {
-		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-		if mt == "application/octet-stream" || strings.HasPrefix(mt, "multipart/") {
-			req["Body"] = base64.StdEncoding.EncodeToString(body)
-		} else {
-			req["Body"] = string(body)
-		}
-	}
-	reqJSON, _ := json.Marshal(req)
+	reqJSON, _ := json.Marshal(httpRequestData(r, query, headers, params, body))
 	qJSON, _ := json.Marshal(query)
 	hJSON, _ := json.Marshal(flatHeaders)
 	inv := &invocation{
@@ -141,14 +137,40 @@ func (h *Host) invokeHTTP(w http.ResponseWriter, r *http.Request, fn *Function, 
 		s := string(body)
 		inv.triggerString = &s
 	}
-	res, err := h.send(r.Context(), inv)
-	if err == nil {
-		err = h.writeOutputs(r.Context(), inv, res)
+	return inv
+}
+
+// httpRequestData is the request object the host passes to the handler. A
+// binary or multipart body is base64; any other body is text.
+func httpRequestData(r *http.Request, query map[string]string, headers map[string][]string, params map[string]string, body []byte) map[string]any {
+	req := map[string]any{
+		"Url":        "http://" + r.Host + r.URL.RequestURI(),
+		"Method":     r.Method,
+		"Query":      query,
+		"Headers":    headers,
+		"Identities": []any{},
 	}
-	if err != nil {
-		http.Error(w, "", http.StatusInternalServerError)
-		return
+	if len(params) > 0 {
+		req["Params"] = params
 	}
+	// len(body), not ContentLength: a chunked request has no length (-1)
+	// and the real host still passes its body on.
+	if len(body) > 0 {
+		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if mt == "application/octet-stream" || strings.HasPrefix(mt, "multipart/") {
+			req["Body"] = base64.StdEncoding.EncodeToString(body)
+		} else {
+			req["Body"] = string(body)
+		}
+	}
+	return req
+}
+
+// writeHTTPResult answers the request from the function's http output
+// binding (the last one, if several), or with 204 No Content when it has
+// none or the handler set no value for it.
+func (h *Host) writeHTTPResult(w http.ResponseWriter, inv *invocation, res *result) {
+	fn := inv.fn
 	var out *Binding
 	for i := range fn.Outputs {
 		if fn.Outputs[i].Type == "http" {

@@ -92,7 +92,8 @@ func (s *EngineBackend) Items(ctx context.Context, id, pageToken string, limit i
 	out := make([]Item, 0, len(rs))
 	for _, r := range rs {
 		out = append(out, Item{SourcePath: r.SourcePath, VersionID: r.VersionID, TargetPath: r.TargetPath,
-			BatchID: r.BatchID, Size: r.Size, Outcome: string(r.Outcome), Reason: r.Reason})
+			BatchID: r.BatchID, Size: r.Size, Outcome: string(r.Outcome), Reason: r.Reason,
+			SourceETag: r.SourceETag, ManifestID: r.ManifestID, JobID: r.JobID, Attempt: r.Attempt, ResultCode: r.ResultCode})
 	}
 	return out, next, nil
 }

@@ -273,7 +273,9 @@ func (s *Server) listItems(w http.ResponseWriter, r *http.Request) {
 }
 
 // ReportHeader is the report's CSV header row.
-var ReportHeader = []string{"source_path", "version_id", "target_path", "batch", "size", "outcome", "reason"}
+// The first seven columns keep their places; later ones are appended.
+var ReportHeader = []string{"source_path", "version_id", "target_path", "batch", "size", "outcome", "reason",
+	"source_etag", "manifest_id", "job_id", "attempt", "result_code"}
 
 // report writes every item as CSV. In payload mode the host buffers the body
 // anyway, so it is built in memory and its size is bounded by the migration.
@@ -297,8 +299,13 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, it := range items {
+			attempt := ""
+			if it.Attempt > 0 {
+				attempt = strconv.Itoa(it.Attempt)
+			}
 			_ = cw.Write([]string{csvSafe(it.SourcePath), it.VersionID, csvSafe(it.TargetPath), it.BatchID,
-				strconv.FormatInt(it.Size, 10), it.Outcome, csvSafe(it.Reason)})
+				strconv.FormatInt(it.Size, 10), it.Outcome, csvSafe(it.Reason),
+				csvSafe(it.SourceETag), it.ManifestID, csvSafe(it.JobID), attempt, resultCode(it.ResultCode)})
 		}
 		if next == "" || next == token {
 			break
@@ -313,6 +320,15 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 }
 
 // csvSafe keeps a spreadsheet from reading a file name as a formula.
+// resultCode writes SharePoint's numeric error codes as numbers (they start
+// with '-', which csvSafe would quote) and anything else formula-safe.
+func resultCode(c string) string {
+	if _, err := strconv.ParseInt(c, 10, 64); err == nil {
+		return c
+	}
+	return csvSafe(c)
+}
+
 func csvSafe(s string) string {
 	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
 		return "'" + s

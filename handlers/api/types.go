@@ -137,6 +137,15 @@ type Item struct {
 	Size       int64  `json:"size"`
 	Outcome    string `json:"outcome"`
 	Reason     string `json:"reason,omitempty"`
+	// SourceETag is the source version read; ManifestID the item's id in
+	// the package (the SharePoint list item's unique id); JobID and Attempt
+	// the migration job and batch attempt that decided the outcome;
+	// ResultCode SharePoint's error code for a failed item.
+	SourceETag string `json:"sourceETag,omitempty"`
+	ManifestID string `json:"manifestId,omitempty"`
+	JobID      string `json:"jobId,omitempty"`
+	Attempt    int    `json:"attempt,omitempty"`
+	ResultCode string `json:"resultCode,omitempty"`
 }
 
 // Schedule is a schedule as the API shows it.

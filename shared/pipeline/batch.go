@@ -110,7 +110,7 @@ func (e *Engine) markItems(ctx context.Context, m *state.Migration, b *state.Bat
 	}
 	rs := make([]state.ItemResult, 0, len(items))
 	for _, it := range items {
-		rs = append(rs, itemResult(m, b, it, outcome, joinReason(it.NamingReason, reason)))
+		rs = append(rs, e.itemResult(m, b, it, outcome, joinReason(it.NamingReason, reason)))
 	}
 	if err := e.Store.PutResults(ctx, rs); err != nil {
 		return fmt.Errorf("batch %s/%s item results: %w", m.ID, b.ID, err)
@@ -118,12 +118,18 @@ func (e *Engine) markItems(ctx context.Context, m *state.Migration, b *state.Bat
 	return nil
 }
 
-func itemResult(m *state.Migration, b *state.Batch, it state.Item, o state.Outcome, reason string) state.ItemResult {
-	return state.ItemResult{
+// itemResult is an item's report row as its batch stands.
+func (e *Engine) itemResult(m *state.Migration, b *state.Batch, it state.Item, o state.Outcome, reason string) state.ItemResult {
+	r := state.ItemResult{
 		MigrationID: m.ID, SourcePath: it.Path,
 		TargetPath: it.Target, BatchID: b.ID, Size: it.Size(),
 		Outcome: o, Renamed: it.Renamed, Reason: reason,
+		SourceETag: it.Current().ETag, JobID: b.JobID, Attempt: b.Attempt,
 	}
+	if f, ok := e.Stager.(FileIDer); ok && it.Target != "" {
+		r.ManifestID = f.FileID(m, it)
+	}
+	return r
 }
 
 func joinReason(a, b string) string {

@@ -879,3 +879,20 @@ func TestWarningsReachTheItem(t *testing.T) {
 		t.Errorf("another item got the warning: %s", r)
 	}
 }
+
+// TestReportRowsNameJobAndCode: a report row says which job and attempt
+// decided it, the source version read, and for a failed item SharePoint's
+// error code.
+func TestReportRowsNameJobAndCode(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	h.run(false)
+	bad := h.st.results[migID+"|docs/c/reject.exe"]
+	if bad.Outcome != state.OutcomeFailed || bad.ResultCode != "-2147024816" || bad.JobID == "" || bad.Attempt != 1 {
+		t.Errorf("failed row: %+v", bad)
+	}
+	ok := h.st.results[migID+"|docs/a/file00.txt"]
+	if ok.Outcome != state.OutcomeImported || ok.JobID == "" || ok.Attempt != 1 || ok.ResultCode != "" {
+		t.Errorf("imported row: %+v", ok)
+	}
+}

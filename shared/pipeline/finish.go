@@ -34,7 +34,11 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 	if err != nil {
 		return fmt.Errorf("finish %s/%s: events: %w", m.ID, b.ID, err)
 	}
-	failed, warned, unmatched := e.itemErrors(m, items, evs)
+	failed, warned, codes, unmatched := e.itemErrors(m, items, evs)
+	// SharePoint's totalErrors may exceed the error events it sent: those
+	// errors name no item, so no item can be reported failed for them, and
+	// the batch and its items say so rather than claiming a clean import.
+	unreconciled := max(0, int(b.Progress.Errors)-len(failed)-unmatched)
 	var (
 		rs            = make([]state.ItemResult, 0, len(items))
 		imported      = make([]state.Item, 0, len(items))
@@ -45,15 +49,17 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 			failed[i] = "source could not be read: " + it.StageError
 		}
 		if why, ok := failed[i]; ok {
-			rs = append(rs, itemResult(m, b, it, state.OutcomeFailed, joinReason(it.NamingReason, why)))
+			r := e.itemResult(m, b, it, state.OutcomeFailed, joinReason(it.NamingReason, why))
+			r.ResultCode = codes[i]
+			rs = append(rs, r)
 			continue
 		}
 		bytesMigrated += it.Size()
 		note := joinReason(it.NamingReason, warned[i])
-		if n := unmatched + max(0, int(b.Progress.Errors)-len(failed)-unmatched); n > 0 {
+		if n := unmatched + unreconciled; n > 0 {
 			note = joinReason(note, fmt.Sprintf("imported, but the job reported %d errors it did not tie to an item; verify it", n))
 		}
-		rs = append(rs, itemResult(m, b, it, state.ImportedOutcome(it.Renamed), note))
+		rs = append(rs, e.itemResult(m, b, it, state.ImportedOutcome(it.Renamed), note))
 		imported = append(imported, it)
 	}
 	if err := e.Store.PutResults(ctx, rs); err != nil {
@@ -65,10 +71,6 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 			return fmt.Errorf("finish %s/%s: record imports: %w", m.ID, b.ID, err)
 		}
 	}
-	// SharePoint's totalErrors may exceed the error events it sent: those
-	// errors name no item, so no item can be reported failed for them, and
-	// the batch says so rather than claiming a clean import.
-	unreconciled := max(0, int(b.Progress.Errors)-len(failed)-unmatched)
 	status, reason := batchOutcome(b, len(items), len(failed), unmatched, unreconciled)
 	jobID := b.JobID
 	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
@@ -95,15 +97,15 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 // itemErrors matches the job's error events (of its last run, when
 // SharePoint restarted it) to the batch's items: per item index the first
 // failing reason and the warnings (an author SharePoint could not resolve
-// and replaced, for instance: the item imported, but not as asked), and how
-// many failing events named no item.
-func (e *Engine) itemErrors(m *state.Migration, items []state.Item, evs []graph.Event) (failed, warned map[int]string, unmatched int) {
+// and replaced, for instance: the item imported, but not as asked), the
+// error codes of the failed ones, and how many failing events named no item.
+func (e *Engine) itemErrors(m *state.Migration, items []state.Item, evs []graph.Event) (failed, warned, codes map[int]string, unmatched int) {
 	match := newItemMatcher(m, items, e.Stager)
-	failed, warned = map[int]string{}, map[int]string{}
+	failed, warned, codes = map[int]string{}, map[int]string{}, map[int]string{}
 	for i := range evs {
 		if st := evs[i].Start; evs[i].Kind == graph.KindStart && st != nil && st.IsRestarted {
 			// Only the last run of a restarted job decides.
-			failed, warned, unmatched = map[int]string{}, map[int]string{}, 0
+			failed, warned, codes, unmatched = map[int]string{}, map[int]string{}, map[int]string{}, 0
 			continue
 		}
 		je := evs[i].Error
@@ -115,6 +117,7 @@ func (e *Engine) itemErrors(m *state.Migration, items []state.Item, evs []graph.
 		case je.Level.Failing() && ok:
 			if _, seen := failed[idx]; !seen {
 				failed[idx] = "import error: " + eventReason(je)
+				codes[idx] = je.Error.Code
 			}
 		case je.Level.Failing():
 			unmatched++
@@ -122,7 +125,7 @@ func (e *Engine) itemErrors(m *state.Migration, items []state.Item, evs []graph.
 			warned[idx] = joinReason(warned[idx], "SharePoint warning: "+eventReason(je))
 		}
 	}
-	return failed, warned, unmatched
+	return failed, warned, codes, unmatched
 }
 
 // batchOutcome is a completed job's batch status and the reason for it.

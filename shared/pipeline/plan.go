@@ -116,7 +116,7 @@ func (e *Engine) planPage(ctx context.Context, m *state.Migration, page int, ent
 		}
 		for _, it := range g {
 			b.Bytes += it.Size()
-			results = append(results, itemResult(m, b, it, state.OutcomePending, it.NamingReason))
+			results = append(results, e.itemResult(m, b, it, state.OutcomePending, it.NamingReason))
 		}
 		batches[i] = b
 		pl.next = append(pl.next, queue.StageBatch(m.ID, b.ID, 1))

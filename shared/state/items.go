@@ -120,6 +120,11 @@ func (s *Store) PutResults(ctx context.Context, results []ItemResult) error {
 		p.setStr("Outcome", string(r.Outcome))
 		p.setBool("Renamed", r.Renamed)
 		p.setStr("Reason", r.Reason)
+		p.setStr("SourceETag", r.SourceETag)
+		p.setStr("ManifestID", r.ManifestID)
+		p.setStr("JobID", r.JobID)
+		p.setI64("Attempt", int64(r.Attempt))
+		p.setStr("ResultCode", r.ResultCode)
 		p.setTime("Updated", r.Updated)
 		data, err := marshalEntity(r.MigrationID, resultRK(r.SourcePath, r.VersionID), p)
 		if err != nil {
@@ -183,6 +188,8 @@ func (s *Store) ListResults(ctx context.Context, migrationID, pageToken string, 
 			MigrationID: e.pk, SourcePath: p.str("SourcePath"), VersionID: p.str("VersionID"),
 			TargetPath: p.str("TargetPath"), BatchID: p.str("BatchID"), Size: p.i64("Size"),
 			Outcome: Outcome(p.str("Outcome")), Renamed: p.boolean("Renamed"), Reason: p.str("Reason"),
+			SourceETag: p.str("SourceETag"), ManifestID: p.str("ManifestID"), JobID: p.str("JobID"),
+			Attempt: int(p.i64("Attempt")), ResultCode: p.str("ResultCode"),
 			Updated: p.time("Updated"),
 		})
 		last = e.rk

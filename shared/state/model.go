@@ -252,8 +252,19 @@ type ItemResult struct {
 	Renamed     bool
 	// Reason says why an item was skipped, renamed or failed, in words a
 	// user can act on, never containing a secret (the store does not check).
-	Reason  string
-	Updated time.Time
+	Reason string
+	// SourceETag identifies the source version read (the blob's ETag).
+	SourceETag string
+	// ManifestID is the item's File@Id in the package: the target list
+	// item's unique id in SharePoint.
+	ManifestID string
+	// JobID and Attempt are the migration job and batch attempt that
+	// decided the outcome; ResultCode is SharePoint's error code for a
+	// failed item, when an error event named it.
+	JobID      string
+	Attempt    int
+	ResultCode string
+	Updated    time.Time
 }
 
 // Ref is one row of the in-flight index: a non-terminal batch or (BatchID

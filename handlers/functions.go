@@ -74,13 +74,14 @@ func (a *App) Functions() map[string]Function {
 		"drain":                      Timer("tick", func(ctx context.Context, _ TimerInfo, _ time.Time) error { return a.drain(ctx) }),
 		"schedules":                  Timer("tick", a.schedules),
 
-		"api-migrations":       api,
-		"api-migration":        api,
-		"api-migration-items":  api,
-		"api-migration-report": api,
-		"api-migration-verify": api,
-		"api-schedules":        api,
-		"api-schedule":         api,
+		"api-migrations":             api,
+		"api-migration":              api,
+		"api-migration-items":        api,
+		"api-migration-report":       api,
+		"api-migration-report-jsonl": api,
+		"api-migration-verify":       api,
+		"api-schedules":              api,
+		"api-schedule":               api,
 	}
 }
 

@@ -449,6 +449,24 @@ func TestReadAndCancel(t *testing.T) {
 	if r := do(t, h, "GET", "/api/migrations/nope/report.csv", nil); r.Code != 404 {
 		t.Errorf("report of unknown = %d", r.Code)
 	}
+	// The same rows as JSON Lines.
+	r = do(t, h, "GET", "/api/migrations/gen-1/report.jsonl", nil)
+	if r.Code != 200 || r.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("jsonl report = %d %v", r.Code, r.Header)
+	}
+	lines := strings.Split(strings.TrimSpace(string(r.Body)), "\n")
+	if len(lines) != len(rows)-1 {
+		t.Fatalf("%d JSON lines for %d CSV rows", len(lines), len(rows)-1)
+	}
+	for i, l := range lines {
+		var it Item
+		if err := json.Unmarshal([]byte(l), &it); err != nil || it.Outcome != rows[i+1][5] {
+			t.Errorf("line %d = %s (%v); CSV says %s", i, l, err, rows[i+1][5])
+		}
+	}
+	if r := do(t, h, "GET", "/api/migrations/nope/report.jsonl", nil); r.Code != 404 {
+		t.Errorf("jsonl report of unknown = %d", r.Code)
+	}
 
 	r = do(t, h, "DELETE", "/api/migrations/gen-2", nil)
 	var m Migration

@@ -52,6 +52,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /api/migrations/{id}", s.cancelMigration)
 	mux.HandleFunc("GET /api/migrations/{id}/items", s.listItems)
 	mux.HandleFunc("GET /api/migrations/{id}/report.csv", s.report)
+	mux.HandleFunc("GET /api/migrations/{id}/report.jsonl", s.reportJSONL)
 	mux.HandleFunc("POST /api/migrations/{id}/verify", s.verifyMigration)
 	mux.HandleFunc("POST /api/schedules", s.postSchedule)
 	mux.HandleFunc("GET /api/schedules", s.listSchedules)
@@ -319,7 +320,39 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-// csvSafe keeps a spreadsheet from reading a file name as a formula.
+// reportJSONL is the report as JSON Lines: one Item object per line, in
+// the order of report.csv, for tools that read records rather than cells.
+func (s *Server) reportJSONL(w http.ResponseWriter, r *http.Request) {
+	if !s.knownID(w, r) {
+		return
+	}
+	id := r.PathValue("id")
+	if _, err := s.Backend.Get(r.Context(), id); err != nil {
+		s.notFoundOr(w, r, "report", err)
+		return
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for token := ""; ; {
+		items, next, err := s.Backend.Items(r.Context(), id, token, reportPage)
+		if err != nil {
+			s.notFoundOr(w, r, "report", err)
+			return
+		}
+		for _, it := range items {
+			_ = enc.Encode(it)
+		}
+		if next == "" || next == token {
+			break
+		}
+		token = next
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-report.jsonl"`, id))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
+}
+
 // resultCode writes SharePoint's numeric error codes as numbers (they start
 // with '-', which csvSafe would quote) and anything else formula-safe.
 func resultCode(c string) string {
@@ -329,6 +362,7 @@ func resultCode(c string) string {
 	return csvSafe(c)
 }
 
+// csvSafe keeps a spreadsheet from reading a file name as a formula.
 func csvSafe(s string) string {
 	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
 		return "'" + s

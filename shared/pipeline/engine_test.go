@@ -896,3 +896,25 @@ func TestReportRowsNameJobAndCode(t *testing.T) {
 		t.Errorf("imported row: %+v", ok)
 	}
 }
+
+type redirectingSource struct{ fakeSource }
+
+func (redirectingSource) List(context.Context, string, int) (source.Page, error) {
+	return source.Page{}, fmt.Errorf("list: %w", &source.RedirectError{From: "https://a.blob.core.windows.net", To: "http://127.0.0.1:9"})
+}
+
+// TestRedirectingSourceFailsAtOnce: a source endpoint that redirects to
+// another host fails the migration with that reason on the first delivery,
+// rather than being retried until the message dead-letters.
+func TestRedirectingSourceFailsAtOnce(t *testing.T) {
+	h := newHarness(t, func(_ *harness, d *Deps, _ *Config) { d.Sources = fakeSources{redirectingSource{}} })
+	h.start()
+	n, _ := h.snd.pop()
+	if err := h.eng.Run(context.Background(), n); err != nil {
+		t.Fatalf("first delivery: %v; want the failure recorded, not a retry", err)
+	}
+	m := h.st.migs[migID]
+	if m.Status != state.MigrationFailed || !strings.Contains(m.Reason, "redirect") {
+		t.Errorf("migration %s %q", m.Status, m.Reason)
+	}
+}

@@ -49,6 +49,11 @@ func (e *Engine) Provision(ctx context.Context, migrationID string, page int) er
 		return fmt.Errorf("plan %s page %d: open source: %w", m.ID, page, err)
 	}
 	pg, err := src.List(ctx, m.PlanCursor, e.cfg.PageSize)
+	var redirect *source.RedirectError
+	if errors.As(err, &redirect) {
+		// The endpoint will redirect the same way on every delivery.
+		return e.failMigration(ctx, m, "the source cannot be listed: "+redirect.Error())
+	}
 	if err != nil {
 		return fmt.Errorf("plan %s page %d: list source: %w", m.ID, page, err)
 	}

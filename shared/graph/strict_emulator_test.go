@@ -3,12 +3,14 @@ package graph
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spemigrate/spemigrate/infra/local/graphemu"
 	"github.com/spemigrate/spemigrate/infra/local/stack"
+	"github.com/spemigrate/spemigrate/infra/local/stack/stacktest"
 )
 
 // strictEmu starts a dedicated emulator with knobs on the stack's Azurite
@@ -47,22 +49,16 @@ func strictEmu(t *testing.T, k graphemu.Knobs, token string, mod func(*Options))
 func drainToCompletion(t *testing.T, c *Client, cid, jobID string) ([]Event, string) {
 	t.Helper()
 	var all []Event
-	cursor := ""
-	deadline := time.Now().Add(60 * time.Second)
-	for done := false; !done; {
-		if time.Now().After(deadline) {
-			t.Fatalf("job not completed before the deadline; %d events, cursor %q", len(all), cursor)
-		}
+	cursor, done := "", false
+	stacktest.Eventually(t, 60*time.Second, func() bool {
 		b, err := c.Events(context.Background(), cid, jobID, cursor)
 		if err != nil {
 			t.Fatal(err)
 		}
 		all = append(all, b.Events...)
 		cursor, done = b.Cursor, b.Completed
-		if !done && !b.More {
-			time.Sleep(20 * time.Millisecond) // poll interval, not synchronisation
-		}
-	}
+		return done
+	}, func() string { return fmt.Sprintf("job not completed; %d events, cursor %q", len(all), cursor) })
 	return all, cursor
 }
 

@@ -50,6 +50,9 @@ type Store interface {
 	// ForgetInFlight drops a row whose entity is terminal or gone.
 	InFlight(ctx context.Context, limit int) ([]state.Ref, error)
 	ForgetInFlight(ctx context.Context, migrationID, batchID string) error
+	// JobsInFlight counts, up to limit, a container's batches whose job is
+	// being created or running.
+	JobsInFlight(ctx context.Context, containerID string, limit int) (int, error)
 }
 
 // Graph is the part of the Graph SPE migration API the steps call.

@@ -602,6 +602,18 @@ func (s *memStore) InFlight(ctx context.Context, limit int) ([]state.Ref, error)
 
 func (s *memStore) ForgetInFlight(ctx context.Context, mig, batch string) error { return nil }
 
+func (s *memStore) JobsInFlight(ctx context.Context, container string, limit int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, b := range s.batches {
+		if b.ContainerID == container && (b.Status == state.BatchRunning || b.Status == state.BatchSubmitting) {
+			n++
+		}
+	}
+	return min(n, limit), nil
+}
+
 // ---- fault injection ----
 
 // faults fails the at-th call (counting every dependency call) either

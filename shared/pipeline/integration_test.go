@@ -475,6 +475,10 @@ func (s irqStore) PutResults(ctx context.Context, rs []state.ItemResult) error {
 	s.i.tick()
 	return s.Store.PutResults(ctx, rs)
 }
+func (s irqStore) JobsInFlight(ctx context.Context, c string, limit int) (int, error) {
+	s.i.tick()
+	return s.Store.JobsInFlight(ctx, c, limit)
+}
 func (s irqStore) ForgetInFlight(ctx context.Context, m, b string) error {
 	return s.Store.ForgetInFlight(ctx, m, b)
 }

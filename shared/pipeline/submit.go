@@ -262,21 +262,14 @@ func (e *Engine) denied(ctx context.Context, m *state.Migration, b *state.Batch,
 }
 
 // containerFull reports whether the container has MaxJobsPerContainer jobs
-// being created or running, from the in-flight index (whose cost follows
-// the work in flight).
+// being created or running.
 func (e *Engine) containerFull(ctx context.Context, containerID string) (bool, error) {
 	if e.cfg.MaxJobsPerContainer < 0 {
 		return false, nil
 	}
-	refs, err := e.Store.InFlight(ctx, 0)
+	n, err := e.Store.JobsInFlight(ctx, containerID, e.cfg.MaxJobsPerContainer)
 	if err != nil {
 		return false, fmt.Errorf("count jobs in flight: %w", err)
-	}
-	n := 0
-	for _, r := range refs {
-		if r.ContainerID == containerID && (r.Status == string(state.BatchRunning) || r.Status == string(state.BatchSubmitting)) {
-			n++
-		}
 	}
 	return n >= e.cfg.MaxJobsPerContainer, nil
 }

@@ -279,6 +279,17 @@ func (s *Store) InFlight(ctx context.Context, limit int) ([]Ref, error) {
 	return out, err
 }
 
+// JobsInFlight counts, up to limit, the batches of containerID whose job is
+// being created or running. The filter runs in the service, so the cost is
+// the matching rows, not the whole index.
+func (s *Store) JobsInFlight(ctx context.Context, containerID string, limit int) (int, error) {
+	filter := "PartitionKey eq " + quote(inflightPK) + " and ContainerID eq " + quote(containerID) +
+		" and (State eq " + quote(string(BatchRunning)) + " or State eq " + quote(string(BatchSubmitting)) + ")"
+	n := 0
+	err := s.list(ctx, s.inflight, filter, limit, func(rawEntity) { n++ })
+	return n, err
+}
+
 // ForgetInFlight removes an index row if its batch (or, with batchID
 // empty, migration) is terminal or does not exist; it leaves a live one's
 // row alone.

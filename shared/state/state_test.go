@@ -277,7 +277,7 @@ func TestInFlightIndex(t *testing.T) {
 	bs := map[string]*Batch{}
 	for i := range 5 {
 		id := fmt.Sprintf("b%d", i)
-		bs[id] = newBatch(t, s, Batch{MigrationID: "m1", ID: id})
+		bs[id] = newBatch(t, s, Batch{MigrationID: "m1", ID: id, ContainerID: "b!c"})
 	}
 	due := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	finish := map[string]BatchStatus{"b0": BatchSucceeded, "b1": BatchFailed, "b2": BatchCancelled}
@@ -305,6 +305,13 @@ func TestInFlightIndex(t *testing.T) {
 	}
 	if r, ok := got["m1/"]; !ok || r.Status != string(MigrationRunning) {
 		t.Errorf("migration row = %+v", r)
+	}
+	// One job running in b!c (b3), none elsewhere; the count stops at limit.
+	if n, err := s.JobsInFlight(ctx, "b!c", 10); err != nil || n != 1 {
+		t.Errorf("JobsInFlight(b!c) = %d, %v; want 1", n, err)
+	}
+	if n, err := s.JobsInFlight(ctx, "b!other", 10); err != nil || n != 0 {
+		t.Errorf("JobsInFlight(b!other) = %d, %v; want 0", n, err)
 	}
 	// Finishing the migration drops its row too.
 	m.Status = MigrationCompleted

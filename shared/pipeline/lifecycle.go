@@ -23,35 +23,47 @@ func (e *Engine) Start(ctx context.Context, m *state.Migration) (created bool, e
 	if m.ID == "" || m.ContainerID == "" {
 		return false, errors.New("pipeline: start: migration id and target container id are required")
 	}
+	stored, err := e.Store.GetMigration(ctx, m.ID)
+	if err == nil {
+		return false, e.restart(ctx, stored, m)
+	}
+	if !errors.Is(err, state.ErrNotFound) {
+		return false, fmt.Errorf("start migration %s: %w", m.ID, err)
+	}
 	if e.Targets != nil {
-		if _, err := e.Store.GetMigration(ctx, m.ID); errors.Is(err, state.ErrNotFound) {
-			// Refuse a container Graph does not know (or will not let the
-			// app use) before anything is stored, as an invalid request.
-			if err := e.Targets.CheckTarget(ctx, m.ContainerID); err != nil {
-				return false, err
-			}
+		// Refuse a container Graph does not know (or will not let the app
+		// use) before anything is stored, as an invalid request.
+		if err := e.Targets.CheckTarget(ctx, m.ContainerID); err != nil {
+			return false, err
 		}
 	}
 	nm := &state.Migration{ID: m.ID, ContainerID: m.ContainerID, Request: m.Request, Status: state.MigrationRunning}
 	err = e.Store.CreateMigration(ctx, nm)
-	switch {
-	case errors.Is(err, state.ErrExists):
-		if nm, err = e.Store.GetMigration(ctx, m.ID); err != nil {
+	if errors.Is(err, state.ErrExists) {
+		// A concurrent start of the same id won.
+		if stored, err = e.Store.GetMigration(ctx, m.ID); err != nil {
 			return false, fmt.Errorf("start migration %s: %w", m.ID, err)
 		}
-		if nm.Request.Digest() != m.Request.Digest() {
-			return false, fmt.Errorf("migration %s: %w", m.ID, ErrIDConflict)
-		}
-		if nm.Status.Terminal() || nm.PlanPage > 0 || nm.CancelRequested {
-			return false, nil
-		}
-	case err != nil:
-		return false, fmt.Errorf("start migration %s: %w", m.ID, err)
-	default:
-		created = true
-		e.log.Info("migration started", "migration", m.ID)
+		return false, e.restart(ctx, stored, m)
 	}
-	return created, e.send(ctx, queue.Provision(m.ID, 0))
+	if err != nil {
+		return false, fmt.Errorf("start migration %s: %w", m.ID, err)
+	}
+	e.log.Info("migration started", "migration", m.ID)
+	return true, e.send(ctx, queue.Provision(m.ID, 0))
+}
+
+// restart answers a start of an id that exists: another request is
+// ErrIDConflict; the same one re-sends the first provision message while
+// planning has not begun (the first send may have been lost).
+func (e *Engine) restart(ctx context.Context, stored, m *state.Migration) error {
+	if stored.Request.Digest() != m.Request.Digest() {
+		return fmt.Errorf("migration %s: %w", m.ID, ErrIDConflict)
+	}
+	if stored.Status.Terminal() || stored.PlanPage > 0 || stored.CancelRequested {
+		return nil
+	}
+	return e.send(ctx, queue.Provision(m.ID, 0))
 }
 
 // Reject records a request that cannot start (it arrived where nobody can

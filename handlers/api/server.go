@@ -284,34 +284,24 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 	if !s.knownID(w, r) {
 		return
 	}
+	// Items answers ErrNotFound for an unknown id: no separate read (Get
+	// would also list every batch).
 	id := r.PathValue("id")
-	if _, err := s.Backend.Get(r.Context(), id); err != nil {
-		s.notFoundOr(w, r, "report", err)
-		return
-	}
 	var buf bytes.Buffer
 	cw := csv.NewWriter(&buf)
 	_ = cw.Write(ReportHeader)
-	token := ""
-	for {
-		items, next, err := s.Backend.Items(r.Context(), id, token, reportPage)
-		if err != nil {
-			s.notFoundOr(w, r, "report", err)
-			return
+	err := s.eachItem(r, id, func(it Item) {
+		attempt := ""
+		if it.Attempt > 0 {
+			attempt = strconv.Itoa(it.Attempt)
 		}
-		for _, it := range items {
-			attempt := ""
-			if it.Attempt > 0 {
-				attempt = strconv.Itoa(it.Attempt)
-			}
-			_ = cw.Write([]string{csvSafe(it.SourcePath), it.VersionID, csvSafe(it.TargetPath), it.BatchID,
-				strconv.FormatInt(it.Size, 10), it.Outcome, csvSafe(it.Reason),
-				csvSafe(it.SourceETag), it.ManifestID, csvSafe(it.JobID), attempt, resultCode(it.ResultCode)})
-		}
-		if next == "" || next == token {
-			break
-		}
-		token = next
+		_ = cw.Write([]string{csvSafe(it.SourcePath), it.VersionID, csvSafe(it.TargetPath), it.BatchID,
+			strconv.FormatInt(it.Size, 10), it.Outcome, csvSafe(it.Reason),
+			csvSafe(it.SourceETag), it.ManifestID, csvSafe(it.JobID), attempt, resultCode(it.ResultCode)})
+	})
+	if err != nil {
+		s.notFoundOr(w, r, "report", err)
+		return
 	}
 	cw.Flush()
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -326,31 +316,37 @@ func (s *Server) reportJSONL(w http.ResponseWriter, r *http.Request) {
 	if !s.knownID(w, r) {
 		return
 	}
+	// Items answers ErrNotFound for an unknown id: no separate read (Get
+	// would also list every batch).
 	id := r.PathValue("id")
-	if _, err := s.Backend.Get(r.Context(), id); err != nil {
-		s.notFoundOr(w, r, "report", err)
-		return
-	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
-	for token := ""; ; {
-		items, next, err := s.Backend.Items(r.Context(), id, token, reportPage)
-		if err != nil {
-			s.notFoundOr(w, r, "report", err)
-			return
-		}
-		for _, it := range items {
-			_ = enc.Encode(it)
-		}
-		if next == "" || next == token {
-			break
-		}
-		token = next
+	if err := s.eachItem(r, id, func(it Item) { _ = enc.Encode(it) }); err != nil {
+		s.notFoundOr(w, r, "report", err)
+		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-report.jsonl"`, id))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// eachItem calls f for every per-item result of migration id, page by page,
+// in the store's order; both report formats are this one walk.
+func (s *Server) eachItem(r *http.Request, id string, f func(Item)) error {
+	for token := ""; ; {
+		items, next, err := s.Backend.Items(r.Context(), id, token, reportPage)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			f(it)
+		}
+		if next == "" || next == token {
+			return nil
+		}
+		token = next
+	}
 }
 
 // resultCode writes SharePoint's numeric error codes as numbers (they start

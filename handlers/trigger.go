@@ -43,6 +43,19 @@ const (
 // it ten times would fail ten times. Each invocation runs under deadline
 // (see [Deadline]).
 func ServiceBus(log *slog.Logger, binding string, dataType DataType, deadline time.Duration, h MessageHandler) Function {
+	return serviceBus(log, binding, dataType, deadline, false, h)
+}
+
+// ServiceBusAnyBody is ServiceBus for a queue whose senders are outside the
+// app (the provision queue takes requests from other systems): a body that
+// is not a JSON object still reaches h, as the bytes that were sent, so h
+// can record why it is refused instead of the message vanishing into a log
+// line.
+func ServiceBusAnyBody(log *slog.Logger, binding string, dataType DataType, deadline time.Duration, h MessageHandler) Function {
+	return serviceBus(log, binding, dataType, deadline, true, h)
+}
+
+func serviceBus(log *slog.Logger, binding string, dataType DataType, deadline time.Duration, anyBody bool, h MessageHandler) Function {
 	return FunctionFunc(func(ctx context.Context, req *InvokeRequest) (*InvokeResponse, error) {
 		meta := ServiceBusMeta(req.Metadata)
 		log := log.With("messageId", meta.MessageID, "deliveryCount", meta.DeliveryCount)
@@ -51,6 +64,11 @@ func ServiceBus(log *slog.Logger, binding string, dataType DataType, deadline ti
 			return nil, fmt.Errorf("invocation has no Data.%s; check the binding name in function.json", binding)
 		}
 		body, err := MessageBody(raw, dataType)
+		if err != nil && anyBody {
+			if sent, ok := sentBytes(raw, dataType); ok {
+				body, err = sent, nil
+			}
+		}
 		if err != nil {
 			log.Error("message dropped: undecodable body", "err", err)
 			return &InvokeResponse{Logs: []string{"message dropped: " + err.Error()}}, nil

@@ -242,7 +242,7 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 	fa := &handlers.App{Engine: eng, DeadLetters: dls, Log: log, Deadline: cfg.StepDeadline, Policy: cfg.Policy}
 	fa.Schedules = &schedule.Runner{Store: sched, Starter: fa, Log: log}
 	dry := &api.DryRun{Sources: deps.Sources, Options: scan.Options{PageSize: cfg.PageSize, MaxVersions: cfg.MaxVersions}}
-	dr, err := driveReader(cfg)
+	dr, err := driveReader(cfg, gcred)
 	if err != nil {
 		return nil, err
 	}

@@ -6,24 +6,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/spemigrate/spemigrate/handlers"
-	"github.com/spemigrate/spemigrate/shared/graph"
 	spv "github.com/spemigrate/spemigrate/shared/verify"
 )
 
 // driveReader is the read-only Graph reader POST /api/migrations/{id}/verify
 // uses, with the same endpoint, credential and trusted roots as the Graph
-// client (shared/graph has no drive content calls; verification streams
-// whole files, which the client's JSON pipeline is not built for).
-func driveReader(cfg handlers.Config) (*spv.Graph, error) {
-	cred, err := graph.NewCredential(graph.CredentialConfig{
-		Kind: cfg.Graph.Credential, TenantID: cfg.Graph.TenantID, ClientID: cfg.Graph.ClientID, ClientSecret: cfg.Graph.ClientSecret,
-		CertificatePath: cfg.Graph.CertificatePath, CertificatePassword: cfg.Graph.CertificatePassword, StaticToken: cfg.Graph.StaticToken,
-		Cloud: cfg.Graph.Cloud,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("SPEMIGRATE_GRAPH_CREDENTIAL: %w", err)
-	}
+// client: the same credential (one token cache). shared/graph has no drive
+// content calls; verification streams whole files, which the client's JSON
+// pipeline is not built for.
+func driveReader(cfg handlers.Config, cred azcore.TokenCredential) (*spv.Graph, error) {
+	var err error
 	hc := &http.Client{Timeout: 10 * time.Minute}
 	if cfg.Graph.CAFile != "" {
 		if hc, err = trustingClient(cfg.Graph.CAFile); err != nil {

@@ -97,7 +97,7 @@ func (e *Engine) drainOne(ctx context.Context, r state.Ref) (redriven, settled b
 			return false, false, nil
 		}
 		e.batchLog(b).Info("poll overdue; re-driven", "due", b.NextPollAt)
-		return true, false, e.reschedule(ctx, b, b.PollSeq, now)
+		return true, false, e.reschedule(ctx, b, b.PollSeq, now, false)
 	case state.BatchPlanned:
 		if b.Page >= m.PlanPage || now.Sub(b.Updated) < e.cfg.StuckAfter {
 			return false, false, nil

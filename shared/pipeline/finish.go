@@ -39,6 +39,10 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 	// errors name no item, so no item can be reported failed for them, and
 	// the batch and its items say so rather than claiming a clean import.
 	unreconciled := max(0, int(b.Progress.Errors)-len(failed)-unmatched)
+	var doubt string
+	if n := unmatched + unreconciled; n > 0 {
+		doubt = fmt.Sprintf("imported, but the job reported %d errors it did not tie to an item; verify it", n)
+	}
 	var (
 		rs            = make([]state.ItemResult, 0, len(items))
 		imported      = make([]state.Item, 0, len(items))
@@ -55,10 +59,7 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 			continue
 		}
 		bytesMigrated += it.Size()
-		note := joinReason(it.NamingReason, warned[i])
-		if n := unmatched + unreconciled; n > 0 {
-			note = joinReason(note, fmt.Sprintf("imported, but the job reported %d errors it did not tie to an item; verify it", n))
-		}
+		note := joinReason(joinReason(it.NamingReason, warned[i]), doubt)
 		rs = append(rs, e.itemResult(m, b, it, state.ImportedOutcome(it.Renamed), note))
 		imported = append(imported, it)
 	}
@@ -155,7 +156,7 @@ func newItemMatcher(m *state.Migration, items []state.Item, s Stager) *itemMatch
 	im := &itemMatcher{byPath: make(map[string]int, len(items)), byID: map[string]int{}}
 	ider, _ := s.(FileIDer)
 	for i, it := range items {
-		im.byPath[normPath(it.Target)] = i
+		im.byPath[spepackage.PathKey(it.Target)] = i
 		if ider != nil {
 			if id := ider.FileID(m, it); id != "" {
 				im.byID[normID(id)] = i
@@ -174,7 +175,7 @@ func (im *itemMatcher) find(objectURL, objectID string) (int, bool) {
 			return i, true
 		}
 	}
-	p := normPath(objectURL)
+	p := spepackage.PathKey(objectURL)
 	for p != "" {
 		if i, ok := im.byPath[p]; ok {
 			return i, true
@@ -187,8 +188,6 @@ func (im *itemMatcher) find(objectURL, objectID string) (int, bool) {
 	}
 	return 0, false
 }
-
-func normPath(p string) string { return spepackage.PathKey(p) }
 
 func normID(id string) string { return strings.ToLower(strings.Trim(id, "{}")) }
 

@@ -59,7 +59,7 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 	if err != nil {
 		if at, ok := e.throttled(err); ok {
 			log.Info("progress events throttled; poll rescheduled", "at", at)
-			return e.reschedule(ctx, b, seq, at)
+			return e.reschedule(ctx, b, seq, at, false)
 		}
 		if errors.Is(err, graph.ErrProgressExpired) || errors.Is(err, graph.ErrJobNotFound) {
 			if m.CancelRequested && !b.JobStarted {
@@ -72,7 +72,7 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 			// Read the job's events again from the start: they are stored
 			// once by id, so nothing is counted twice.
 			log.Warn("progress cursor refused; paging again from the start")
-			return e.restartPaging(ctx, b, seq)
+			return e.reschedule(ctx, b, seq, e.now(), true)
 		}
 		return fmt.Errorf("poll %s/%s: %w", m.ID, b.ID, err)
 	}
@@ -93,24 +93,6 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 		return e.failAttempt(ctx, m, b, "job was deleted before it completed")
 	}
 	return e.send(ctx, queue.Message{Step: queue.StepPoll, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, Seq: b.PollSeq, NotBefore: b.NextPollAt})
-}
-
-// restartPaging clears the batch's event cursor and polls again now.
-func (e *Engine) restartPaging(ctx context.Context, b *state.Batch, seq int) error {
-	attempt := b.Attempt
-	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
-		if x.Status != state.BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
-			return false, nil
-		}
-		x.EventCursor = ""
-		x.PollSeq++
-		x.NextPollAt = e.now()
-		return true, nil
-	})
-	if err != nil || !wrote {
-		return err
-	}
-	return e.send(ctx, queue.Poll(b.MigrationID, b.ID, b.Attempt, b.PollSeq))
 }
 
 // recordEvents stores a page of events (once each, by id) and folds them
@@ -218,12 +200,17 @@ func (e *Engine) nextPoll(x *state.Batch, now time.Time, more bool, pickup time.
 }
 
 // reschedule moves the poll chain to a later time under a new sequence, so
-// the new message is not taken for a duplicate of the current one.
-func (e *Engine) reschedule(ctx context.Context, b *state.Batch, seq int, at time.Time) error {
+// the new message is not taken for a duplicate of the current one;
+// fromStart also clears the events cursor (a refused cursor: the job's
+// events are read again from the first, stored once by id).
+func (e *Engine) reschedule(ctx context.Context, b *state.Batch, seq int, at time.Time, fromStart bool) error {
 	attempt := b.Attempt
 	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
 		if x.Status != state.BatchRunning || x.Attempt != attempt || x.PollSeq != seq {
 			return false, nil
+		}
+		if fromStart {
+			x.EventCursor = ""
 		}
 		x.PollSeq++
 		x.NextPollAt = at

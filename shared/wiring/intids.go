@@ -29,7 +29,7 @@ type IntIDs struct {
 	block       int64
 
 	mu        sync.Mutex
-	known     map[string]int // libraryPathKey -> claimed id
+	known     map[string]int // spepackage.PathKey of a library path -> claimed id
 	next, end int64
 }
 
@@ -53,7 +53,7 @@ func (a *IntIDs) Prefetch(ctx context.Context, libraryPaths []string) error {
 	var keys []string
 	seen := map[string]bool{}
 	for _, p := range libraryPaths {
-		k := libraryPathKey(p)
+		k := spepackage.PathKey(p)
 		if k == "" || seen[k] {
 			continue
 		}
@@ -93,7 +93,7 @@ func (a *IntIDs) Prefetch(ctx context.Context, libraryPaths []string) error {
 func (a *IntIDs) IntID(ctx context.Context, libraryPath string) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	k := libraryPathKey(libraryPath)
+	k := spepackage.PathKey(libraryPath)
 	if id, ok := a.known[k]; ok {
 		return id, nil
 	}
@@ -125,9 +125,4 @@ func (a *IntIDs) reserve(ctx context.Context) error {
 	}
 	a.next, a.end = from, from+a.block
 	return nil
-}
-
-func libraryPathKey(p string) string {
-	// SharePoint compares paths case-insensitively.
-	return spepackage.PathKey(p)
 }

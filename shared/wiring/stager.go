@@ -50,8 +50,8 @@ func (ss *StagingStager) prefetchIDs(ctx context.Context, ids *IntIDs, container
 	folders, files := libraryPaths(items)
 	var missing []string
 	for _, f := range folders {
-		if id, ok := ss.folderIDs.Load(containerID + "\x00" + libraryPathKey(f)); ok {
-			ids.known[libraryPathKey(f)] = id.(int)
+		if id, ok := ss.folderIDs.Load(containerID + "\x00" + spepackage.PathKey(f)); ok {
+			ids.known[spepackage.PathKey(f)] = id.(int)
 			continue
 		}
 		missing = append(missing, f)
@@ -60,8 +60,8 @@ func (ss *StagingStager) prefetchIDs(ctx context.Context, ids *IntIDs, container
 		return err
 	}
 	for _, f := range missing {
-		if id, ok := ids.known[libraryPathKey(f)]; ok && ss.folderIDCount.Load() < maxFolderIDs {
-			if _, loaded := ss.folderIDs.LoadOrStore(containerID+"\x00"+libraryPathKey(f), id); !loaded {
+		if id, ok := ids.known[spepackage.PathKey(f)]; ok && ss.folderIDCount.Load() < maxFolderIDs {
+			if _, loaded := ss.folderIDs.LoadOrStore(containerID+"\x00"+spepackage.PathKey(f), id); !loaded {
 				ss.folderIDCount.Add(1)
 			}
 		}

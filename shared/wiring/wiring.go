@@ -6,8 +6,9 @@ package wiring
 
 import (
 	"errors"
-	"github.com/spemigrate/spemigrate/shared/request"
 	"log/slog"
+
+	"github.com/spemigrate/spemigrate/shared/request"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"

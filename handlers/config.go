@@ -66,6 +66,19 @@ type Config struct {
 	// that hangs ends and its message is redelivered, instead of the host
 	// killing the worker mid-write.
 	StepDeadline time.Duration
+	// ImportLogs says when SharePoint's import logs are read
+	// (SPEMIGRATE_IMPORT_LOGS: auto, always or off; default auto: when a
+	// job's events do not account for its totalErrors), and ImportLogWait
+	// how long after a job's end they may take to appear
+	// (SPEMIGRATE_IMPORT_LOG_WAIT; zero: the engine's default of 10m).
+	ImportLogs    string
+	ImportLogWait time.Duration
+	// InvalidPackageErrors replaces the texts of job-level fatal errors
+	// that fail a batch at once instead of restaging it
+	// (SPEMIGRATE_INVALID_PACKAGE_ERRORS: ";"-separated, case-insensitive
+	// substrings; "none" retries every fatal error; unset: the engine's
+	// defaults, pipeline.DefaultInvalidPackageErrors).
+	InvalidPackageErrors []string
 }
 
 // DefaultStepDeadline is StepDeadline's default.
@@ -236,6 +249,32 @@ func (c *Config) loadTuning(getenv func(string) string) []error {
 				errs = append(errs, fmt.Errorf("%s: must be a number from 1 to %d", n.name, n.max))
 			}
 			*n.dst = i
+		}
+	}
+	switch c.ImportLogs = getenv("SPEMIGRATE_IMPORT_LOGS"); c.ImportLogs {
+	case "", "auto", "always", "off":
+	default:
+		errs = append(errs, errors.New("SPEMIGRATE_IMPORT_LOGS: must be auto (read a job's import log when its events do not account for its errors), always or off"))
+	}
+	if v := getenv("SPEMIGRATE_IMPORT_LOG_WAIT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > 24*time.Hour {
+			errs = append(errs, errors.New("SPEMIGRATE_IMPORT_LOG_WAIT: must be a duration from 0s to 24h, such as 10m"))
+		}
+		c.ImportLogWait = d
+	}
+	switch v := getenv("SPEMIGRATE_INVALID_PACKAGE_ERRORS"); v {
+	case "":
+	case "none":
+		c.InvalidPackageErrors = []string{}
+	default:
+		for _, p := range strings.Split(v, ";") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.InvalidPackageErrors = append(c.InvalidPackageErrors, p)
+			}
+		}
+		if len(c.InvalidPackageErrors) == 0 {
+			errs = append(errs, errors.New(`SPEMIGRATE_INVALID_PACKAGE_ERRORS: give ";"-separated error texts, or "none" to retry every fatal error`))
 		}
 	}
 	if v := getenv("SPEMIGRATE_MAX_VERSIONS"); v != "" {

@@ -54,6 +54,9 @@ var Settings = []Setting{
 	{Name: "SPEMIGRATE_MAX_JOBS_PER_CONTAINER"},
 	{Name: "SPEMIGRATE_MAX_VERSIONS"},
 	{Name: "SPEMIGRATE_STEP_DEADLINE"},
+	{Name: "SPEMIGRATE_IMPORT_LOGS"},
+	{Name: "SPEMIGRATE_IMPORT_LOG_WAIT"},
+	{Name: "SPEMIGRATE_INVALID_PACKAGE_ERRORS"},
 
 	// What requests may name (docs/security.md). Unset is the strict
 	// choice (no local folders, only *.blob.core.windows.net, no connection

@@ -359,3 +359,41 @@ func TestLoadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadConfigImportLogs: the import-log and invalid-package settings are
+// read, and a bad value names the setting and what it takes.
+func TestLoadConfigImportLogs(t *testing.T) {
+	base := map[string]string{
+		"AzureWebJobsStorage__accountName":              "acct",
+		"ServiceBusConnection__fullyQualifiedNamespace": "bus.servicebus.windows.net",
+		"SPEMIGRATE_STATE_KEY":                          "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+	}
+	load := func(extra map[string]string) (Config, error) {
+		return LoadConfig(func(k string) string {
+			if v, ok := extra[k]; ok {
+				return v
+			}
+			return base[k]
+		})
+	}
+	c, err := load(map[string]string{"SPEMIGRATE_IMPORT_LOGS": "always", "SPEMIGRATE_IMPORT_LOG_WAIT": "90s",
+		"SPEMIGRATE_INVALID_PACKAGE_ERRORS": " schema ; ;Bad package "})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ImportLogs != "always" || c.ImportLogWait != 90*time.Second || strings.Join(c.InvalidPackageErrors, "|") != "schema|Bad package" {
+		t.Errorf("config %q %v %q", c.ImportLogs, c.ImportLogWait, c.InvalidPackageErrors)
+	}
+	if c, err := load(map[string]string{"SPEMIGRATE_INVALID_PACKAGE_ERRORS": "none"}); err != nil || c.InvalidPackageErrors == nil || len(c.InvalidPackageErrors) != 0 {
+		t.Errorf("none: %q %v, want an empty, non-nil list (retry every fatal error)", c.InvalidPackageErrors, err)
+	}
+	if c, err := load(nil); err != nil || c.InvalidPackageErrors != nil || c.ImportLogs != "" {
+		t.Errorf("unset: %q %q %v, want the engine's defaults", c.ImportLogs, c.InvalidPackageErrors, err)
+	}
+	_, err = load(map[string]string{"SPEMIGRATE_IMPORT_LOGS": "sometimes", "SPEMIGRATE_IMPORT_LOG_WAIT": "soon", "SPEMIGRATE_INVALID_PACKAGE_ERRORS": ";"})
+	for _, want := range []string{"SPEMIGRATE_IMPORT_LOGS: must be auto", "SPEMIGRATE_IMPORT_LOG_WAIT: must be a duration", `SPEMIGRATE_INVALID_PACKAGE_ERRORS: give ";"-separated`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+}

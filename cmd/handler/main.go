@@ -235,7 +235,10 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 	if err != nil {
 		return nil, err
 	}
-	eng, err := pipeline.New(deps, pipeline.Config{PollInterval: cfg.PollInterval, PageSize: cfg.PageSize, MaxAttempts: cfg.MaxAttempts, MaxJobsPerContainer: cfg.MaxJobsPerContainer})
+	eng, err := pipeline.New(deps, pipeline.Config{
+		PollInterval: cfg.PollInterval, PageSize: cfg.PageSize, MaxAttempts: cfg.MaxAttempts, MaxJobsPerContainer: cfg.MaxJobsPerContainer,
+		ImportLogs: cfg.ImportLogs, ImportLogWait: cfg.ImportLogWait, InvalidPackageErrors: cfg.InvalidPackageErrors,
+	})
 	if err != nil {
 		return nil, err
 	}

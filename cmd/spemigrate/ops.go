@@ -102,7 +102,7 @@ func printMigration(w io.Writer, m api.Migration) {
 	}
 	fmt.Fprintf(w, "  source:   %d entries seen (%s), %d to import, %s, %d renamed\n", k.Entries, planned, k.Items, skipped, k.Renamed)
 	fmt.Fprintf(w, "  imported: %d files, %s of %s; %d failed\n", k.FilesMigrated, humanBytes(k.BytesMigrated), humanBytes(k.BytesPlanned), k.FilesFailed)
-	fmt.Fprintf(w, "  batches:  %d done of %d (%d failed, %d cancelled)\n", k.BatchesDone, k.Batches, k.BatchesFailed, k.BatchesCancelled)
+	fmt.Fprintf(w, "  batches:  %d done of %d (%d failed, %d with errors, %d cancelled)\n", k.BatchesDone, k.Batches, k.BatchesFailed, k.BatchesWithErrors, k.BatchesCancelled)
 	if len(m.Batches) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  BATCH\tSTATUS\tATTEMPT\tITEMS\tIMPORTED\tFAILED\tREASON")

@@ -123,7 +123,7 @@ func view(m *state.Migration, bs []*state.Batch) Migration {
 			Entries: c.Entries, Items: c.Items, Skipped: c.Skipped, Unchanged: c.Unchanged, Renamed: c.Renamed,
 			BytesPlanned: c.BytesPlanned, PlanDone: m.PlanDone,
 			Batches: c.Batches, BatchesDone: c.BatchesDone, BatchesFailed: c.BatchesFailed,
-			BatchesCancelled: c.BatchesCancelled, FilesMigrated: c.FilesMigrated, FilesFailed: c.FilesFailed,
+			BatchesCancelled: c.BatchesCancelled, BatchesWithErrors: c.BatchesWithErrors, FilesMigrated: c.FilesMigrated, FilesFailed: c.FilesFailed,
 			BytesMigrated: c.BytesMigrated, Errors: c.Errors, Warnings: c.Warnings,
 		},
 	}

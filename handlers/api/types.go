@@ -96,11 +96,14 @@ type Counters struct {
 	BatchesDone      int64 `json:"batchesDone"`
 	BatchesFailed    int64 `json:"batchesFailed"`
 	BatchesCancelled int64 `json:"batchesCancelled"`
-	FilesMigrated    int64 `json:"filesMigrated"`
-	FilesFailed      int64 `json:"filesFailed"`
-	BytesMigrated    int64 `json:"bytesMigrated"`
-	Errors           int64 `json:"errors"`
-	Warnings         int64 `json:"warnings"`
+	// BatchesWithErrors completed with errors: failed items, or errors
+	// SharePoint counted without naming an item.
+	BatchesWithErrors int64 `json:"batchesWithErrors"`
+	FilesMigrated     int64 `json:"filesMigrated"`
+	FilesFailed       int64 `json:"filesFailed"`
+	BytesMigrated     int64 `json:"bytesMigrated"`
+	Errors            int64 `json:"errors"`
+	Warnings          int64 `json:"warnings"`
 }
 
 // Batch is one import package of a migration.

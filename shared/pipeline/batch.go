@@ -33,26 +33,9 @@ func (e *Engine) restage(ctx context.Context, b *state.Batch, reason string) err
 // otherwise the batch fails with the reason and its items are reported
 // failed.
 func (e *Engine) failAttempt(ctx context.Context, m *state.Migration, b *state.Batch, reason string) error {
-	log := e.batchLog(b)
 	attempt, jobID := b.Attempt, b.JobID
 	if attempt >= e.cfg.MaxAttempts {
-		why := fmt.Sprintf("failed after %d attempts: %s", attempt, reason)
-		if err := e.markItems(ctx, m, b, state.OutcomeFailed, why); err != nil {
-			return err
-		}
-		b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
-			if x.Attempt != attempt || x.JobID != jobID {
-				return false, nil
-			}
-			return failBatch.apply(x, why), nil
-		})
-		if err != nil {
-			return fmt.Errorf("fail batch %s/%s: %w", m.ID, b.ID, err)
-		}
-		if wrote {
-			log.Error("batch failed", "reason", why)
-		}
-		return e.settle(ctx, m)
+		return e.failFinal(ctx, m, b, fmt.Sprintf("failed after %d attempts: %s", attempt, reason))
 	}
 	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
 		if x.Attempt != attempt || x.JobID != jobID {
@@ -66,8 +49,30 @@ func (e *Engine) failAttempt(ctx context.Context, m *state.Migration, b *state.B
 	if !wrote {
 		return nil
 	}
-	log.Warn("batch attempt failed; re-provisioning and restaging", "reason", reason, "nextAttempt", b.Attempt)
+	e.batchLog(b).Warn("batch attempt failed; re-provisioning and restaging", "reason", reason, "nextAttempt", b.Attempt)
 	return e.send(ctx, queue.Message{Step: queue.StepStageBatch, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt})
+}
+
+// failFinal fails the batch's current attempt for good with why, and its
+// items with it.
+func (e *Engine) failFinal(ctx context.Context, m *state.Migration, b *state.Batch, why string) error {
+	attempt, jobID := b.Attempt, b.JobID
+	if err := e.markItems(ctx, m, b, state.OutcomeFailed, why); err != nil {
+		return err
+	}
+	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
+		if x.Attempt != attempt || x.JobID != jobID {
+			return false, nil
+		}
+		return failBatch.apply(x, why), nil
+	})
+	if err != nil {
+		return fmt.Errorf("fail batch %s/%s: %w", m.ID, b.ID, err)
+	}
+	if wrote {
+		e.batchLog(b).Error("batch failed", "reason", why)
+	}
+	return e.settle(ctx, m)
 }
 
 // cancelUnsubmitted cancels a batch that has no job yet. A submit holding

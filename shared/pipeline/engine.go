@@ -52,6 +52,34 @@ type Config struct {
 	// waits JobSlotWait (default 1 min) and looks again.
 	MaxJobsPerContainer int
 	JobSlotWait         time.Duration
+	// ImportLogs says when a completed job's import log is read:
+	// [LogsAuto] (default), [LogsAlways] or [LogsOff]. ImportLogWait is how
+	// long after the job's final event its log may take to appear (default
+	// 10 min; SharePoint copies it when the job leaves its queue).
+	ImportLogs    string
+	ImportLogWait time.Duration
+	// InvalidPackageErrors are the texts (case-insensitive substrings) of
+	// job-level fatal errors by which SharePoint rejects the import package
+	// itself: a batch whose job ends with one fails at once, because a
+	// restaged package would be the same. Default
+	// [DefaultInvalidPackageErrors]; other fatal errors are retried with a
+	// new attempt.
+	InvalidPackageErrors []string
+}
+
+// DefaultInvalidPackageErrors are the fatal-error texts that mean the
+// package was rejected as invalid. SharePoint documents none; these are the
+// validation failures of the manifest schemas and of ExportSettings,
+// SystemData and UserGroup that the migration API's published samples and
+// the emulator report (docs/graph-emulator.md).
+var DefaultInvalidPackageErrors = []string{
+	"manifest validation failed",
+	"schema validation",
+	"manifest is invalid",
+	"invalid manifest",
+	"attribute is required",
+	"duplicate user",
+	"lists no manifestfile",
 }
 
 func (c Config) withDefaults() Config {
@@ -78,6 +106,13 @@ func (c Config) withDefaults() Config {
 	def(&c.PollGrace, 2*time.Minute)
 	def(&c.ThrottleBackoff, 30*time.Second)
 	def(&c.JobSlotWait, time.Minute)
+	def(&c.ImportLogWait, 10*time.Minute)
+	if c.InvalidPackageErrors == nil {
+		c.InvalidPackageErrors = DefaultInvalidPackageErrors
+	}
+	if c.ImportLogs == "" {
+		c.ImportLogs = LogsAuto
+	}
 	if c.MaxJobsPerContainer == 0 {
 		c.MaxJobsPerContainer = 20
 	}
@@ -100,6 +135,9 @@ type Deps struct {
 	// Targets is optional: without it a start does not check its target
 	// container up front (a wrong one fails the migration later).
 	Targets TargetChecker
+	// JobLogs is optional: without it SharePoint's import logs are not
+	// read, and a job's outcome rests on its events alone.
+	JobLogs JobLogs
 	Clock   Clock
 	Logger  *slog.Logger
 }

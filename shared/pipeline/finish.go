@@ -18,13 +18,21 @@ type FileIDer interface {
 	FileID(m *state.Migration, it state.Item) string
 }
 
-// finish turns a completed job into the batch's outcome (spec §7.4).
-func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch) error {
+// finish turns a completed job into the batch's outcome (spec §7.4). seq
+// is the poll sequence of the message that got here (see awaitLog).
+func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch, seq int) error {
 	if b.Fatal {
 		if m.CancelRequested {
 			return e.cancelRunning(ctx, m, b)
 		}
-		return e.failAttempt(ctx, m, b, "job-level fatal error: "+b.FatalReason)
+		reason := "job-level fatal error: " + b.FatalReason
+		if e.invalidPackage(b.FatalReason) {
+			// Restaging builds the same package, which SharePoint would
+			// reject the same way: fail now, with what to do.
+			return e.failFinal(ctx, m, b, reason+"; SharePoint rejected the import package itself, so the batch was not restaged "+
+				"(the package spemigrate built, or a package setting, is at fault: report it with the job id "+b.JobID+")")
+		}
+		return e.failAttempt(ctx, m, b, reason)
 	}
 	items, err := e.Store.BatchItems(ctx, m.ID, b.ID)
 	if err != nil {
@@ -34,35 +42,12 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 	if err != nil {
 		return fmt.Errorf("finish %s/%s: events: %w", m.ID, b.ID, err)
 	}
-	failed, warned, codes, unmatched := e.itemErrors(m, items, evs)
-	// SharePoint's totalErrors may exceed the error events it sent: those
-	// errors name no item, so no item can be reported failed for them, and
-	// the batch and its items say so rather than claiming a clean import.
-	unreconciled := max(0, int(b.Progress.Errors)-len(failed)-unmatched)
-	var doubt string
-	if n := unmatched + unreconciled; n > 0 {
-		doubt = fmt.Sprintf("imported, but the job reported %d errors it did not tie to an item; verify it", n)
+	match := newItemMatcher(m, items, e.Stager)
+	v := itemErrors(match, evs)
+	if e.wantLog(b, &v) && e.readLog(ctx, b, match, evs, &v) {
+		return e.awaitLog(ctx, b, seq)
 	}
-	var (
-		rs            = make([]state.ItemResult, 0, len(items))
-		imported      = make([]state.Item, 0, len(items))
-		bytesMigrated int64
-	)
-	for i, it := range items {
-		if it.StageError != "" {
-			failed[i] = "source could not be read: " + it.StageError
-		}
-		if why, ok := failed[i]; ok {
-			r := e.itemResult(m, b, it, state.OutcomeFailed, joinReason(it.NamingReason, why))
-			r.ResultCode = codes[i]
-			rs = append(rs, r)
-			continue
-		}
-		bytesMigrated += it.Size()
-		note := joinReason(joinReason(it.NamingReason, warned[i]), doubt)
-		rs = append(rs, e.itemResult(m, b, it, state.ImportedOutcome(it.Renamed), note))
-		imported = append(imported, it)
-	}
+	rs, imported, bytesMigrated := e.itemResults(m, b, items, &v)
 	if err := e.Store.PutResults(ctx, rs); err != nil {
 		return fmt.Errorf("finish %s/%s: item results: %w", m.ID, b.ID, err)
 	}
@@ -72,16 +57,16 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 			return fmt.Errorf("finish %s/%s: record imports: %w", m.ID, b.ID, err)
 		}
 	}
-	status, reason := batchOutcome(b, len(items), len(failed), unmatched, unreconciled)
-	jobID := b.JobID
+	status, reason := batchOutcome(b, len(items), &v)
+	jobID, failed := b.JobID, len(v.failed)
 	b, wrote, err := e.updateBatch(ctx, b, func(x *state.Batch) (bool, error) {
 		if x.Status != state.BatchRunning || x.JobID != jobID || !x.Completed {
 			return false, nil
 		}
 		x.Status = status
 		x.Reason = joinReason(x.Reason, reason)
-		x.FilesFailed = int64(len(failed))
-		x.FilesMigrated = int64(len(items) - len(failed))
+		x.FilesFailed = int64(failed)
+		x.FilesMigrated = int64(len(items) - failed)
 		x.BytesMigrated = bytesMigrated
 		return true, nil
 	})
@@ -95,18 +80,52 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 	return e.settle(ctx, m)
 }
 
+// itemResults is each item's result under v (items that could not be
+// staged fail with that reason), the items imported and their bytes.
+func (e *Engine) itemResults(m *state.Migration, b *state.Batch, items []state.Item, v *verdict) (rs []state.ItemResult, imported []state.Item, bytes int64) {
+	// SharePoint's totalErrors may exceed the errors its events and log
+	// name: no item can be reported failed for those, and an item the log
+	// does not list as processed says so rather than claiming a clean
+	// import.
+	var doubt string
+	if n := v.unmatched + v.unreconciled(b); n > 0 {
+		doubt = fmt.Sprintf("imported, but the job reported %d errors it did not tie to an item; verify it", n)
+	}
+	rs = make([]state.ItemResult, 0, len(items))
+	imported = make([]state.Item, 0, len(items))
+	for i, it := range items {
+		if it.StageError != "" {
+			v.failed[i] = "source could not be read: " + it.StageError
+		}
+		if why, ok := v.failed[i]; ok {
+			r := e.itemResult(m, b, it, state.OutcomeFailed, joinReason(it.NamingReason, why))
+			r.ResultCode = v.codes[i]
+			rs = append(rs, r)
+			continue
+		}
+		bytes += it.Size()
+		note := joinReason(it.NamingReason, v.warned[i])
+		if !v.accounted(i) {
+			note = joinReason(note, doubt)
+		}
+		rs = append(rs, e.itemResult(m, b, it, state.ImportedOutcome(it.Renamed), note))
+		imported = append(imported, it)
+	}
+	return rs, imported, bytes
+}
+
 // itemErrors matches the job's error events (of its last run, when
 // SharePoint restarted it) to the batch's items: per item index the first
 // failing reason and the warnings (an author SharePoint could not resolve
 // and replaced, for instance: the item imported, but not as asked), the
-// error codes of the failed ones, and how many failing events named no item.
-func (e *Engine) itemErrors(m *state.Migration, items []state.Item, evs []graph.Event) (failed, warned, codes map[int]string, unmatched int) {
-	match := newItemMatcher(m, items, e.Stager)
-	failed, warned, codes = map[int]string{}, map[int]string{}, map[int]string{}
+// error codes of the failed ones, and how many failing events there were
+// and named no item.
+func itemErrors(match *itemMatcher, evs []graph.Event) verdict {
+	v := newVerdict()
 	for i := range evs {
 		if st := evs[i].Start; evs[i].Kind == graph.KindStart && st != nil && st.IsRestarted {
 			// Only the last run of a restarted job decides.
-			failed, warned, codes, unmatched = map[int]string{}, map[int]string{}, map[int]string{}, 0
+			v = newVerdict()
 			continue
 		}
 		je := evs[i].Error
@@ -114,37 +133,44 @@ func (e *Engine) itemErrors(m *state.Migration, items []state.Item, evs []graph.
 			continue
 		}
 		idx, ok := match.find(je.ObjectURL, je.ObjectID)
+		if je.Level.Failing() {
+			v.errors++
+		}
 		switch {
 		case je.Level.Failing() && ok:
-			if _, seen := failed[idx]; !seen {
-				failed[idx] = "import error: " + eventReason(je)
-				codes[idx] = je.Error.Code
+			if _, seen := v.failed[idx]; !seen {
+				v.failed[idx] = "import error: " + eventReason(je)
+				v.codes[idx] = je.Error.Code
 			}
 		case je.Level.Failing():
-			unmatched++
+			v.unmatched++
 		case ok && (je.Level == graph.LevelWarning || je.Level == graph.LevelImportant):
-			warned[idx] = joinReason(warned[idx], "SharePoint warning: "+eventReason(je))
+			v.warned[idx] = joinReason(v.warned[idx], "SharePoint warning: "+eventReason(je))
 		}
 	}
-	return failed, warned, codes, unmatched
+	return v
 }
 
 // batchOutcome is a completed job's batch status and the reason for it.
-func batchOutcome(b *state.Batch, items, failed, unmatched, unreconciled int) (state.BatchStatus, string) {
+func batchOutcome(b *state.Batch, items int, v *verdict) (state.BatchStatus, string) {
+	failed, unreconciled := len(v.failed), v.unreconciled(b)
 	switch {
-	case b.Progress.Errors == 0 && !b.FailingEvents:
-		return state.BatchSucceeded, ""
 	case failed == items && items > 0:
-		return state.BatchFailed, fmt.Sprintf("all %d items failed to import", items)
+		return state.BatchFailed, joinReason(fmt.Sprintf("all %d items failed to import", items), v.logNote)
+	case failed == 0 && v.unmatched == 0 && unreconciled == 0:
+		return state.BatchSucceeded, ""
+	case failed == 0 && v.unmatched == 0 && v.allAccounted(items):
+		return state.BatchSucceeded, fmt.Sprintf("SharePoint counted %d errors (totalErrors) that neither its error events nor its import log name; the log lists every item as processed (%s)",
+			b.Progress.Errors, v.logNote)
 	}
 	reason := fmt.Sprintf("%d of %d items failed to import", failed, items)
-	if unmatched > 0 {
-		reason += fmt.Sprintf("; %d errors not tied to an item (see the job's events)", unmatched)
+	if v.unmatched > 0 {
+		reason += fmt.Sprintf("; %d errors not tied to an item (see the job's events)", v.unmatched)
 	}
 	if unreconciled > 0 {
 		reason += fmt.Sprintf("; %d errors counted by SharePoint (totalErrors) without an error event: unreconciled", unreconciled)
 	}
-	return state.BatchCompletedWithErrors, reason
+	return state.BatchCompletedWithErrors, joinReason(reason, v.logNote)
 }
 
 type itemMatcher struct {
@@ -193,12 +219,19 @@ func normID(id string) string { return strings.ToLower(strings.Trim(id, "{}")) }
 
 var sigRe = regexp.MustCompile(`(?i)(sig=)[^&\s"']+|https?://[^\s"']+`)
 
-// eventReason is the short, secret-free text of an error event.
-func eventReason(je *graph.JobError) string {
-	msg := sigRe.ReplaceAllString(je.Error.Message, "<redacted>")
+// redactReason is a message from SharePoint, short and free of URLs and
+// SAS signatures.
+func redactReason(msg string) string {
+	msg = sigRe.ReplaceAllString(msg, "<redacted>")
 	if len(msg) > 300 {
 		msg = msg[:300] + "…"
 	}
+	return msg
+}
+
+// eventReason is the short, secret-free text of an error event.
+func eventReason(je *graph.JobError) string {
+	msg := redactReason(je.Error.Message)
 	s := string(je.Level)
 	if je.Error.Code != "" {
 		s += " " + je.Error.Code

@@ -287,6 +287,8 @@ func (e *Engine) settle(ctx context.Context, m *state.Migration) error {
 			agg.BatchesFailed++
 		case state.BatchCancelled:
 			agg.BatchesCancelled++
+		case state.BatchCompletedWithErrors:
+			agg.BatchesWithErrors++
 		}
 		agg.FilesMigrated += b.FilesMigrated
 		agg.FilesFailed += b.FilesFailed
@@ -303,6 +305,7 @@ func (e *Engine) settle(ctx context.Context, m *state.Migration) error {
 		x.Counters.BatchesDone = agg.BatchesDone
 		x.Counters.BatchesFailed = agg.BatchesFailed
 		x.Counters.BatchesCancelled = agg.BatchesCancelled
+		x.Counters.BatchesWithErrors = agg.BatchesWithErrors
 		x.Counters.FilesMigrated = agg.FilesMigrated
 		x.Counters.FilesFailed = agg.FilesFailed
 		x.Counters.BytesMigrated = agg.BytesMigrated
@@ -335,7 +338,7 @@ func finalStatus(m *state.Migration) state.MigrationStatus {
 		return state.MigrationFailed // planning failed before any batch
 	case c.Batches > 0 && c.BatchesFailed == c.Batches:
 		return state.MigrationFailed
-	case c.BatchesFailed > 0 || c.FilesFailed > 0 || m.Reason != "":
+	case c.BatchesFailed > 0 || c.BatchesWithErrors > 0 || c.FilesFailed > 0 || m.Reason != "":
 		return state.MigrationCompletedWithErrors
 	}
 	return state.MigrationCompleted

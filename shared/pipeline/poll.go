@@ -41,7 +41,7 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 		return nil
 	}
 	if b.Completed {
-		return e.finish(ctx, m, b)
+		return e.finish(ctx, m, b, seq)
 	}
 	if b.PollSeq != seq {
 		return nil
@@ -85,7 +85,7 @@ func (e *Engine) Poll(ctx context.Context, migrationID, batchID string, attempt,
 	}
 	switch {
 	case b.Completed:
-		return e.finish(ctx, m, b)
+		return e.finish(ctx, m, b, b.PollSeq)
 	case deleted:
 		if m.CancelRequested {
 			return e.cancelRunning(ctx, m, b)

@@ -12,12 +12,12 @@ import (
 
 // Counters are stored as one property each, under these names.
 var counterNames = []string{"Entries", "Items", "Skipped", "Unchanged", "Renamed", "BytesPlanned",
-	"Batches", "BatchesDone", "BatchesFailed", "BatchesCancelled",
+	"Batches", "BatchesDone", "BatchesFailed", "BatchesCancelled", "BatchesWithErrors",
 	"FilesMigrated", "FilesFailed", "BytesMigrated", "Errors", "Warnings"}
 
 func (c *MigrationCounters) fields() []*int64 {
 	return []*int64{&c.Entries, &c.Items, &c.Skipped, &c.Unchanged, &c.Renamed, &c.BytesPlanned,
-		&c.Batches, &c.BatchesDone, &c.BatchesFailed, &c.BatchesCancelled,
+		&c.Batches, &c.BatchesDone, &c.BatchesFailed, &c.BatchesCancelled, &c.BatchesWithErrors,
 		&c.FilesMigrated, &c.FilesFailed, &c.BytesMigrated, &c.Errors, &c.Warnings}
 }
 

@@ -107,11 +107,14 @@ type MigrationCounters struct {
 	BatchesDone      int64 // terminal
 	BatchesFailed    int64
 	BatchesCancelled int64
-	FilesMigrated    int64
-	FilesFailed      int64
-	BytesMigrated    int64
-	Errors           int64
-	Warnings         int64
+	// BatchesWithErrors completed with errors: failed items, or errors
+	// SharePoint counted that no item could be tied to.
+	BatchesWithErrors int64
+	FilesMigrated     int64
+	FilesFailed       int64
+	BytesMigrated     int64
+	Errors            int64
+	Warnings          int64
 }
 
 // Batch is one package: up to the staging limits of items, imported by one

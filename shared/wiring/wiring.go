@@ -13,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/spemigrate/spemigrate/shared/graph"
+	"github.com/spemigrate/spemigrate/shared/joblog"
 	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/queue"
 	"github.com/spemigrate/spemigrate/shared/staging"
@@ -72,6 +73,7 @@ func Deps(c Components) (pipeline.Deps, error) {
 		Sender:  c.Queue,
 		Imports: ImportLog{State: c.State},
 		Targets: c.Targets,
+		JobLogs: &joblog.Reader{},
 		Clock:   c.Clock,
 		Logger:  c.Logger,
 	}, nil

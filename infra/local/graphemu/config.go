@@ -135,6 +135,15 @@ type Knobs struct {
 	// without a matching error event, as the service's counters sometimes
 	// do (spec §3.4: the counters are not bounded by the events). Default 0.
 	PhantomErrors int64
+	// UnsentErrorEvents is how many object-level errors of a job are
+	// counted in totalErrors and written to the import log but never sent
+	// as error events, as a service whose event stream drops entries can
+	// do. Default 0.
+	UnsentErrorEvents int
+	// LogDelay writes a job's import logs (Import-{jobId}-{n}.log, .wrn,
+	// .err) this long after its final progress event instead of before it:
+	// the logs are copied when the job leaves the queue. Default 0.
+	LogDelay time.Duration
 	// VersionMetadata says where a file version's Modified and Modified By
 	// come from: "file" (default: each <File> under <Versions>) or
 	// "listItem" (the list item's <Versions>; a version without a list-item
@@ -173,6 +182,8 @@ func Strict() Knobs {
 		NotFoundCodes:          "topOnly",
 		RequirePermission:      true,
 		PhantomErrors:          1,
+		UnsentErrorEvents:      1,
+		LogDelay:               2 * time.Second,
 		VersionMetadata:        "listItem",
 		Existing:               []string{"Shared/", "Shared/welcome.txt", "Archive/"},
 	}
@@ -196,6 +207,9 @@ type JobFaults struct {
 	// ProcessingDelay holds the job in the processing state this long
 	// before it imports anything (lets tests delete a processing job).
 	ProcessingDelay time.Duration `json:"processingDelay,omitempty"`
+	// FailFiles are file names (case-insensitive) whose import ends with an
+	// object-level error, as a file SharePoint refuses does.
+	FailFiles []string `json:"failFiles,omitempty"`
 }
 
 // Config configures a [Server].

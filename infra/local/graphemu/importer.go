@@ -147,6 +147,7 @@ type importer struct {
 	bytes, bytesCurrent      int64
 	expectedBytes            int64
 	errors, warnings         int64
+	unsent                   int // object errors not sent as events (Knobs.UnsentErrorEvents)
 	lastObject               string
 	sinceProgress            int
 
@@ -165,6 +166,17 @@ type pkgUser struct {
 	id, name, login, email, systemID string
 	deleted                          bool
 	resolved                         *person
+}
+
+// failObject reports whether the job's faults make a file of this name
+// fail to import.
+func (im *importer) failObject(name string) bool {
+	for _, f := range im.j.faults.FailFiles {
+		if strings.EqualFold(f, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func (im *importer) retries() int {
@@ -214,7 +226,10 @@ func (im *importer) run(jctx, srvCtx context.Context) {
 	im.logLine("Information", "", "", "", "Job end")
 	s.log.Info("migration job ended", "job", j.id, "container", j.containerID, "objects", im.objects,
 		"files", im.files, "bytes", im.bytes, "errors", im.errors, "warnings", im.warnings, "cancelled", jctx.Err() != nil)
-	im.writeLogs(srvCtx)
+	logDelay := s.cfg.Knobs.LogDelay
+	if logDelay <= 0 {
+		im.writeLogs(srvCtx)
+	}
 	im.d.mu.Lock()
 	if err := im.d.save(); err != nil {
 		s.log.Warn("save drive", "container", im.d.c.ID, "err", err)
@@ -226,6 +241,11 @@ func (im *importer) run(jctx, srvCtx context.Context) {
 	j.mu.Unlock()
 	im.errors += s.cfg.Knobs.PhantomErrors
 	im.progress(true)
+	// SharePoint copies the logs when the job leaves its queue, which a
+	// client may see after the final event.
+	if logDelay > 0 && sleepCtx(srvCtx, logDelay) {
+		im.writeLogs(srvCtx)
+	}
 }
 
 func (im *importer) progress(done bool) {
@@ -286,7 +306,12 @@ func (im *importer) event(level, objType, id, objURL, code, errType, msg string)
 	if objURL != "" {
 		ev["objectUrl"] = objURL
 	}
-	im.s.emit(im.j, "sharePointMigrationJobErrorEvent", ev)
+	if level == "error" && im.unsent < im.s.cfg.Knobs.UnsentErrorEvents {
+		// Counted and logged, but never sent as an event.
+		im.unsent++
+	} else {
+		im.s.emit(im.j, "sharePointMigrationJobErrorEvent", ev)
+	}
 	lvl := map[string]string{"warning": "Warning", "error": "Error", "fatalError": "FatalError", "important": "Important"}[level]
 	im.logLine(lvl, objType, id, objURL, msg)
 }

@@ -276,6 +276,10 @@ func (im *importer) applyFile(ctx context.Context, n, f *node) error {
 	if !fi.checkParent(n) {
 		return nil
 	}
+	if im.failObject(fi.name) {
+		fi.objError(codeInvalidArg, fmt.Sprintf("File '%s' could not be imported (simulated object failure)", fi.name))
+		return nil
+	}
 
 	stage := filepath.Join(im.tmp, "f-"+fi.id)
 	if err := os.MkdirAll(stage, 0o755); err != nil {

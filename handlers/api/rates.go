@@ -14,7 +14,9 @@ import (
 // created (its end, once finished), so planning, staging and waiting for
 // SharePoint all count. The ETA is the remaining planned bytes at that
 // byte rate (files when no bytes are planned); while the source is still
-// being read it covers only what is planned so far.
+// being read it covers only what is planned so far. A job SharePoint has
+// postponed cannot finish before its announced pickup, so the ETA is at
+// least the time to the latest pickup of a postponed job ("≥").
 type Rates struct {
 	FilesDone, FilesPlanned int64
 	BytesDone, BytesPlanned int64
@@ -24,6 +26,8 @@ type Rates struct {
 	ETA                     string
 	Max                     int64 // the overall progress bar's max (at least 1)
 	Percent                 int
+	// Pickup is the latest announced pickup of a postponed job.
+	Pickup time.Time
 }
 
 func rates(m Migration, now time.Time) Rates {
@@ -32,6 +36,9 @@ func rates(m Migration, now time.Time) Rates {
 	for _, b := range m.Batches {
 		r.FilesDone += batchFiles(b)
 		r.BytesDone += batchBytes(b)
+		if p := b.Postponed; p != nil && !state.BatchStatus(b.Status).Terminal() && p.NextPickup.After(r.Pickup) {
+			r.Pickup = p.NextPickup
+		}
 	}
 	// Batches of the page being planned may not be listed yet.
 	r.FilesDone, r.BytesDone = min(r.FilesDone, max(c.Items, 0)), min(r.BytesDone, max(c.BytesPlanned, 0))
@@ -47,18 +54,18 @@ func rates(m Migration, now time.Time) Rates {
 		r.MBPerSec = float64(r.BytesDone) / 1e6 / secs
 	}
 	r.Percent = int(100 * r.FilesDone / r.Max)
-	r.ETA = r.eta(m.Terminal())
+	r.ETA = r.eta(m.Terminal(), now)
 	return r
 }
 
-func (r Rates) eta(terminal bool) string {
+func (r Rates) eta(terminal bool, now time.Time) string {
 	switch {
 	case terminal:
 		return "finished"
 	case r.PlanDone && r.FilesDone >= r.FilesPlanned && r.FilesPlanned > 0:
 		return "finishing"
 	}
-	var left float64
+	left, known := -1.0, true
 	secs := r.Elapsed.Seconds()
 	switch {
 	case r.BytesPlanned > 0 && r.BytesDone > 0:
@@ -66,10 +73,17 @@ func (r Rates) eta(terminal bool) string {
 	case r.FilesDone > 0:
 		left = float64(r.FilesPlanned-r.FilesDone) * secs / float64(r.FilesDone)
 	default:
+		known = false
+	}
+	atLeast := !r.PlanDone
+	if wait := r.Pickup.Sub(now).Seconds(); wait > left {
+		left, known, atLeast = wait, true, true
+	}
+	if !known {
 		return "unknown yet"
 	}
 	eta := formatDuration(time.Duration(math.Ceil(left)) * time.Second)
-	if !r.PlanDone {
+	if atLeast {
 		return "≥ " + eta
 	}
 	return eta

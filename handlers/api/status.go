@@ -192,6 +192,8 @@ func (s *Server) failures(r *http.Request, id string, total int64) (failureList,
 	case shown == 0 && total == 0:
 	case shown == 0:
 		fl.Note = fmt.Sprintf("%d files failed; none is among the first %d results read here.", total, scanned)
+	case complete && shown == 1 && total == 1:
+		fl.Note = "The one failed file."
 	case complete && shown == total:
 		fl.Note = fmt.Sprintf("All %d failed files.", shown)
 	default:

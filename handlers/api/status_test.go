@@ -215,3 +215,43 @@ type brokenGet struct {
 }
 
 func (b brokenGet) Get(context.Context, string) (Migration, error) { return Migration{}, b.err }
+
+// TestRatesETA: the ETA from the byte rate, bounded below by a postponed
+// job's pickup and marked "≥" while the source is still being read.
+func TestRatesETA(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	base := func() Migration {
+		return Migration{Status: StatusRunning, Created: now.Add(-100 * time.Second),
+			Counters: Counters{Items: 10, BytesPlanned: 1000, PlanDone: true},
+			Batches: []Batch{
+				{Status: "succeeded", Items: 4, Bytes: 400},
+				{Status: "running", Items: 6, Bytes: 600, FilesProcessed: 1, BytesProcessed: 100},
+			}}
+	}
+	for _, tt := range []struct {
+		name   string
+		change func(*Migration)
+		want   string
+	}{
+		{"500 of 1000 bytes in 100 s", func(*Migration) {}, "1m40s"},
+		{"source still being read", func(m *Migration) { m.Counters.PlanDone = false }, "≥ 1m40s"},
+		{"postponed past the estimate", func(m *Migration) {
+			m.Batches[1].Postponed = &Postponed{NextPickup: now.Add(3 * time.Minute)}
+		}, "≥ 3m00s"},
+		{"postponed before the estimate", func(m *Migration) {
+			m.Batches[1].Postponed = &Postponed{NextPickup: now.Add(time.Minute)}
+		}, "1m40s"},
+		{"nothing done yet", func(m *Migration) { m.Batches = nil }, "unknown yet"},
+		{"nothing done, postponed", func(m *Migration) {
+			m.Batches = []Batch{{Status: "running", Items: 10, Bytes: 1000, Postponed: &Postponed{NextPickup: now.Add(time.Hour)}}}
+		}, "≥ 1h00m"},
+		{"all done, job finishing", func(m *Migration) { m.Batches[1].FilesProcessed, m.Batches[1].BytesProcessed = 6, 600 }, "finishing"},
+		{"finished", func(m *Migration) { m.Status = StatusCompleted }, "finished"},
+	} {
+		m := base()
+		tt.change(&m)
+		if got := rates(m, now).ETA; got != tt.want {
+			t.Errorf("%s: ETA %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -89,7 +89,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		"screenshotDir": shots, "running": running, "finished": finished,
 	}
 	runBrowser(t, ctx, root, tmp, cfg)
-	for _, name := range []string{"status-running.png", "status-finished.png"} {
+	for _, name := range []string{"status-list.png", "status-running.png", "status-finished.png"} {
 		checkScreenshot(t, filepath.Join(shots, name))
 	}
 }

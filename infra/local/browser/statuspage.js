@@ -57,6 +57,9 @@ async function listPage(page, cfg) {
   const collapse = await page.$eval('table', (t) => getComputedStyle(t).borderCollapse);
   check(collapse === 'collapse', 'list: style sheet applied under the CSP', collapse);
   check(await page.evaluate(() => document.scripts.length) === 0, 'list: no script elements');
+  fs.mkdirSync(cfg.screenshotDir, { recursive: true });
+  await page.screenshot({ path: `${cfg.screenshotDir}/status-list.png` });
+  checks.push('list: screenshot');
 }
 
 async function migrationPage(page, cfg, m, kind) {

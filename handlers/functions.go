@@ -82,6 +82,8 @@ func (a *App) Functions() map[string]Function {
 		"api-migration-verify":       api,
 		"api-schedules":              api,
 		"api-schedule":               api,
+		"api-status":                 api,
+		"api-status-migration":       api,
 	}
 }
 

@@ -132,11 +132,16 @@ func view(m *state.Migration, bs []*state.Batch) Migration {
 		v.Request = &red
 	}
 	for _, b := range bs {
-		v.Batches = append(v.Batches, Batch{
+		vb := Batch{
 			ID: b.ID, Status: string(b.Status), Attempt: b.Attempt, Items: b.Items, Bytes: b.Bytes, JobID: b.JobID,
 			FilesMigrated: b.FilesMigrated, FilesFailed: b.FilesFailed, BytesMigrated: b.BytesMigrated,
 			Reason: b.Reason, Updated: b.Updated,
-		})
+			FilesProcessed: b.Progress.FilesProcessed, BytesProcessed: b.Progress.BytesProcessed,
+		}
+		if p := b.Postponed; p != (state.Postponement{}) {
+			vb.Postponed = &Postponed{Reason: p.Reason, NextPickup: p.NextPickup, JobsInQueue: p.JobsInQueue}
+		}
+		v.Batches = append(v.Batches, vb)
 	}
 	return v
 }

@@ -119,6 +119,19 @@ type Batch struct {
 	BytesMigrated int64     `json:"bytesMigrated"`
 	Reason        string    `json:"reason,omitempty"`
 	Updated       time.Time `json:"updated,omitzero"`
+	// FilesProcessed and BytesProcessed are the running job's latest
+	// progress (SharePoint's counters, which may count versions).
+	FilesProcessed int64 `json:"filesProcessed,omitempty"`
+	BytesProcessed int64 `json:"bytesProcessed,omitempty"`
+	// Postponed is set while SharePoint holds the job back.
+	Postponed *Postponed `json:"postponed,omitempty"`
+}
+
+// Postponed is SharePoint's latest postponement of a batch's job.
+type Postponed struct {
+	Reason      string    `json:"reason"`
+	NextPickup  time.Time `json:"nextPickup,omitzero"`
+	JobsInQueue int64     `json:"jobsInQueue,omitempty"`
 }
 
 // Item outcomes in the report.

@@ -139,8 +139,15 @@ func (e *Engine) recordEvents(ctx context.Context, b *state.Batch, seq int, eb g
 // changes nothing.
 func applyEvent(x *state.Batch, ev *graph.Event) (deleted bool) {
 	switch ev.Kind {
+	case graph.KindPostponed:
+		// Kept until the job starts; events come in order, so the latest
+		// postponement wins.
+		if p := ev.Postponed; p != nil && !x.JobStarted {
+			x.Postponed = state.Postponement{Reason: p.Reason, NextPickup: p.NextPickupDateTime, JobsInQueue: int64(p.JobsInQueue)}
+		}
 	case graph.KindStart:
 		x.JobStarted = true
+		x.Postponed = state.Postponement{}
 		if ev.Start != nil && ev.Start.IsRestarted {
 			// SharePoint retries the job itself: what failed before the
 			// restart is not the outcome.
@@ -148,7 +155,7 @@ func applyEvent(x *state.Batch, ev *graph.Event) (deleted bool) {
 		}
 	case graph.KindProgress:
 		if p := ev.Progress; p != nil {
-			x.JobStarted = true
+			x.JobStarted, x.Postponed = true, state.Postponement{}
 			x.Progress = state.BatchProgress{
 				FilesProcessed:   int64(p.FilesProcessed),
 				BytesProcessed:   int64(p.BytesProcessed),
@@ -172,7 +179,7 @@ func applyEvent(x *state.Batch, ev *graph.Event) (deleted bool) {
 			}
 		}
 	case graph.KindCancelled:
-		x.JobStarted = true
+		x.JobStarted, x.Postponed = true, state.Postponement{}
 	case graph.KindDeleted:
 		return true
 	}

@@ -121,5 +121,6 @@ func resetAttempt(x *state.Batch) {
 	x.Fatal = false
 	x.FailingEvents = false
 	x.FatalReason = ""
+	x.Postponed = state.Postponement{}
 	x.Progress = state.BatchProgress{}
 }

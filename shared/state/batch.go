@@ -53,6 +53,9 @@ func (s *Store) batchProps(b *Batch) (props, error) {
 	p.setBool("Fatal", b.Fatal)
 	p.setBool("FailingEvents", b.FailingEvents)
 	p.setStr("FatalReason", truncate(b.FatalReason))
+	p.setStr("PostponedReason", truncate(b.Postponed.Reason))
+	p.setTime("NextPickup", b.Postponed.NextPickup)
+	p.setI64("JobsInQueue", b.Postponed.JobsInQueue)
 	g := b.Progress
 	p.setI64("FilesProcessed", g.FilesProcessed)
 	p.setI64("BytesProcessed", g.BytesProcessed)
@@ -81,6 +84,8 @@ func (s *Store) batchFrom(e rawEntity) (*Batch, error) {
 		NextPollAt: p.time("NextPollAt"), LastEventAt: p.time("LastEventAt"),
 		Completed: p.boolean("Completed"), Fatal: p.boolean("Fatal"), FailingEvents: p.boolean("FailingEvents"),
 		FatalReason: p.str("FatalReason"),
+		Postponed: Postponement{Reason: p.str("PostponedReason"), NextPickup: p.time("NextPickup"),
+			JobsInQueue: p.i64("JobsInQueue")},
 		Progress: BatchProgress{
 			FilesProcessed: p.i64("FilesProcessed"), BytesProcessed: p.i64("BytesProcessed"),
 			ObjectsProcessed: p.i64("ObjectsProcessed"), ExpectedObjects: p.i64("ExpectedObjects"),

@@ -160,6 +160,10 @@ type Batch struct {
 	Fatal         bool
 	FailingEvents bool // an error event of level error or fatalError
 	FatalReason   string
+	// Postponed is SharePoint's latest postponement of the job, kept
+	// until the job starts (zero when it is not postponed): shown to
+	// operators, who otherwise see a job that merely does not move.
+	Postponed     Postponement
 	Progress      BatchProgress
 	FilesMigrated int64
 	FilesFailed   int64
@@ -172,6 +176,13 @@ type Batch struct {
 
 // Provisioned reports whether the batch holds containers for its attempt.
 func (b *Batch) Provisioned() bool { return b.Containers.DataContainerURI != "" }
+
+// Postponement is a postponed event's reason and announced pickup.
+type Postponement struct {
+	Reason      string
+	NextPickup  time.Time
+	JobsInQueue int64
+}
 
 // BatchProgress is the latest progress event's counters (cumulative, so
 // taking the latest is idempotent).

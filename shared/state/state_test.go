@@ -137,6 +137,31 @@ func TestConcurrentUpdatesBothApply(t *testing.T) {
 	}
 }
 
+// TestPostponementRoundTrip: a batch's postponement (SharePoint's reason
+// and next pickup) survives the store.
+func TestPostponementRoundTrip(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	b := newBatch(t, s, Batch{MigrationID: "m1", ID: "b1"})
+	want := Postponement{Reason: "Job postponed: <b>tenant</b> busy", NextPickup: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), JobsInQueue: 17}
+	if _, err := update(ctx, s, b, func(x *Batch) { x.Postponed = want }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetBatch(ctx, "m1", "b1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Postponed != want {
+		t.Errorf("stored postponement %+v, want %+v", got.Postponed, want)
+	}
+	if _, err := update(ctx, s, got, func(x *Batch) { x.Postponed = Postponement{} }); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.GetBatch(ctx, "m1", "b1"); err != nil || got.Postponed != (Postponement{}) {
+		t.Errorf("cleared postponement read back as %+v, %v", got.Postponed, err)
+	}
+}
+
 func TestUpdateGivesUpAfterMaxRaces(t *testing.T) {
 	n := 0
 	cur := &Batch{ID: "b"}

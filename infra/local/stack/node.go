@@ -22,7 +22,7 @@ func EnsureNodeTools(ctx context.Context, root string, log *slog.Logger) error {
 	npmMu.Lock()
 	defer npmMu.Unlock()
 	dir := NodeDir(root)
-	need := []string{"node_modules/azurite/package.json", "node_modules/rhea/package.json"}
+	need := []string{"node_modules/azurite/package.json", "node_modules/rhea/package.json", "node_modules/playwright-core/package.json"}
 	missing := false
 	for _, n := range need {
 		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {

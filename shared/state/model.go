@@ -329,7 +329,7 @@ type ItemVerification struct {
 // VerificationSummary is a migration's last verify run: its time and
 // counts (items not checked by it show as not verified).
 type VerificationSummary struct {
-	At                                    time.Time
+	At                                   time.Time
 	Passed, Failed, Missing, NotCompared int64
 }
 

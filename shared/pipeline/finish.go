@@ -60,7 +60,9 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch)
 		}
 		bytesMigrated += it.Size()
 		note := joinReason(joinReason(it.NamingReason, warned[i]), doubt)
-		rs = append(rs, e.itemResult(m, b, it, state.ImportedOutcome(it.Renamed), note))
+		r := e.itemResult(m, b, it, state.ImportedOutcome(it.Renamed), note)
+		e.setAuthor(m, it, warned[i], &r)
+		rs = append(rs, r)
 		imported = append(imported, it)
 	}
 	if err := e.Store.PutResults(ctx, rs); err != nil {

@@ -16,7 +16,10 @@ import (
 type VerificationRecord struct {
 	SourcePath, VersionID string
 	// ETag is the result row's ETag as read (ItemResult.ETag); the write is
-	// conditional on it.
+	// conditional on it. Empty: conditional on the row existing only (a
+	// caller that did not read the rows, such as an upload of a run made
+	// elsewhere); a concurrent run's rows are then told apart by their
+	// time (see [VerificationOf]).
 	ETag string
 	ItemVerification
 }
@@ -86,8 +89,8 @@ func (s *Store) PutVerifications(ctx context.Context, id string, recs []Verifica
 func verificationActions(id string, recs []VerificationRecord) ([]aztables.TransactionAction, error) {
 	actions := make([]aztables.TransactionAction, 0, len(recs))
 	for _, r := range recs {
-		if r.SourcePath == "" || r.ETag == "" {
-			return nil, fmt.Errorf("state: verification in migration %s: a record needs the result row's source path and ETag (read it first)", id)
+		if r.SourcePath == "" || r.At.IsZero() {
+			return nil, fmt.Errorf("state: verification in migration %s: a record needs the result row's source path and the run's time", id)
 		}
 		p := props{}
 		itemVerificationProps(p, r.ItemVerification)
@@ -95,7 +98,10 @@ func verificationActions(id string, recs []VerificationRecord) ([]aztables.Trans
 		if err != nil {
 			return nil, err
 		}
-		etag := azcore.ETag(r.ETag)
+		etag := azcore.ETagAny
+		if r.ETag != "" {
+			etag = azcore.ETag(r.ETag)
+		}
 		actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeUpdateMerge, Entity: data, IfMatch: &etag})
 	}
 	return actions, nil

@@ -102,4 +102,21 @@ func TestPutVerifications(t *testing.T) {
 	if VerificationOf(got["f001.txt"], VerificationSummary{At: first}).Status != VerifyNone {
 		t.Errorf("a row of another run than the summary's shows as verified")
 	}
+	// An upload without ETags writes existing rows only: no row is created
+	// for a path the migration does not have.
+	third := second.Add(time.Second)
+	up := []VerificationRecord{
+		{SourcePath: "f002.txt", ItemVerification: ItemVerification{Status: VerifyPassed, At: third}},
+		{SourcePath: "nope.txt", ItemVerification: ItemVerification{Status: VerifyPassed, At: third}},
+	}
+	if err := s.PutVerifications(ctx, "mv", up); err != nil {
+		t.Fatal(err)
+	}
+	got = read()
+	if _, ok := got["nope.txt"]; ok || len(got) != 150 {
+		t.Errorf("an upload created a row: %d rows", len(got))
+	}
+	if v := got["f002.txt"].Verification; v.Status != VerifyPassed || !v.At.Equal(third) {
+		t.Errorf("uploaded row: %+v", v)
+	}
 }

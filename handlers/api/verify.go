@@ -58,7 +58,7 @@ type VerificationUpload struct {
 const maxUploadBytes = 3 << 20
 
 // UploadItems is how many item results one upload carries at most.
-const UploadItems = 2000
+const UploadItems = 1000
 
 // VerifyStore is what verification reads and records; *state.Store
 // implements it.

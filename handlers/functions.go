@@ -80,6 +80,7 @@ func (a *App) Functions() map[string]Function {
 		"api-migration-report":       api,
 		"api-migration-report-jsonl": api,
 		"api-migration-verify":       api,
+		"api-migration-verification": api,
 		"api-schedules":              api,
 		"api-schedule":               api,
 		"api-status":                 api,

@@ -71,6 +71,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "spemigrate %s: %v\n", args[0], err)
+		if end := (*migrationEnd)(nil); errors.As(err, &end) {
+			return end.exitCode()
+		}
 		return 1
 	}
 	return 0

@@ -23,6 +23,58 @@ import (
 // ends in anything but completed.
 var errNotSucceeded = errors.New("migration did not complete successfully")
 
+// Exit codes of a command that waits for a migration (watch, submit
+// --watch), by the migration's summary code (docs/api.md); 1 is any other
+// failure and 2 a usage error.
+const (
+	exitPartial   = 3
+	exitFailed    = 4
+	exitCancelled = 5
+)
+
+// migrationEnd is a watched migration that ended without succeeding.
+type migrationEnd struct{ status, summary string }
+
+func (e *migrationEnd) Error() string {
+	return fmt.Sprintf("%v: %s (summary %s)", errNotSucceeded, e.status, e.summary)
+}
+func (e *migrationEnd) Unwrap() error { return errNotSucceeded }
+
+// exitCode is the process exit code for the migration's end.
+func (e *migrationEnd) exitCode() int {
+	switch e.summary {
+	case api.SummaryPartial:
+		return exitPartial
+	case api.SummaryCancelled:
+		return exitCancelled
+	}
+	return exitFailed
+}
+
+// summaryCode is the migration's summary code, derived from its status
+// when the API is older than summary codes.
+func summaryCode(m api.Migration) string {
+	if m.SummaryCode != "" {
+		return m.SummaryCode
+	}
+	switch m.Status {
+	case api.StatusCompleted:
+		return api.SummarySucceeded
+	case api.StatusCompletedWithErrors:
+		return api.SummaryPartial
+	case api.StatusFailed:
+		return api.SummaryFailed
+	case api.StatusCancelled:
+		return api.SummaryCancelled
+	}
+	return api.SummaryRunning
+}
+
+// succeeded reports whether a summary code is one of the successes.
+func succeeded(code string) bool {
+	return code == api.SummarySucceeded || code == api.SummarySucceededWithRenames || code == api.SummarySucceededWithWarnings
+}
+
 func apiCommand(name string, args []string, stderr io.Writer, usage string, extra func(fs *flag.FlagSet)) (*apiClient, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -60,9 +112,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATUS\tFILES\tBYTES\tCREATED")
+		fmt.Fprintln(tw, "ID\tSTATUS\tSUMMARY\tFILES\tBYTES\tCREATED")
 		for _, m := range page.Migrations {
-			fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\n", m.ID, m.Status, m.Counters.FilesMigrated, m.Counters.Items,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", m.ID, m.Status, summaryCode(m), m.Counters.FilesMigrated, m.Counters.Items,
 				humanBytes(m.Counters.BytesMigrated), m.Created.Format(time.RFC3339))
 		}
 		return tw.Flush()
@@ -81,7 +133,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func printMigration(w io.Writer, m api.Migration) {
 	k := m.Counters
-	fmt.Fprintf(w, "migration %s: %s\n", m.ID, m.Status)
+	fmt.Fprintf(w, "migration %s: %s (summary %s)\n", m.ID, m.Status, summaryCode(m))
 	if m.Reason != "" {
 		fmt.Fprintf(w, "  reason:   %s\n", m.Reason)
 	}
@@ -103,6 +155,9 @@ func printMigration(w io.Writer, m api.Migration) {
 	fmt.Fprintf(w, "  source:   %d entries seen (%s), %d to import, %s, %d renamed\n", k.Entries, planned, k.Items, skipped, k.Renamed)
 	fmt.Fprintf(w, "  imported: %d files, %s of %s; %d failed\n", k.FilesMigrated, humanBytes(k.BytesMigrated), humanBytes(k.BytesPlanned), k.FilesFailed)
 	fmt.Fprintf(w, "  batches:  %d done of %d (%d failed, %d with errors, %d cancelled)\n", k.BatchesDone, k.Batches, k.BatchesFailed, k.BatchesWithErrors, k.BatchesCancelled)
+	if v := m.Verified; v != nil {
+		fmt.Fprintf(w, "  verified: %s: %d passed, %d failed, %d missing, %d not compared\n", v.At.Format(time.RFC3339), v.Passed, v.Failed, v.Missing, v.NotCompared)
+	}
 	if len(m.Batches) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  BATCH\tSTATUS\tATTEMPT\tITEMS\tIMPORTED\tFAILED\tREASON")
@@ -122,7 +177,7 @@ func prefixNote(p string) string {
 
 func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var interval *time.Duration
-	c, fs, err := apiCommand("watch", args, stderr, "Usage: spemigrate watch ID\n\nShows live progress until the migration ends; exits non-zero unless it completed.\n",
+	c, fs, err := apiCommand("watch", args, stderr, "Usage: spemigrate watch ID\n\nShows live progress until the migration ends. Exit code by its summary code: 0 succeeded (with renames or warnings too), 3 partial, 4 failed, 5 cancelled, 1 the watch itself failed.\n",
 		func(fs *flag.FlagSet) { interval = fs.Duration("every", 2*time.Second, "how often to poll the API") })
 	if err != nil {
 		return err
@@ -164,8 +219,8 @@ func watch(ctx context.Context, c *apiClient, id string, every time.Duration, ou
 					fmt.Fprintln(out)
 				}
 				printMigration(out, m)
-				if m.Status != api.StatusCompleted {
-					return fmt.Errorf("%w: %s", errNotSucceeded, m.Status)
+				if code := summaryCode(m); !succeeded(code) {
+					return &migrationEnd{status: m.Status, summary: code}
 				}
 				return nil
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -44,6 +45,7 @@ type backend struct {
 	reads     map[string]int
 	starts    int
 	finalSt   string
+	finalCode string // the summary code at the end ("" as an older API)
 	items     []api.Item
 	canceled  []string
 }
@@ -87,7 +89,7 @@ func (b *backend) Get(_ context.Context, id string) (api.Migration, error) {
 	m.Counters = api.Counters{Entries: 4, Items: 4, PlanDone: true, BytesPlanned: 4 << 20, Batches: 1,
 		FilesMigrated: min(n, 4), BytesMigrated: min(n, 4) << 20}
 	if n >= 4 {
-		m.Status = b.finalSt
+		m.Status, m.SummaryCode = b.finalSt, b.finalCode
 		m.Counters.BatchesDone = 1
 	}
 	return *m, nil
@@ -227,6 +229,39 @@ func TestWatchFailsForUnsuccessfulMigration(t *testing.T) {
 	out, errOut, code := cli(t, "watch", "--url", srv.URL, "--every", "10ms", "w1")
 	if code == 0 || !strings.Contains(errOut, "completedWithErrors") {
 		t.Errorf("watch of a migration with errors: %d %q %q", code, out, errOut)
+	}
+}
+
+// watch's exit code is the migration's summary code's (docs/api.md).
+func TestWatchExitCodes(t *testing.T) {
+	for i, tc := range []struct {
+		status, code string
+		exit         int
+	}{
+		{api.StatusCompleted, api.SummarySucceeded, 0},
+		{api.StatusCompleted, api.SummarySucceededWithRenames, 0},
+		{api.StatusCompleted, api.SummarySucceededWithWarnings, 0},
+		{api.StatusCompletedWithErrors, api.SummaryPartial, exitPartial},
+		{api.StatusCompletedWithErrors, api.SummaryFailed, exitFailed},
+		{api.StatusFailed, api.SummaryFailed, exitFailed},
+		{api.StatusCancelled, api.SummaryCancelled, exitCancelled},
+		{api.StatusCompletedWithErrors, "", exitPartial}, // an API without summary codes
+		{api.StatusCompleted, "", 0},
+	} {
+		srv, b := server(t)
+		b.finalSt, b.finalCode = tc.status, tc.code
+		id := fmt.Sprintf("x%d", i)
+		if _, _, code := cli(t, "submit", "--url", srv.URL, "--id", id, "--source", filepath.Join(b.localRoot, "d"), "--target", target); code != 0 {
+			t.Fatal("submit failed")
+		}
+		out, errOut, code := cli(t, "watch", "--url", srv.URL, "--every", "10ms", id)
+		want := tc.code
+		if want == "" {
+			want = summaryCode(api.Migration{Status: tc.status})
+		}
+		if code != tc.exit || !strings.Contains(out, "(summary "+want+")") {
+			t.Errorf("%s/%q: exit %d, want %d; out %q err %q", tc.status, tc.code, code, tc.exit, out, errOut)
+		}
 	}
 }
 

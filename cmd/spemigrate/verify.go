@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"time"
 
 	"github.com/spemigrate/spemigrate/handlers/api"
 	"github.com/spemigrate/spemigrate/shared/graph"
@@ -29,7 +30,9 @@ the source's times and author, and the same content (Graph's quickXorHash
 against the source bytes; -sample also compares the downloaded bytes).
 The source is read with the request given by -request, or with the stored
 request when it holds no secret (a local folder, managed identity). It
-prints the problems per file and fails when any file did not pass.
+prints the problems per file, records the results in the app (the report's
+verification columns; -record=false does not) and fails when any file did
+not pass.
 
   spemigrate verify m-20261202T130000-1a2b3c4d
   spemigrate verify -request request.json -sample 0.1 ID
@@ -37,7 +40,7 @@ prints the problems per file and fails when any file did not pass.
 
 type verifyFlags struct {
 	reqFile, graphURL, caFile, token string
-	noSource, asJSON                 bool
+	noSource, asJSON, record         bool
 	opts                             verify.Options
 }
 
@@ -52,6 +55,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Float64Var(&f.opts.Sample, "sample", 0, "`fraction` (0-1) of files whose bytes are downloaded and compared too")
 		fs.IntVar(&f.opts.Concurrency, "concurrency", 4, "files checked at once")
 		fs.BoolVar(&f.asJSON, "json", false, "print the per-item results as JSON")
+		fs.BoolVar(&f.record, "record", true, "record the per-item results in the app (PUT /api/migrations/{id}/verification)")
 	})
 	if err != nil {
 		return err
@@ -67,6 +71,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !m.Terminal() {
 		return fmt.Errorf("migration %s is %s: verify it when it has finished", id, m.Status)
 	}
+	at := time.Now().UTC()
 	var buf bytes.Buffer
 	if _, err := c.do(ctx, http.MethodGet, "/api/migrations/"+url.PathEscape(id)+"/report.csv", nil, nil, &buf); err != nil {
 		return err
@@ -79,7 +84,37 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if f.record {
+		if err := upload(ctx, c, id, at, res, gone); err != nil {
+			return fmt.Errorf("record the results in the app (-record=false skips it): %w", err)
+		}
+	}
 	return printVerify(stdout, id, res, gone, f.asJSON)
+}
+
+// upload records a run's results in the app, api.UploadItems at a time;
+// the last part carries the totals, which make it the migration's last
+// run.
+func upload(ctx context.Context, c *apiClient, id string, at time.Time, res *verify.Result, gone []string) error {
+	items := res.Items
+	for first := true; first || len(items) > 0; first = false {
+		n := min(len(items), api.UploadItems)
+		up := api.VerificationUpload{At: at, Items: items[:n]}
+		if first {
+			up.Gone = gone
+		}
+		if items = items[n:]; len(items) == 0 {
+			up.Summary = &api.VerifiedSummary{At: at, Passed: int64(res.Passed), Failed: int64(res.Failed), Missing: int64(res.Missing), NotCompared: int64(len(gone))}
+		}
+		body, err := json.Marshal(up)
+		if err != nil {
+			return err
+		}
+		if _, err := c.do(ctx, http.MethodPut, "/api/migrations/"+url.PathEscape(id)+"/verification", body, nil, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // check builds the expectations and reads the target.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
+	"strings"
 
 	"github.com/spemigrate/spemigrate/shared/pipeline"
 	"github.com/spemigrate/spemigrate/shared/request"
@@ -82,7 +84,8 @@ func (s *EngineBackend) List(ctx context.Context, pageToken string, limit int) (
 
 // Items implements [Backend].
 func (s *EngineBackend) Items(ctx context.Context, id, pageToken string, limit int) ([]Item, string, error) {
-	if _, err := s.Store.GetMigration(ctx, id); err != nil {
+	m, err := s.Store.GetMigration(ctx, id)
+	if err != nil {
 		return nil, "", notFound(err)
 	}
 	rs, next, err := s.Store.ListResults(ctx, id, pageToken, limit)
@@ -91,11 +94,42 @@ func (s *EngineBackend) Items(ctx context.Context, id, pageToken string, limit i
 	}
 	out := make([]Item, 0, len(rs))
 	for _, r := range rs {
-		out = append(out, Item{SourcePath: r.SourcePath, VersionID: r.VersionID, TargetPath: r.TargetPath,
-			BatchID: r.BatchID, Size: r.Size, Outcome: string(r.Outcome), Reason: r.Reason,
-			SourceETag: r.SourceETag, ManifestID: r.ManifestID, JobID: r.JobID, Attempt: r.Attempt, ResultCode: r.ResultCode})
+		out = append(out, itemView(r, m.Verification))
 	}
 	return out, next, nil
+}
+
+// itemView is the one way a result row is shown (items, report.csv,
+// report.jsonl): its verification as of the migration's last verify run.
+func itemView(r state.ItemResult, last state.VerificationSummary) Item {
+	it := Item{SourcePath: r.SourcePath, VersionID: r.VersionID, TargetPath: r.TargetPath,
+		BatchID: r.BatchID, Size: r.Size, Outcome: string(r.Outcome), Reason: r.Reason,
+		SourceETag: r.SourceETag, ManifestID: r.ManifestID, JobID: r.JobID, Attempt: r.Attempt, ResultCode: r.ResultCode,
+		AuthorOutcome: string(r.AuthorOutcome), AuthorLogin: r.AuthorLogin, AuthorFallback: r.AuthorFallback,
+		Extension: extension(r.SourcePath, r.TargetPath)}
+	if it.AuthorOutcome == "" && r.Outcome != state.OutcomeImported && r.Outcome != state.OutcomeRenamed {
+		// Rows the import never decided; an imported row from before
+		// author outcomes were recorded stays empty (unknown).
+		it.AuthorOutcome = string(state.AuthorNotApplicable)
+	}
+	v := state.VerificationOf(r, last)
+	it.Verification, it.VerificationReason, it.VerifiedAt = v.Status, v.Reason, v.At
+	it.TargetItemID, it.TargetListItemID = v.TargetItemID, v.TargetListItemID
+	return it
+}
+
+// extension is a file's last extension, lower-cased, as the readiness
+// scan counts them (".bashrc" has none).
+func extension(sourcePath, targetPath string) string {
+	p := targetPath
+	if p == "" {
+		p = sourcePath
+	}
+	base := path.Base(p)
+	if e := path.Ext(base); e != base {
+		return strings.ToLower(e)
+	}
+	return ""
 }
 
 // Cancel implements [Backend].
@@ -117,7 +151,7 @@ func notFound(err error) error {
 func view(m *state.Migration, bs []*state.Batch) Migration {
 	c := m.Counters
 	v := Migration{
-		ID: m.ID, Status: m.Phase(), CancelRequested: m.CancelRequested, Reason: m.Reason,
+		ID: m.ID, Status: m.Phase(), SummaryCode: string(m.SummaryCode()), CancelRequested: m.CancelRequested, Reason: m.Reason,
 		Created: m.Created, Updated: m.Updated,
 		Counters: Counters{
 			Entries: c.Entries, Items: c.Items, Skipped: c.Skipped, Unchanged: c.Unchanged, Renamed: c.Renamed,
@@ -126,6 +160,9 @@ func view(m *state.Migration, bs []*state.Batch) Migration {
 			BatchesCancelled: c.BatchesCancelled, BatchesWithErrors: c.BatchesWithErrors, FilesMigrated: c.FilesMigrated, FilesFailed: c.FilesFailed,
 			BytesMigrated: c.BytesMigrated, Errors: c.Errors, Warnings: c.Warnings,
 		},
+	}
+	if vs := m.Verification; !vs.At.IsZero() {
+		v.Verified = &VerifiedSummary{At: vs.At, Passed: vs.Passed, Failed: vs.Failed, Missing: vs.Missing, NotCompared: vs.NotCompared}
 	}
 	if m.Request.V != 0 {
 		red := m.Request.Redacted()

@@ -54,6 +54,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/migrations/{id}/report.csv", s.report)
 	mux.HandleFunc("GET /api/migrations/{id}/report.jsonl", s.reportJSONL)
 	mux.HandleFunc("POST /api/migrations/{id}/verify", s.verifyMigration)
+	mux.HandleFunc("PUT /api/migrations/{id}/verification", s.putVerification)
 	mux.HandleFunc("POST /api/schedules", s.postSchedule)
 	mux.HandleFunc("GET /api/schedules", s.listSchedules)
 	mux.HandleFunc("GET /api/schedules/{id}", s.getSchedule)
@@ -278,7 +279,25 @@ func (s *Server) listItems(w http.ResponseWriter, r *http.Request) {
 // ReportHeader is the report's CSV header row.
 // The first seven columns keep their places; later ones are appended.
 var ReportHeader = []string{"source_path", "version_id", "target_path", "batch", "size", "outcome", "reason",
-	"source_etag", "manifest_id", "job_id", "attempt", "result_code"}
+	"source_etag", "manifest_id", "job_id", "attempt", "result_code",
+	"target_item_id", "target_list_item_id", "author_outcome", "author_login", "author_fallback",
+	"verification", "verification_reason", "verified_at", "extension"}
+
+// reportRow is an item's report.csv row, in ReportHeader's order.
+func reportRow(it Item) []string {
+	attempt, verifiedAt := "", ""
+	if it.Attempt > 0 {
+		attempt = strconv.Itoa(it.Attempt)
+	}
+	if !it.VerifiedAt.IsZero() {
+		verifiedAt = it.VerifiedAt.UTC().Format(time.RFC3339Nano)
+	}
+	return []string{csvSafe(it.SourcePath), it.VersionID, csvSafe(it.TargetPath), it.BatchID,
+		strconv.FormatInt(it.Size, 10), it.Outcome, csvSafe(it.Reason),
+		csvSafe(it.SourceETag), it.ManifestID, csvSafe(it.JobID), attempt, resultCode(it.ResultCode),
+		csvSafe(it.TargetItemID), it.TargetListItemID, it.AuthorOutcome, csvSafe(it.AuthorLogin), it.AuthorFallback,
+		it.Verification, csvSafe(it.VerificationReason), verifiedAt, csvSafe(it.Extension)}
+}
 
 // report writes every item as CSV. In payload mode the host buffers the body
 // anyway, so it is built in memory and its size is bounded by the migration.
@@ -292,15 +311,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
 	cw := csv.NewWriter(&buf)
 	_ = cw.Write(ReportHeader)
-	err := s.eachItem(r, id, func(it Item) {
-		attempt := ""
-		if it.Attempt > 0 {
-			attempt = strconv.Itoa(it.Attempt)
-		}
-		_ = cw.Write([]string{csvSafe(it.SourcePath), it.VersionID, csvSafe(it.TargetPath), it.BatchID,
-			strconv.FormatInt(it.Size, 10), it.Outcome, csvSafe(it.Reason),
-			csvSafe(it.SourceETag), it.ManifestID, csvSafe(it.JobID), attempt, resultCode(it.ResultCode)})
-	})
+	err := s.eachItem(r, id, func(it Item) { _ = cw.Write(reportRow(it)) })
 	if err != nil {
 		s.notFoundOr(w, r, "report", err)
 		return

@@ -68,9 +68,35 @@ type Migration struct {
 	Created         time.Time `json:"created"`
 	Updated         time.Time `json:"updated"`
 	// Request is the request as submitted, redacted.
-	Request  *request.Request `json:"request,omitempty"`
-	Counters Counters         `json:"counters"`
-	Batches  []Batch          `json:"batches,omitempty"`
+	Request *request.Request `json:"request,omitempty"`
+	// SummaryCode is the outcome in one word (see the vocabulary in
+	// docs/api.md): running, succeeded, succeededWithRenames,
+	// succeededWithWarnings, partial, failed, cancelled.
+	SummaryCode string           `json:"summaryCode"`
+	Counters    Counters         `json:"counters"`
+	Verified    *VerifiedSummary `json:"verification,omitempty"`
+	Batches     []Batch          `json:"batches,omitempty"`
+}
+
+// Summary codes (state.SummaryCode), as the API and the CLI show them.
+const (
+	SummaryRunning               = "running"
+	SummarySucceeded             = "succeeded"
+	SummarySucceededWithRenames  = "succeededWithRenames"
+	SummarySucceededWithWarnings = "succeededWithWarnings"
+	SummaryPartial               = "partial"
+	SummaryFailed                = "failed"
+	SummaryCancelled             = "cancelled"
+)
+
+// VerifiedSummary is the migration's last verify run: when, and what it
+// found.
+type VerifiedSummary struct {
+	At          time.Time `json:"at"`
+	Passed      int64     `json:"passed"`
+	Failed      int64     `json:"failed"`
+	Missing     int64     `json:"missing"`
+	NotCompared int64     `json:"notCompared"`
 }
 
 // Terminal reports whether the migration has finished.
@@ -162,6 +188,24 @@ type Item struct {
 	JobID      string `json:"jobId,omitempty"`
 	Attempt    int    `json:"attempt,omitempty"`
 	ResultCode string `json:"resultCode,omitempty"`
+	// TargetItemID and TargetListItemID are the driveItem id and the
+	// SharePoint list item id the last verify run found at the target path.
+	TargetItemID     string `json:"targetItemId,omitempty"`
+	TargetListItemID string `json:"targetListItemId,omitempty"`
+	// AuthorOutcome is mapped, fallback or not-applicable; AuthorLogin the
+	// login sent (mapped) or the one that did not resolve (fallback);
+	// AuthorFallback what SharePoint used instead.
+	AuthorOutcome  string `json:"authorOutcome,omitempty"`
+	AuthorLogin    string `json:"authorLogin,omitempty"`
+	AuthorFallback string `json:"authorFallback,omitempty"`
+	// Verification is the item's result in the migration's last verify
+	// run (passed, failed, missing, not-compared) or not-verified;
+	// VerificationReason the problems found; VerifiedAt that run's time.
+	Verification       string    `json:"verification"`
+	VerificationReason string    `json:"verificationReason,omitempty"`
+	VerifiedAt         time.Time `json:"verifiedAt,omitzero"`
+	// Extension is the file name's last extension, lower-cased.
+	Extension string `json:"extension,omitempty"`
 }
 
 // Schedule is a schedule as the API shows it.

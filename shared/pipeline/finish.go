@@ -108,7 +108,9 @@ func (e *Engine) itemResults(m *state.Migration, b *state.Batch, items []state.I
 		if !v.accounted(i) {
 			note = joinReason(note, doubt)
 		}
-		rs = append(rs, e.itemResult(m, b, it, state.ImportedOutcome(it.Renamed), note))
+		r := e.itemResult(m, b, it, state.ImportedOutcome(it.Renamed), note)
+		e.setAuthor(m, it, v.warned[i], &r)
+		rs = append(rs, r)
 		imported = append(imported, it)
 	}
 	return rs, imported, bytes

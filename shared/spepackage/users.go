@@ -42,6 +42,11 @@ func (id Identity) claimsLogin() string {
 	return ""
 }
 
+// ClaimsLogin is the login the package names for the identity in
+// UserGroup.xml, or "" when it names none (the item then gets SharePoint's
+// default author).
+func (id Identity) ClaimsLogin() string { return id.claimsLogin() }
+
 // userMap collects the identities a manifest refers to, each declared once
 // (the service blocks duplicate users, §6.3.4).
 type userMap struct {

@@ -111,21 +111,7 @@ func (s *Store) PutResults(ctx context.Context, results []ItemResult) error {
 		if len(r.Reason) > maxStringProp {
 			r.Reason = r.Reason[:maxStringProp]
 		}
-		p := props{}
-		p.setStr("SourcePath", r.SourcePath)
-		p.setStr("VersionID", r.VersionID)
-		p.setStr("TargetPath", r.TargetPath)
-		p.setStr("BatchID", r.BatchID)
-		p.setI64("Size", r.Size)
-		p.setStr("Outcome", string(r.Outcome))
-		p.setBool("Renamed", r.Renamed)
-		p.setStr("Reason", r.Reason)
-		p.setStr("SourceETag", r.SourceETag)
-		p.setStr("ManifestID", r.ManifestID)
-		p.setStr("JobID", r.JobID)
-		p.setI64("Attempt", int64(r.Attempt))
-		p.setStr("ResultCode", r.ResultCode)
-		p.setTime("Updated", r.Updated)
+		p := resultProps(r)
 		data, err := marshalEntity(r.MigrationID, resultRK(r.SourcePath, r.VersionID), p)
 		if err != nil {
 			return err
@@ -183,15 +169,7 @@ func (s *Store) ListResults(ctx context.Context, migrationID, pageToken string, 
 	var out []ItemResult
 	last := ""
 	err := s.list(ctx, s.results, filter, n, func(e rawEntity) {
-		p := e.p
-		out = append(out, ItemResult{
-			MigrationID: e.pk, SourcePath: p.str("SourcePath"), VersionID: p.str("VersionID"),
-			TargetPath: p.str("TargetPath"), BatchID: p.str("BatchID"), Size: p.i64("Size"),
-			Outcome: Outcome(p.str("Outcome")), Renamed: p.boolean("Renamed"), Reason: p.str("Reason"),
-			SourceETag: p.str("SourceETag"), ManifestID: p.str("ManifestID"), JobID: p.str("JobID"),
-			Attempt: int(p.i64("Attempt")), ResultCode: p.str("ResultCode"),
-			Updated: p.time("Updated"),
-		})
+		out = append(out, resultFrom(e))
 		last = e.rk
 	})
 	if err != nil {
@@ -201,4 +179,42 @@ func (s *Store) ListResults(ctx context.Context, migrationID, pageToken string, 
 		last = ""
 	}
 	return out, last, nil
+}
+
+// resultProps and resultFrom are the result row's codec.
+func resultProps(r ItemResult) props {
+	p := props{}
+	p.setStr("SourcePath", r.SourcePath)
+	p.setStr("VersionID", r.VersionID)
+	p.setStr("TargetPath", r.TargetPath)
+	p.setStr("BatchID", r.BatchID)
+	p.setI64("Size", r.Size)
+	p.setStr("Outcome", string(r.Outcome))
+	p.setBool("Renamed", r.Renamed)
+	p.setStr("Reason", r.Reason)
+	p.setStr("SourceETag", r.SourceETag)
+	p.setStr("ManifestID", r.ManifestID)
+	p.setStr("JobID", r.JobID)
+	p.setI64("Attempt", int64(r.Attempt))
+	p.setStr("ResultCode", r.ResultCode)
+	p.setStr("AuthorOutcome", string(r.AuthorOutcome))
+	p.setStr("AuthorLogin", r.AuthorLogin)
+	p.setStr("AuthorFallback", r.AuthorFallback)
+	itemVerificationProps(p, r.Verification)
+	p.setTime("Updated", r.Updated)
+	return p
+}
+
+func resultFrom(e rawEntity) ItemResult {
+	p := e.p
+	return ItemResult{
+		MigrationID: e.pk, SourcePath: p.str("SourcePath"), VersionID: p.str("VersionID"),
+		TargetPath: p.str("TargetPath"), BatchID: p.str("BatchID"), Size: p.i64("Size"),
+		Outcome: Outcome(p.str("Outcome")), Renamed: p.boolean("Renamed"), Reason: p.str("Reason"),
+		SourceETag: p.str("SourceETag"), ManifestID: p.str("ManifestID"), JobID: p.str("JobID"),
+		Attempt: int(p.i64("Attempt")), ResultCode: p.str("ResultCode"),
+		AuthorOutcome: AuthorOutcome(p.str("AuthorOutcome")), AuthorLogin: p.str("AuthorLogin"),
+		AuthorFallback: p.str("AuthorFallback"), Verification: itemVerificationFrom(p),
+		Updated: p.time("Updated"), ETag: string(e.etag),
+	}
 }

@@ -61,6 +61,7 @@ func (s *Store) migrationProps(m *Migration) (props, error) {
 	p.setBool("PlanDone", m.PlanDone)
 	p.setTime("Created", m.Created)
 	p.setTime("Updated", m.Updated)
+	verificationProps(p, m.Verification)
 	return p, nil
 }
 
@@ -75,6 +76,7 @@ func (s *Store) migrationFrom(e rawEntity) (*Migration, error) {
 	for i, f := range m.Counters.fields() {
 		*f = p.i64(counterNames[i])
 	}
+	m.Verification = verificationFrom(p)
 	if sealed := p.str("Request"); sealed != "" {
 		body, err := s.sealer.OpenFor(sealed, requestSealContext(m.ID))
 		if err != nil {

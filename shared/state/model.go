@@ -76,6 +76,8 @@ type Migration struct {
 	PlanDone   bool
 
 	Counters MigrationCounters
+	// Verification is the last verify run's summary (zero: never verified).
+	Verification VerificationSummary
 
 	Created time.Time
 	Updated time.Time
@@ -278,7 +280,71 @@ type ItemResult struct {
 	JobID      string
 	Attempt    int
 	ResultCode string
-	Updated    time.Time
+	// AuthorOutcome says whether the author asked for reached SharePoint;
+	// AuthorLogin is the login asked for (mapped) or the one SharePoint
+	// could not resolve (fallback), AuthorFallback what it used instead.
+	AuthorOutcome  AuthorOutcome
+	AuthorLogin    string
+	AuthorFallback string
+	// Verification is the item's result in the last verify run that
+	// checked it (zero: never verified). The engine's writes of the row
+	// clear it: a result written again is a new import, not yet verified.
+	Verification ItemVerification
+	Updated      time.Time
+	// ETag is the row's concurrency token as read (verification writes are
+	// conditional on it).
+	ETag string
+}
+
+// AuthorOutcome is what became of an item's author in SharePoint.
+type AuthorOutcome string
+
+// Author outcomes, as the report shows them.
+const (
+	// AuthorMapped: the package named an author and SharePoint raised no
+	// warning about it.
+	AuthorMapped AuthorOutcome = "mapped"
+	// AuthorFallback: SharePoint could not resolve the author and used
+	// System Account or a deleted-user placeholder instead.
+	AuthorFallback AuthorOutcome = "fallback"
+	// AuthorNotApplicable: no author was sent (none in the source, authors
+	// not preserved) or the item was not imported.
+	AuthorNotApplicable AuthorOutcome = "not-applicable"
+)
+
+// Fallback identities SharePoint applies for an unresolved author (spec
+// §6.3 UserGroup rules).
+const (
+	FallbackSystemAccount = "System Account"
+	FallbackDeletedUser   = "deleted user"
+)
+
+// Verification statuses of an item, as the report shows them; the first
+// three are shared/verify's.
+const (
+	VerifyPassed      = "passed"
+	VerifyFailed      = "failed"
+	VerifyMissing     = "missing"
+	VerifyNotCompared = "not-compared" // reported imported, but no longer in the source
+	VerifyNone        = "not-verified" // not checked by the last verify run
+)
+
+// ItemVerification is one item's result in one verify run.
+type ItemVerification struct {
+	Status string // passed, failed, missing, not-compared
+	Reason string // the problems found, joined with "; "
+	At     time.Time
+	// TargetItemID and TargetListItemID are the driveItem id and the
+	// SharePoint list item id Graph answered for the item's path.
+	TargetItemID     string
+	TargetListItemID string
+}
+
+// VerificationSummary is a migration's last verify run: its time and
+// counts (items not checked by it show as not verified).
+type VerificationSummary struct {
+	At                                   time.Time
+	Passed, Failed, Missing, NotCompared int64
 }
 
 // Ref is one row of the in-flight index: a non-terminal batch or (BatchID

@@ -21,7 +21,8 @@
 //	            flight, not history
 //	Events      PK=migration id + "|" + batch id, RK=event id
 //	Items       PK=migration id + "|" + batch id, RK=sequence: a batch's items
-//	Results     PK=migration id, RK=sha256(source path, version): the report
+//	Results     PK=migration id, RK=sha256(source path, version): the report,
+//	            with the last verify run's result merged in per row
 //	Claims      PK=migration id (naming collisions) or "container|" + container
 //	            id (list-item ids per library path), RK=sha256 of the key
 //	Targets     PK=container id, RK="t": the container's list-item id counter

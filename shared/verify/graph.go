@@ -73,6 +73,11 @@ type DriveItem struct {
 	Folder *struct {
 		ChildCount int `json:"childCount"`
 	} `json:"folder"`
+	// SharepointIDs is returned only when asked for with $select.
+	SharepointIDs *struct {
+		ListItemID       string `json:"listItemId"`
+		ListItemUniqueID string `json:"listItemUniqueId"`
+	} `json:"sharepointIds"`
 	FileSystemInfo *struct {
 		CreatedDateTime      time.Time `json:"createdDateTime"`
 		LastModifiedDateTime time.Time `json:"lastModifiedDateTime"`
@@ -153,10 +158,14 @@ func EscapePath(p string) string {
 	return strings.Join(segs, "/")
 }
 
+// itemSelect names every DriveItem property: Graph returns sharepointIds
+// only when $select names it, and then only what $select names.
+const itemSelect = "id,name,size,createdDateTime,lastModifiedDateTime,createdBy,lastModifiedBy,file,folder,fileSystemInfo,sharepointIds"
+
 // ItemByPath returns the item at path (relative to the drive root).
 func (g *Graph) ItemByPath(ctx context.Context, driveID, path string) (DriveItem, error) {
 	var it DriveItem
-	err := g.getJSON(ctx, "/drives/"+url.PathEscape(driveID)+"/root:/"+EscapePath(path)+":", &it)
+	err := g.getJSON(ctx, "/drives/"+url.PathEscape(driveID)+"/root:/"+EscapePath(path)+":?$select="+itemSelect, &it)
 	return it, err
 }
 

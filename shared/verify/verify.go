@@ -68,6 +68,10 @@ type ItemResult struct {
 	// quickXorHash, bytes.
 	Checked  []string `json:"checked"`
 	Problems []string `json:"problems,omitempty"`
+	// TargetItemID and TargetListItemID are the driveItem id and the
+	// SharePoint list item id found at the target path.
+	TargetItemID     string `json:"targetItemId,omitempty"`
+	TargetListItemID string `json:"targetListItemId,omitempty"`
 }
 
 // Result is a whole check.
@@ -144,6 +148,10 @@ func checkOne(ctx context.Context, g *Graph, w Expect, o Options) (ItemResult, i
 	}
 	if err != nil {
 		return ir, 0, 0, err
+	}
+	ir.TargetItemID = it.ID
+	if it.SharepointIDs != nil {
+		ir.TargetListItemID = it.SharepointIDs.ListItemID
 	}
 	if it.File == nil {
 		fail("the target is a folder, not a file")

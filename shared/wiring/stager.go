@@ -139,6 +139,18 @@ func (ss *StagingStager) FileID(m *state.Migration, it state.Item) string {
 	return spepackage.ObjectID(Namespace(m.ContainerID, ""), it.Target).String()
 }
 
+// AuthorLogin implements [pipeline.Authorer]: the login the package names
+// as the item's author, read from the current version as Stage reads it.
+func (ss *StagingStager) AuthorLogin(m *state.Migration, it state.Item) string {
+	if !m.Request.Options.PreserveAuthors() {
+		return ""
+	}
+	a, _ := staging.MetadataIdentities(m.Request.Options.UserMap)(it.Current())
+	return a.ClaimsLogin()
+}
+
+var _ pipeline.Authorer = (*StagingStager)(nil)
+
 func packageTarget(t graph.Target) (spepackage.Target, error) {
 	var pt spepackage.Target
 	var err error

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/spemigrate/spemigrate/shared/graph"
+	"github.com/spemigrate/spemigrate/shared/source"
 	"github.com/spemigrate/spemigrate/shared/spepackage"
 	"github.com/spemigrate/spemigrate/shared/state"
 )
@@ -31,5 +32,31 @@ func TestPackageTargetAndFileID(t *testing.T) {
 	want := spepackage.ObjectID(Namespace("b!c", ""), "a/B.txt").String()
 	if got := (&StagingStager{}).FileID(m, it); got != want {
 		t.Errorf("FileID = %s, want %s", got, want)
+	}
+}
+
+// The author login the report calls mapped is the one the package names:
+// through the user map, and none when authors are not preserved.
+func TestAuthorLogin(t *testing.T) {
+	ss := &StagingStager{}
+	item := func(author string) state.Item {
+		return state.Item{Path: "a.txt", Versions: []source.Entry{{Path: "a.txt", Metadata: map[string]string{"author": author}}}}
+	}
+	m := &state.Migration{}
+	m.Request.Options.UserMap = map[string]string{"CONTOSO\\bob": "bob@contoso.com"}
+	for author, want := range map[string]string{
+		"Alice@Contoso.com": "i:0#.f|membership|alice@contoso.com",
+		"contoso\\bob":      "i:0#.f|membership|bob@contoso.com",
+		"not-a-upn":         "",
+		"":                  "",
+	} {
+		if got := ss.AuthorLogin(m, item(author)); got != want {
+			t.Errorf("author %q: AuthorLogin = %q, want %q", author, got, want)
+		}
+	}
+	off := false
+	m.Request.Options.Preserve.Authors = &off
+	if got := ss.AuthorLogin(m, item("alice@contoso.com")); got != "" {
+		t.Errorf("authors not preserved: AuthorLogin = %q", got)
 	}
 }

@@ -37,8 +37,12 @@ func (c *tableCounter) Do(r *http.Request) (*http.Response, error) {
 			seg += " " + tableOf(string(m[1]))
 		}
 	}
+	step, _ := r.Context().Value(stepKey{}).(string)
+	if step == "" {
+		step = "driver" // the test's own reads
+	}
 	c.mu.Lock()
-	c.n[r.Method+" "+seg]++
+	c.n[step+": "+r.Method+" "+seg]++
 	c.mu.Unlock()
 	return http.DefaultTransport.RoundTrip(r)
 }
@@ -62,24 +66,27 @@ func tableOf(p string) string {
 	return p
 }
 
-// take returns the counts since the last take, their sum, and the sum of
-// those to the tables that hold a row per file or folder.
-func (c *tableCounter) take() (kinds string, total, perObject int) {
+// take returns the counts since the last take, their sums per step
+// ("driver" for the test's own), and the sum of the engine's requests to
+// the tables that hold a row per file or folder.
+func (c *tableCounter) take() (kinds string, perStep map[string]int, perObject int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var ks []string
+	perStep = map[string]int{}
 	for k, n := range c.n {
 		ks = append(ks, fmt.Sprintf("%s %d", k, n))
-		total += n
+		step, _, _ := strings.Cut(k, ": ")
+		perStep[step] += n
 		for _, tb := range perObjectTables {
-			if strings.HasSuffix(k, " "+tb) {
+			if step != "driver" && strings.HasSuffix(k, " "+tb) {
 				perObject += n
 			}
 		}
 	}
 	sort.Strings(ks)
 	c.n = map[string]int{}
-	return strings.Join(ks, ", "), total, perObject
+	return strings.Join(ks, ", "), perStep, perObject
 }
 
 // perObjectTables hold rows per file or folder: naming and list-item id
@@ -91,9 +98,11 @@ var perObjectTables = []string{"Claims", "pipeline.Imports", "Items", "Results",
 // naming claims, list-item id claims, import lookups and records, batch
 // items and results go in batches, so 2,000 files cost far less than one
 // transaction per file on the tables that hold a row per file, on a first
-// run and on an incremental re-run. The engine's bookkeeping per step and
-// per poll (Migrations, Batches, InFlight, Events) does not grow with the
-// files but with the batches and polls; it is logged, and bounded loosely.
+// run and on an incremental re-run. The engine's bookkeeping per step
+// (Migrations, Batches, InFlight, Events) does not grow with the files but
+// with the batches; polls and drains grow with how long SharePoint takes,
+// so they are bounded per poll, and the test driver's own reads not at all:
+// a loaded machine then cannot fail the bound.
 func TestTableTransactionsPerFile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("migrates 2,000 files twice; run without -short")
@@ -113,18 +122,28 @@ func TestTableTransactionsPerFile(t *testing.T) {
 		id             string
 		perObject, all float64
 	}{
-		{"cost-first", 0.1, 0.6},
+		{"cost-first", 0.1, 0.3},
 		{"cost-rerun", 0.03, 0.05}, // everything unchanged: planning only
 	} {
+		polls := e.polls.Load()
 		m := e.run(run.id, localRequest(dir, cid, request.Batch{}))
-		kinds, total, perObject := tc.take()
-		t.Logf("%s: %d Table requests for %d files (%.3f per file), %d of them to per-file tables (%.3f per file); planning took %s; counters %+v; %s",
-			run.id, total, files, float64(total)/files, perObject, float64(perObject)/files, e.planningTime(run.id), m.Counters, kinds)
+		polls = e.polls.Load() - polls
+		kinds, perStep, perObject := tc.take()
+		steps := perStep["provision"] + perStep["stage-batch"] + perStep["submit"]
+		t.Logf("%s: %d Table requests of the provision, stage-batch and submit steps for %d files (%.3f per file), %d of the engine's to per-file tables (%.3f per file); %d polls (%d requests), drain %d, driver %d; planning took %s; counters %+v; %s",
+			run.id, steps, files, float64(steps)/files, perObject, float64(perObject)/files, polls, perStep["poll"], perStep["drain"], perStep["driver"], e.planningTime(run.id), m.Counters, kinds)
 		if got := float64(perObject) / files; got > run.perObject {
 			t.Errorf("%s: %.3f requests per file to the per-file tables, want at most %.2f", run.id, got, run.perObject)
 		}
-		if got := float64(total) / files; got > run.all {
-			t.Errorf("%s: %.3f Table requests per file in all, want at most %.2f", run.id, got, run.all)
+		if got := float64(steps) / files; got > run.all {
+			t.Errorf("%s: %.3f Table requests per file in the provision, stage-batch and submit steps, want at most %.2f", run.id, got, run.all)
+		}
+		// A poll reads the migration and the batch, stores a page of
+		// events and writes the batch; finishing a batch adds its items,
+		// results, imports and in-flight entry in a handful of
+		// transactions each.
+		if limit := 5*polls + 20*m.Counters.Batches; int64(perStep["poll"]) > limit {
+			t.Errorf("%s: %d Table requests in %d polls of %d batches, want at most %d (5 per poll, 20 per batch)", run.id, perStep["poll"], polls, m.Counters.Batches, limit)
 		}
 	}
 }

@@ -126,7 +126,12 @@ type itEnv struct {
 	clock  *offsetClock
 
 	stepErrors atomic.Int64
+	polls      atomic.Int64 // poll steps run
 }
+
+// stepKey tags a step's context with the step's name, so that a counting
+// transport can tell the engine's requests from the test driver's.
+type stepKey struct{}
 
 type itOptions struct {
 	cfg pipeline.Config
@@ -317,7 +322,7 @@ func (e *itEnv) drive(migID string, mode runMode, timeout time.Duration) *state.
 		case <-ctx.Done():
 			e.t.Fatalf("migration %s not finished after %s (status %v); last logs:\n%s", migID, timeout, m, tail(e.logs.String(), 4000))
 		case <-tick.C:
-			if _, err := e.eng.Drain(ctx); err != nil {
+			if _, err := e.eng.Drain(context.WithValue(ctx, stepKey{}, "drain")); err != nil {
 				e.t.Logf("drain: %v", err)
 			}
 		case d := <-ch:
@@ -361,7 +366,10 @@ func (e *itEnv) handle(ctx context.Context, migID string, d delivery, mode runMo
 			e.irq.arm(1+int(h.Sum32()%3), scancel)
 		}
 		defer e.irq.disarm()
-		return e.eng.Run(sctx, n)
+		if n.Step == queue.StepPoll {
+			e.polls.Add(1)
+		}
+		return e.eng.Run(context.WithValue(sctx, stepKey{}, string(n.Step)), n)
 	}
 	err = run()
 	if err == nil && mode.dup {

@@ -140,6 +140,9 @@ type Knobs struct {
 	// "listItem" (the list item's <Versions>; a version without a list-item
 	// version gets the current list item's values, so history collapses).
 	VersionMetadata string
+	// DrivePageSize is the page size of children listings and root/delta
+	// (a smaller $top is honoured). Default 200, Graph's children default.
+	DrivePageSize int
 	// Existing seeds every container with these library-relative paths
 	// (a trailing "/" makes a folder), created by System Account with list
 	// item ids from 1001 upwards, as a container already in use has.
@@ -174,6 +177,7 @@ func Strict() Knobs {
 		RequirePermission:      true,
 		PhantomErrors:          1,
 		VersionMetadata:        "listItem",
+		DrivePageSize:          3,
 		Existing:               []string{"Shared/", "Shared/welcome.txt", "Archive/"},
 	}
 }
@@ -265,6 +269,9 @@ func (c *Config) setDefaults() {
 	}
 	if k.ArchiveChecksum == "" {
 		k.ArchiveChecksum = "plaintext"
+	}
+	if k.DrivePageSize <= 0 {
+		k.DrivePageSize = 200
 	}
 	if k.ProgressEvery <= 0 {
 		k.ProgressEvery = 100

@@ -34,6 +34,10 @@ type Container struct {
 	// TenantID and SiteID appear in sharepointIds; empty values are derived.
 	TenantID string
 	SiteID   string
+	// Existing seeds this container, after Knobs.Existing, with more
+	// library-relative paths (same form and ids), for a test that needs a
+	// container already in use in its own way.
+	Existing []string
 }
 
 // Storage says how the emulator reaches Azurite.
@@ -345,7 +349,12 @@ func (c *Config) validate() error {
 	oneOf("Paging", k.Paging, "skiptoken", "skip")
 	oneOf("NotFoundCodes", k.NotFoundCodes, "paired", "topOnly")
 	oneOf("VersionMetadata", k.VersionMetadata, "file", "listItem")
-	for _, p := range k.Existing {
+	var existing []string
+	existing = append(existing, k.Existing...)
+	for _, ct := range c.Containers {
+		existing = append(existing, ct.Existing...)
+	}
+	for _, p := range existing {
 		if strings.Trim(p, "/") == "" || strings.Contains(p, "//") || strings.HasPrefix(p, "/") {
 			errs = append(errs, fmt.Errorf("Knobs.Existing %q: use a library-relative path such as \"Shared/\" or \"Shared/a.txt\"", p))
 		}

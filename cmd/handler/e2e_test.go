@@ -261,7 +261,7 @@ func verify(t *testing.T, s *stack.Stack, containerID, folder string, files seed
 func graphGet(t *testing.T, client *http.Client, url string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Authorization", "Bearer test")
+	req.Header.Set("Authorization", "Bearer "+stack.GraphToken)
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)

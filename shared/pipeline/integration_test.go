@@ -185,7 +185,7 @@ func newITEnv(t *testing.T, o itOptions) *itEnv {
 	if e.sealer, err = state.NewSealer(sealKey); err != nil {
 		t.Fatal(err)
 	}
-	gc, err := graph.New(graph.StaticToken("integration-test-token"), graph.Options{
+	gc, err := graph.New(graph.StaticToken(stack.GraphToken), graph.Options{
 		BaseURL: e.emu.URL(), Transport: e.emu.HTTPClient(), MaxRetryDelay: o.maxRetryDelay, RetryDelay: 200 * time.Millisecond,
 	})
 	if err != nil {
@@ -693,7 +693,7 @@ type driveEntry struct {
 func (e *itEnv) graphGet(path string, out any) []byte {
 	e.t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, e.emu.URL()+"/v1.0/"+path, nil)
-	req.Header.Set("Authorization", "Bearer integration-test-token")
+	req.Header.Set("Authorization", "Bearer "+stack.GraphToken)
 	resp, err := e.emu.HTTPClient().Do(req)
 	if err != nil {
 		e.t.Fatal(err)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/spemigrate/spemigrate/shared/graph"
@@ -37,7 +39,16 @@ type FolderRefs struct {
 	State *state.Store
 	// Top is the page size asked for children listings; 0 is Graph's.
 	Top int
+
+	// known remembers answers in this process (migration + "\x00" + path
+	// key -> state): a claim never changes once taken, and the batches of
+	// a migration share their folders, so a process reads each once.
+	mu    sync.Mutex
+	known map[string]string
 }
+
+// maxKnownFolders bounds the folder answers a process remembers.
+const maxKnownFolders = 200_000
 
 // What a folderref claim holds besides an existing folder's GUID.
 const (
@@ -74,12 +85,24 @@ func (fr *FolderRefs) Resolve(ctx context.Context, migrationID, containerID stri
 		return plan, nil
 	}
 	keys := make([]string, len(folders))
+	known := map[string]string{}
+	var unknown []string
+	fr.mu.Lock()
 	for i, f := range folders {
 		keys[i] = "folderref|" + spepackage.PathKey(f)
+		if v, ok := fr.known[migrationID+"\x00"+keys[i]]; ok {
+			known[keys[i]] = v
+		} else {
+			unknown = append(unknown, keys[i])
+		}
 	}
-	known, err := fr.State.Claimed(ctx, migrationID, keys)
-	if err != nil {
-		return plan, fmt.Errorf("read known folders: %w", err)
+	fr.mu.Unlock()
+	if len(unknown) > 0 {
+		stored, err := fr.State.Claimed(ctx, migrationID, unknown)
+		if err != nil {
+			return plan, fmt.Errorf("read known folders: %w", err)
+		}
+		maps.Copy(known, stored)
 	}
 	state := map[string]string{} // path key -> ours | file | GUID
 	var newKeys, newVals []string
@@ -88,6 +111,7 @@ func (fr *FolderRefs) Resolve(ctx context.Context, migrationID, containerID stri
 		k := spepackage.PathKey(f)
 		v, ok := known[keys[i]]
 		if !ok {
+			var err error
 			if v, err = w.lookup(ctx, f, state); err != nil {
 				return plan, err
 			}
@@ -106,6 +130,7 @@ func (fr *FolderRefs) Resolve(ctx context.Context, migrationID, containerID stri
 			state[strings.TrimPrefix(k, "folderref|")] = held[i]
 		}
 	}
+	fr.remember(migrationID, state)
 	for _, f := range folders {
 		k := spepackage.PathKey(f)
 		switch v := state[k]; v {
@@ -121,6 +146,17 @@ func (fr *FolderRefs) Resolve(ctx context.Context, migrationID, containerID stri
 		}
 	}
 	return plan, nil
+}
+
+func (fr *FolderRefs) remember(migrationID string, state map[string]string) {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	if fr.known == nil || len(fr.known)+len(state) > maxKnownFolders {
+		fr.known = map[string]string{}
+	}
+	for k, v := range state {
+		fr.known[migrationID+"\x00folderref|"+k] = v
+	}
 }
 
 // walk is one Resolve's Graph lookups; children are listed once per folder.

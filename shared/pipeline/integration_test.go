@@ -714,6 +714,34 @@ func (e *itEnv) graphGet(path string, out any) []byte {
 	return body
 }
 
+// driveChildren lists an item's children, following @odata.nextLink as a
+// client must.
+func driveChildren[T any](e *itEnv, containerID, itemID string) []T {
+	e.t.Helper()
+	var kids []T
+	for link := fmt.Sprintf("drives/%s/items/%s/children", containerID, itemID); link != ""; {
+		var page struct {
+			Value []T    `json:"value"`
+			Next  string `json:"@odata.nextLink"`
+		}
+		e.graphGet(link, &page)
+		kids = append(kids, page.Value...)
+		link = strings.TrimPrefix(page.Next, e.emu.URL()+"/v1.0/")
+	}
+	return kids
+}
+
+// imported leaves out of a drive tree what the container held before.
+func imported[T any](tree map[string]T) map[string]T {
+	out := map[string]T{}
+	for p, v := range tree {
+		if !preexisting[p] {
+			out[p] = v
+		}
+	}
+	return out
+}
+
 // driveTree walks the container's library with the drive endpoints
 // (children, content) and returns every item by path.
 func (e *itEnv) driveTree(containerID string) map[string]driveEntry {
@@ -728,18 +756,7 @@ func (e *itEnv) driveTree(containerID string) map[string]driveEntry {
 	}
 	var walk func(itemID, prefix string)
 	walk = func(itemID, prefix string) {
-		var kids []child
-		// Pages are followed by their @odata.nextLink, as a client must.
-		for link := fmt.Sprintf("drives/%s/items/%s/children", containerID, itemID); link != ""; {
-			var page struct {
-				Value []child `json:"value"`
-				Next  string  `json:"@odata.nextLink"`
-			}
-			e.graphGet(link, &page)
-			kids = append(kids, page.Value...)
-			link = strings.TrimPrefix(page.Next, e.emu.URL()+"/v1.0/")
-		}
-		for _, c := range kids {
+		for _, c := range driveChildren[child](e, containerID, itemID) {
 			p := prefix + c.Name
 			if c.Folder != nil {
 				out[p] = driveEntry{Folder: true}

@@ -92,7 +92,7 @@ func (s *Server) listChildren(w http.ResponseWriter, r *http.Request, d *drive, 
 	}
 	out := map[string]any{"value": vals}
 	if end < int64(len(all)) {
-		out["@odata.nextLink"] = s.url + r.URL.Path + "?" + keepQuery(r, "$select", "$top") + "$skiptoken=" + d.driveToken("c", end, 0)
+		out["@odata.nextLink"] = s.url + r.URL.EscapedPath() + "?" + keepQuery(r, "$select", "$top") + "$skiptoken=" + d.driveToken("c", end, 0)
 	}
 	d.mu.Unlock()
 	writeJSON(w, http.StatusOK, out)
@@ -183,7 +183,7 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request, d *drive, _ *item
 	if n == len(changed) && after == 0 && n == 0 {
 		last = d.seq
 	}
-	link := s.url + r.URL.Path + "?" + keepQuery(r, "$select", "$top") + "token=" + d.driveToken("d", last, 0)
+	link := s.url + r.URL.EscapedPath() + "?" + keepQuery(r, "$select", "$top") + "token=" + d.driveToken("d", last, 0)
 	out := map[string]any{"value": vals}
 	if n < len(changed) {
 		out["@odata.nextLink"] = link

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -170,5 +171,30 @@ func TestIntIDBaseLibrary(t *testing.T) {
 	}
 	if f3, err := (&IntIDBase{Graph: gc, State: st, First: 1000, Strategy: IntIDBaseFixed}).Floor(ctx, ct.ID, "m3"); err != nil || f3 != 1000 {
 		t.Errorf("fixed: %d, %v; want 1000", f3, err)
+	}
+}
+
+// An item below a path the container holds as a file fails on its own,
+// with the reason; the rest of the batch stages.
+func TestStageFailsItemsBelowAFile(t *testing.T) {
+	gc, ct := emuGraph(t, "Dest/report")
+	st := testStore(t)
+	ss := &StagingStager{State: st, FirstIntID: 1000, Folders: &FolderRefs{Graph: gc, State: st}, IntBase: &IntIDBase{Graph: gc, State: st, First: 1000}}
+	m := &state.Migration{ID: "m-blocked", ContainerID: ct.ID}
+	items := []state.Item{{Target: "Dest/REPORT/q1.csv"}, {Target: "Dest/ok/q2.csv"}, {Target: "Dest/report/deeper/q3.csv"}}
+	ids, _, staged, out, err := ss.prepare(context.Background(), m, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(staged) != 1 || staged[0] != 1 {
+		t.Errorf("staged %v, want only the item not below the file", staged)
+	}
+	for _, i := range []int{0, 2} {
+		if why := out.Failed[i]; !strings.Contains(why, `file at "Dest/report"`) || !strings.Contains(why, "rename or remove") {
+			t.Errorf("item %d: reason %q, want the file named and the fix", i, why)
+		}
+	}
+	if id, err := ids.IntID(context.Background(), "Dest/ok/q2.csv"); err != nil || id <= 1001 {
+		t.Errorf("id %d, %v: want one above the library's items", id, err)
 	}
 }

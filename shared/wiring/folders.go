@@ -60,8 +60,9 @@ const (
 type FolderPlan struct {
 	// Existing are folders to reference, by spepackage.PathKey.
 	Existing map[string]uuid.UUID
-	// Files are folder paths held by a file (by path key, with the path as
-	// the container has it): items below them cannot be imported.
+	// Files are folder paths held by a file in the container (by path key,
+	// with the path as the batch names it): items below them cannot be
+	// imported.
 	Files map[string]string
 }
 
@@ -109,6 +110,9 @@ func (fr *FolderRefs) Resolve(ctx context.Context, migrationID, containerID stri
 	w := walk{fr: fr, containerID: containerID, ns: ns, children: map[string][]graph.DriveEntry{}}
 	for i, f := range folders {
 		k := spepackage.PathKey(f)
+		if _, done := state[k]; done {
+			continue // the same folder in other case
+		}
 		v, ok := known[keys[i]]
 		if !ok {
 			var err error

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
+
 	"github.com/spemigrate/spemigrate/shared/graph"
 	"github.com/spemigrate/spemigrate/shared/spepackage"
 	"github.com/spemigrate/spemigrate/shared/state"
@@ -45,6 +47,9 @@ type FolderRefs struct {
 	// a migration share their folders, so a process reads each once.
 	mu    sync.Mutex
 	known map[string]string
+	// calls shares one Graph lookup among the batches that start together
+	// (before the first has claimed its answers).
+	calls singleflight.Group
 }
 
 // maxKnownFolders bounds the folder answers a process remembers.
@@ -176,7 +181,10 @@ type walk struct {
 func (w *walk) lookup(ctx context.Context, folder string, state map[string]string) (string, error) {
 	parent := path.Dir(strings.Trim(folder, "/"))
 	if parent == "." {
-		e, err := w.fr.Graph.ItemByPath(ctx, w.containerID, folder)
+		v, err, _ := w.fr.calls.Do(w.containerID+"\x00item\x00"+spepackage.PathKey(folder), func() (any, error) {
+			return w.fr.Graph.ItemByPath(ctx, w.containerID, folder)
+		})
+		e, _ := v.(graph.DriveEntry)
 		if errors.Is(err, graph.ErrNotFound) {
 			return folderOurs, nil
 		}
@@ -194,10 +202,13 @@ func (w *walk) lookup(ctx context.Context, folder string, state map[string]strin
 	}
 	kids, ok := w.children[pk]
 	if !ok {
-		var err error
-		if kids, err = w.fr.Graph.Children(ctx, w.containerID, parent, w.fr.Top); err != nil {
+		v, err, _ := w.fr.calls.Do(w.containerID+"\x00children\x00"+pk, func() (any, error) {
+			return w.fr.Graph.Children(ctx, w.containerID, parent, w.fr.Top)
+		})
+		if err != nil {
 			return "", fmt.Errorf("list folder %q in the target container: %w", parent, err)
 		}
+		kids = v.([]graph.DriveEntry)
 		w.children[pk] = kids
 	}
 	name := path.Base(folder)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/spemigrate/spemigrate/shared/state"
 )
 
@@ -40,6 +42,8 @@ type IntIDBase struct {
 
 	mu     sync.Mutex
 	floors map[string]int64 // container + "\x00" + migration -> floor
+	// calls shares one delta read among the batches that start together.
+	calls singleflight.Group
 }
 
 // Floor returns the lowest id to reserve from for a migration into a
@@ -55,6 +59,26 @@ func (b *IntIDBase) Floor(ctx context.Context, containerID, migrationID string) 
 	if ok {
 		return f, nil
 	}
+	v, err, _ := b.calls.Do(key, func() (any, error) { return b.read(ctx, containerID, migrationID) })
+	if err != nil {
+		return 0, err
+	}
+	f = v.(int64)
+	b.mu.Lock()
+	if b.floors == nil {
+		b.floors = map[string]int64{}
+	}
+	if len(b.floors) > 10_000 {
+		clear(b.floors) // a long-lived process: forget old migrations
+	}
+	b.floors[key] = f
+	b.mu.Unlock()
+	return f, nil
+}
+
+// read is Floor from the container's state row, reading the drive's
+// changes when this migration has not yet.
+func (b *IntIDBase) read(ctx context.Context, containerID, migrationID string) (int64, error) {
 	t, err := b.State.GetTarget(ctx, containerID)
 	if err != nil && !errors.Is(err, state.ErrNotFound) {
 		return 0, fmt.Errorf("read target container %s: %w", containerID, err)
@@ -75,15 +99,5 @@ func (b *IntIDBase) Floor(ctx context.Context, containerID, migrationID string) 
 		}
 		highest = t.LibraryMaxIntID
 	}
-	f = max(b.First, highest+1)
-	b.mu.Lock()
-	if b.floors == nil {
-		b.floors = map[string]int64{}
-	}
-	if len(b.floors) > 10_000 {
-		clear(b.floors) // a long-lived process: forget old migrations
-	}
-	b.floors[key] = f
-	b.mu.Unlock()
-	return f, nil
+	return max(b.First, highest+1), nil
 }

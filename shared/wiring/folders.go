@@ -120,9 +120,13 @@ func (fr *FolderRefs) Resolve(ctx context.Context, migrationID, containerID stri
 		}
 		v, ok := known[keys[i]]
 		if !ok {
-			var err error
-			if v, err = w.lookup(ctx, f, state); err != nil {
-				return plan, err
+			// A batch walking alongside may have learned it meanwhile.
+			if v, ok = fr.recall(migrationID, k); !ok {
+				var err error
+				if v, err = w.lookup(ctx, f, state); err != nil {
+					return plan, err
+				}
+				fr.remember(migrationID, map[string]string{k: v})
 			}
 			newKeys, newVals = append(newKeys, keys[i]), append(newVals, v)
 		}
@@ -155,6 +159,13 @@ func (fr *FolderRefs) Resolve(ctx context.Context, migrationID, containerID stri
 		}
 	}
 	return plan, nil
+}
+
+func (fr *FolderRefs) recall(migrationID, key string) (string, bool) {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	v, ok := fr.known[migrationID+"\x00folderref|"+key]
+	return v, ok
 }
 
 func (fr *FolderRefs) remember(migrationID string, state map[string]string) {

@@ -61,6 +61,13 @@ type Config struct {
 	// (SPEMIGRATE_MAX_VERSIONS; zero: spepackage's default of 500, the
 	// newest kept and the rest reported; -1: no cap).
 	MaxVersions int
+	// IntIDBase is how list-item int ids are based (SPEMIGRATE_INT_ID_BASE):
+	// "library" (default: above the highest id the container's library
+	// holds, read through the drive's delta) or "fixed" (from FirstIntID).
+	IntIDBase string
+	// FirstIntID is the lowest list-item int id handed out
+	// (SPEMIGRATE_FIRST_INT_ID, default 1000).
+	FirstIntID int64
 	// StepDeadline bounds one queue invocation (SPEMIGRATE_STEP_DEADLINE,
 	// default 9m): below host.json's functionTimeout (10 min), so a step
 	// that hangs ends and its message is redelivered, instead of the host
@@ -283,6 +290,19 @@ func (c *Config) loadTuning(getenv func(string) string) []error {
 			errs = append(errs, errors.New("SPEMIGRATE_MAX_VERSIONS: must be a number from 1 to 50000, or -1 for no cap"))
 		}
 		c.MaxVersions = i
+	}
+	switch v := getenv("SPEMIGRATE_INT_ID_BASE"); v {
+	case "", "library", "fixed":
+		c.IntIDBase = v
+	default:
+		errs = append(errs, fmt.Errorf("SPEMIGRATE_INT_ID_BASE %q: use library (above the library's highest list item id) or fixed (from SPEMIGRATE_FIRST_INT_ID)", v))
+	}
+	if v := getenv("SPEMIGRATE_FIRST_INT_ID"); v != "" {
+		i, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || i < 1 || i > 1<<30 {
+			errs = append(errs, errors.New("SPEMIGRATE_FIRST_INT_ID: must be a number from 1 to 1073741824"))
+		}
+		c.FirstIntID = i
 	}
 	return errs
 }

@@ -57,6 +57,8 @@ var Settings = []Setting{
 	{Name: "SPEMIGRATE_IMPORT_LOGS"},
 	{Name: "SPEMIGRATE_IMPORT_LOG_WAIT"},
 	{Name: "SPEMIGRATE_INVALID_PACKAGE_ERRORS"},
+	{Name: "SPEMIGRATE_INT_ID_BASE"},
+	{Name: "SPEMIGRATE_FIRST_INT_ID"},
 
 	// What requests may name (docs/security.md). Unset is the strict
 	// choice (no local folders, only *.blob.core.windows.net, no connection

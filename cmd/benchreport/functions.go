@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,7 +61,10 @@ func newFunctionsApp(ctx context.Context, s *stack.Stack, stateConn, key string,
 				"SPEMIGRATE_GRAPH_URL":     s.GraphURL,
 				"SPEMIGRATE_GRAPH_CA_FILE": s.GraphCAFile,
 				"SPEMIGRATE_GRAPH_TOKEN":   "benchreport",
-				"SPEMIGRATE_STATE_KEY":     key,
+				// The source is the first stack's Azurite, a plain-http
+				// loopback endpoint this stack does not run.
+				"SPEMIGRATE_ALLOWED_BLOB_HOSTS": blobHost(s.BlobEndpoint),
+				"SPEMIGRATE_STATE_KEY":          key,
 				// Every minute, as local.settings.sample.json and a
 				// deployment set it.
 				"SPEMIGRATE_DRAIN_SCHEDULE": "0 */1 * * * *",
@@ -119,4 +123,13 @@ func (f *functionsApp) Close() error {
 	err := f.s.Close()
 	os.RemoveAll(f.dir)
 	return err
+}
+
+// blobHost is the host:port of a blob endpoint URL.
+func blobHost(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }

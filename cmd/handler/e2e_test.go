@@ -261,7 +261,7 @@ func verify(t *testing.T, s *stack.Stack, containerID, folder string, files seed
 func graphGet(t *testing.T, client *http.Client, url string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Authorization", "Bearer test")
+	req.Header.Set("Authorization", "Bearer "+stack.GraphToken)
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -269,6 +269,34 @@ func graphGet(t *testing.T, client *http.Client, url string) (int, []byte) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
+}
+
+// graphEvents reads every progress event page, following @odata.nextLink
+// until a page with no events links to itself (the stream is exhausted),
+// and returns the pages' bodies joined.
+func graphEvents(t *testing.T, client *http.Client, link string) (int, []byte) {
+	t.Helper()
+	var all []byte
+	for range 1000 {
+		code, b := graphGet(t, client, link)
+		if code != http.StatusOK {
+			return code, b
+		}
+		all = append(all, b...)
+		var page struct {
+			Value []json.RawMessage `json:"value"`
+			Next  string            `json:"@odata.nextLink"`
+		}
+		if err := json.Unmarshal(b, &page); err != nil {
+			t.Fatalf("events page: %v", err)
+		}
+		if page.Next == "" || (len(page.Value) == 0 && page.Next == link) {
+			return http.StatusOK, all
+		}
+		link = page.Next
+	}
+	t.Fatalf("events of %s: no end after 1000 pages", link)
+	return 0, nil
 }
 
 // pathEscape escapes every byte outside the unreserved set, ':' included
@@ -509,7 +537,7 @@ func TestE2ECancelQueuedJob(t *testing.T) {
 	}
 	// The queued job was deleted in Graph, before it started: no job is
 	// left running.
-	code, body = graphGet(t, s.Graph.HTTPClient(), s.GraphURL+"/v1.0/storage/fileStorage/containers/"+extraContainers[2].ID+"/migrationJobs/"+jobID+"/progressEvents")
+	code, body = graphEvents(t, s.Graph.HTTPClient(), s.GraphURL+"/v1.0/storage/fileStorage/containers/"+extraContainers[2].ID+"/migrationJobs/"+jobID+"/progressEvents")
 	if code != http.StatusOK || !strings.Contains(string(body), "sharePointMigrationJobDeletedEvent") || strings.Contains(string(body), "JobStartEvent") {
 		t.Errorf("job %s events after cancel: HTTP %d %s", jobID, code, body)
 	}

@@ -230,6 +230,8 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 		Getenv:     os.Getenv,
 		Credential: sourceCred,
 		Policy:     &cfg.Policy,
+		IntIDBase:  cfg.IntIDBase,
+		FirstIntID: cfg.FirstIntID,
 		Logger:     log,
 	})
 	if err != nil {

@@ -54,6 +54,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := d.seedSource(ctx); err != nil {
 		return err
 	}
+	if err := d.recordTarget(ctx); err != nil {
+		return err
+	}
 	c, err := d.startMigration(ctx)
 	if err != nil {
 		return err
@@ -106,6 +109,8 @@ type demo struct {
 	blobs  []demosample.Blob
 	total  int64 // source bytes
 	sasURL string
+	// before are the files the target held before the migration.
+	before []string
 
 	// The migration and its check.
 	id      string
@@ -226,9 +231,30 @@ func (d *demo) verifyTarget(ctx context.Context, c *apiClient) error {
 	}
 	d.res, err = verify.Check(ctx, verify.Options{
 		Graph: g, DriveID: d.app.SPEContainerID, Source: d.blobs, Report: rows,
-		Times: true, Authors: true, Exclusive: true,
+		Times: true, Authors: true, Exclusive: true, Preexisting: d.before,
 	})
 	return err
+}
+
+// recordTarget lists the files the container holds before the migration
+// (the local stack's emulator seeds a container in use), which the check
+// then leaves out.
+func (d *demo) recordTarget(ctx context.Context) error {
+	g, err := d.app.GraphReader()
+	if err != nil {
+		return err
+	}
+	files, err := g.Walk(ctx, d.app.SPEContainerID, "")
+	if err != nil {
+		return fmt.Errorf("list the target before migrating: %w", err)
+	}
+	for p := range files {
+		d.before = append(d.before, p)
+	}
+	if len(d.before) > 0 {
+		d.step("the target container already holds %d files; they must stay and are left out of the check", len(d.before))
+	}
+	return nil
 }
 
 // printSummary prints the report's summary, the outcomes, throughput and

@@ -45,7 +45,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "  Function App (dev host + handler): %s/api  (admin %s/admin/stats)\n", app.APIURL, app.APIURL)
 	fmt.Fprintf(stdout, "  Blob + Table (Azurite): AzureWebJobsStorage=%s\n", s.StorageConnectionString)
 	fmt.Fprintf(stdout, "  Service Bus emulator: ServiceBusConnection=%s (stats %s/stats)\n", s.ServiceBusConnectionString, s.ServiceBusAdminURL)
-	fmt.Fprintf(stdout, "  Graph SPE emulator: %s (trust %s; admin %s)\n", s.GraphURL, s.GraphCAFile, s.GraphAdminURL)
+	fmt.Fprintf(stdout, "  Graph SPE emulator: %s (trust %s; admin %s; strict profile, send -graph-token %s)\n", s.GraphURL, s.GraphCAFile, s.GraphAdminURL, stack.GraphToken)
 	fmt.Fprintf(stdout, "  SPE container: %s (web %s, list %s, root folder %s)\n", s.SPEContainerID, s.SPEWebID, s.SPEListID, s.SPERootFolderID)
 	fmt.Fprintf(stdout, "Try: spemigrate submit -url %s request.json   (docs/api.md has request examples)\n", app.APIURL)
 	fmt.Fprintln(stdout, "Press Ctrl-C to stop every service.")

@@ -43,7 +43,7 @@ func emuClient(t *testing.T) *Client {
 		t.Fatal("no certificate in", emu.GraphCAFile)
 	}
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	c, err := New(StaticToken("local"), Options{
+	c, err := New(StaticToken(stack.GraphToken), Options{
 		BaseURL:   emu.GraphURL,
 		Transport: hc,
 		UserAgent: UserAgent("spemigrate", "spemigrate", "test"),
@@ -134,8 +134,10 @@ func TestEmulatorJobLifecycle(t *testing.T) {
 	}
 }
 
+// With WrongKey=sync (the lenient choice; the strict profile fails the
+// job asynchronously instead) a wrong key is refused at creation.
 func TestEmulatorWrongKeyNeedsReprovision(t *testing.T) {
-	c := emuClient(t)
+	_, c := strictEmu(t, graphemu.Knobs{WrongKey: "sync"}, "t", nil)
 	ctx := context.Background()
 	info, err := c.ProvisionContainers(ctx, emu.SPEContainerID)
 	if err != nil {

@@ -76,6 +76,9 @@ const (
 	OpDeleteJob  Op = "delete migration job"
 	OpListEvents Op = "list progress events"
 	OpTarget     Op = "resolve container library"
+	OpDriveItem  Op = "look up drive item"
+	OpChildren   Op = "list folder children"
+	OpDelta      Op = "read drive delta"
 )
 
 // Error is a Graph error response, reduced to what is safe to log and show:

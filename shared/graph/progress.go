@@ -73,7 +73,7 @@ func (c *Client) Events(ctx context.Context, containerID, jobID, cursor string) 
 			// Resume by re-reading this page: its events de-duplicate.
 			return out, nil
 		}
-		next, err := c.nextLink(link, resp.NextLink)
+		next, err := c.nextLink(OpListEvents, link, resp.NextLink)
 		if err != nil {
 			return out, err
 		}
@@ -96,7 +96,7 @@ func (c *Client) cursorLink(base, cursor string) (string, error) {
 	case cursor == "":
 		return base, nil
 	case strings.Contains(cursor, "://"):
-		link, err := c.nextLink(base, cursor)
+		link, err := c.nextLink(OpListEvents, base, cursor)
 		if err != nil {
 			// Stored under another Graph root (a changed BaseURL, a
 			// restarted emulator): paging restarts from the beginning.
@@ -111,19 +111,19 @@ func (c *Client) cursorLink(base, cursor string) (string, error) {
 // nextLink resolves a next link against the page it came from and refuses
 // one that leaves the configured Graph root: the bearer token must never be
 // sent to another host because a response said so.
-func (c *Client) nextLink(from, next string) (string, error) {
+func (c *Client) nextLink(op Op, from, next string) (string, error) {
 	f, err := url.Parse(from)
 	if err != nil {
-		return "", fmt.Errorf("graph: %s: bad page URL: %w", OpListEvents, err)
+		return "", fmt.Errorf("graph: %s: bad page URL: %w", op, err)
 	}
 	n, err := url.Parse(next)
 	if err != nil {
-		return "", fmt.Errorf("graph: %s: @odata.nextLink is not a URL", OpListEvents)
+		return "", fmt.Errorf("graph: %s: @odata.nextLink is not a URL", op)
 	}
 	abs := f.ResolveReference(n)
 	root, _ := url.Parse(c.root)
 	if !strings.EqualFold(abs.Scheme, root.Scheme) || !strings.EqualFold(abs.Host, root.Host) {
-		return "", fmt.Errorf("graph: %s: @odata.nextLink points outside %s://%s; refusing to follow it", OpListEvents, root.Scheme, root.Host)
+		return "", fmt.Errorf("graph: %s: @odata.nextLink points outside %s://%s; refusing to follow it", op, root.Scheme, root.Host)
 	}
 	if n.IsAbs() {
 		// Verbatim: re-serialising could re-encode the service's query.

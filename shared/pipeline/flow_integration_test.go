@@ -176,7 +176,7 @@ func TestCancelDeletesQueuedJobs(t *testing.T) {
 	if created == 0 || live != 0 {
 		t.Errorf("%d jobs created, %d not deleted; want every queued job deleted", created, live)
 	}
-	if tree := e.driveTree(cid); len(tree) != 0 {
+	if tree := imported(e.driveTree(cid)); len(tree) != 0 {
 		t.Errorf("%d items imported after cancel", len(tree))
 	}
 	for p, r := range e.results("cancel") {

@@ -51,11 +51,7 @@ func (e *itEnv) libraryItems(containerID string) map[string]libItem {
 	}
 	var walk func(itemID, prefix string)
 	walk = func(itemID, prefix string) {
-		var page struct {
-			Value []child `json:"value"`
-		}
-		e.graphGet(fmt.Sprintf("drives/%s/items/%s/children", containerID, itemID), &page)
-		for _, c := range page.Value {
+		for _, c := range driveChildren[child](e, containerID, itemID) {
 			p := prefix + c.Name
 			m := etagRe.FindStringSubmatch(c.ETag)
 			if m == nil {
@@ -81,7 +77,7 @@ func (e *itEnv) libraryItems(containerID string) map[string]libItem {
 	}
 	e.graphGet(fmt.Sprintf("drives/%s/root", containerID), &root)
 	walk(root.ID, "")
-	return out
+	return imported(out)
 }
 
 // checkPresent checks that every file a migration imported is in the

@@ -35,6 +35,13 @@ type Package struct {
 	SourceType SourceType
 	IDs        IntIDs
 	Items      []Item
+	// ExistingFolders are folders the library holds already that this
+	// package must not create, by [PathKey] of their library path, with
+	// their GUID (the folder's eTag GUID, sharepointIds.listItemUniqueId):
+	// no SPFolder is emitted for them, and what they hold names them as
+	// ParentId / ParentFolderId. A folder of another owner that the package
+	// emitted with its own deterministic id would clash with it (spec §6.5).
+	ExistingFolders map[string]uuid.UUID
 	// Options tune what the package says; the zero value takes the
 	// documented defaults.
 	Options Options
@@ -80,8 +87,9 @@ type Report struct {
 // When writing a file fails, Build calls CloseWithError(err) instead of Close
 // if the writer has that method, so an upload can abandon a partial file.
 // Items are emitted parents first; every folder between the destination and
-// an item is created in the package (with a deterministic id), so each
-// package stands on its own whatever order batches are imported in.
+// an item that is not in ExistingFolders is created in the package (with a
+// deterministic id), so each package stands on its own whatever order
+// batches are imported in.
 func Build(ctx context.Context, p Package, create func(name string) (io.WriteCloser, error)) (Report, error) {
 	if err := p.Target.Validate(); err != nil {
 		return Report{}, fmt.Errorf("build package: %w", err)

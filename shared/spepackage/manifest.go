@@ -49,6 +49,9 @@ func writeManifest(ctx context.Context, w io.Writer, p Package, items []Item, us
 			return Report{}, err
 		}
 		var err error
+		if it.Folder && m.existing(lib) {
+			continue
+		}
 		if it.Folder {
 			err = m.folder(ctx, it, lib, false)
 		} else {
@@ -75,7 +78,16 @@ func (m *manifestWriter) parentID(lib string) string {
 	case strings.EqualFold(parent, dest):
 		return m.p.Target.DestinationID.String()
 	}
+	if id, ok := m.p.ExistingFolders[PathKey(parent)]; ok {
+		return id.String()
+	}
 	return ObjectID(m.p.Namespace, parent).String()
+}
+
+// existing reports whether lib is a folder the library holds already.
+func (m *manifestWriter) existing(lib string) bool {
+	_, ok := m.p.ExistingFolders[PathKey(lib)]
+	return ok
 }
 
 func parentOf(lib string) string {
@@ -95,7 +107,7 @@ func (m *manifestWriter) ensureParents(ctx context.Context, lib string) error {
 	prefix := dest
 	for _, s := range segs[:len(segs)-1] {
 		prefix = cleanPath(path.Join(prefix, s))
-		if m.emitted[normalise(prefix)] {
+		if m.emitted[normalise(prefix)] || m.existing(prefix) {
 			continue
 		}
 		relPath := strings.TrimPrefix(strings.TrimPrefix(prefix, dest), "/")

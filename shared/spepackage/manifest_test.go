@@ -459,3 +459,42 @@ func TestPackageOptions(t *testing.T) {
 		t.Error("an unknown DirName form was accepted")
 	}
 }
+
+// Folders the library holds already are referenced by their GUID, in any
+// case, and not emitted; the folders below them are.
+func TestManifestExistingFolders(t *testing.T) {
+	shared := uuid.MustParse("0b5e1d3c-7a9f-4e2b-8c6d-1f3a5b7c9d0e")
+	deep := uuid.MustParse("5d7f9a1b-3c5e-4f7a-9b1c-3d5f7a9b1c3d")
+	p := Package{Target: testTarget, Namespace: testNS, SourceType: SourceFileShare, IDs: NewMemoryIntIDs(2000),
+		ExistingFolders: map[string]uuid.UUID{"shared": shared, "shared/deep": deep},
+		Items: []Item{
+			{Path: "SHARED/Deep/a.txt", Versions: []Version{{BlobName: "b1", Size: 1}}},
+			{Path: "Shared/new/b.txt", Versions: []Version{{BlobName: "b2", Size: 2}}},
+			{Path: "shared/deep", Folder: true},
+		}}
+	rep, files, _ := build(t, p)
+	m := parse(t, files[ManifestFile])
+	var kinds []string
+	for _, c := range m.Children {
+		kinds = append(kinds, c.get(t, "ObjectType"))
+	}
+	if got := strings.Join(kinds, ","); got != "SPFile,SPListItem,SPFolder,SPListItem,SPFile,SPListItem" {
+		t.Fatalf("object order %s: want a.txt, the new folder, b.txt", got)
+	}
+	a := m.Children[0].child("File")
+	if a.get(t, "ParentId") != deep.String() || m.Children[1].child("ListItem").get(t, "ParentFolderId") != deep.String() {
+		t.Errorf("a.txt: parent %s, want the existing folder's GUID %s", a.get(t, "ParentId"), deep)
+	}
+	if dn := m.Children[1].child("ListItem").get(t, "DirName"); dn != "Document Library/SHARED/Deep" {
+		t.Errorf("DirName %q unchanged by the reference", dn)
+	}
+	nf := m.Children[2].child("Folder")
+	if nf.get(t, "ParentFolderId") != shared.String() || nf.get(t, "Id") != ObjectID(testNS, "shared/new").String() {
+		t.Errorf("new folder %+v: want our id below the existing folder", nf.Attrs)
+	}
+	for _, r := range rep.Items {
+		if r.Folder && r.LibraryPath != "Shared/new" {
+			t.Errorf("report has folder %q, an existing one", r.LibraryPath)
+		}
+	}
+}

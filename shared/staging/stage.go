@@ -44,6 +44,9 @@ type Request struct {
 	Namespace  uuid.UUID
 	SourceType spepackage.SourceType
 	IDs        spepackage.IntIDs
+	// ExistingFolders are folders the container holds already, referenced
+	// instead of created (see spepackage.Package.ExistingFolders).
+	ExistingFolders map[string]uuid.UUID
 	// Identities maps a source entry to its author and last editor.
 	// Nil uses [MetadataIdentities] with no user map.
 	Identities func(source.Entry) (author, modifiedBy spepackage.Identity)
@@ -229,7 +232,7 @@ func (s *Stager) stageManifests(ctx context.Context, meta *container.Client, req
 	}
 	rep, err := spepackage.Build(ctx, spepackage.Package{
 		Target: req.Target, Namespace: req.Namespace, SourceType: req.SourceType,
-		IDs: req.IDs, Items: items, Options: s.opts.Package,
+		IDs: req.IDs, Items: items, Options: s.opts.Package, ExistingFolders: req.ExistingFolders,
 	}, create)
 	if err != nil {
 		return fmt.Errorf("stage batch: manifests: %w", err)

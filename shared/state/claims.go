@@ -183,3 +183,38 @@ func (s *Store) claimChunk(ctx context.Context, pk string, keys, owners []string
 	}
 	return nil
 }
+
+// Claimed reads the holders of keys within a migration without claiming
+// anything: the result maps each held key to its owner; a key nobody holds
+// is absent. Keys are read in filter queries of a few keys each.
+func (s *Store) Claimed(ctx context.Context, migrationID string, keys []string) (map[string]string, error) {
+	if err := checkKey("migration id", migrationID); err != nil {
+		return nil, err
+	}
+	byRK := make(map[string]string, len(keys))
+	var rks []string
+	for _, k := range keys {
+		rk := claimRK(k)
+		if _, dup := byRK[rk]; !dup {
+			byRK[rk] = k
+			rks = append(rks, rk)
+		}
+	}
+	out := make(map[string]string, len(keys))
+	for from := 0; from < len(rks); from += claimFilterKeys {
+		var ors []string
+		for _, rk := range rks[from:min(len(rks), from+claimFilterKeys)] {
+			ors = append(ors, "RowKey eq "+quote(rk))
+		}
+		filter := "PartitionKey eq " + quote(migrationID) + " and (" + strings.Join(ors, " or ") + ")"
+		err := s.list(ctx, s.claims, filter, 0, func(e rawEntity) {
+			if k, ok := byRK[e.rk]; ok {
+				out[k] = e.p.str("Owner")
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read claims of migration %s: %w", migrationID, err)
+		}
+	}
+	return out, nil
+}

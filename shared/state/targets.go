@@ -23,7 +23,14 @@ type Target struct {
 	// container can be unchanged since an earlier import, and a planner
 	// need not look.
 	HasImports bool
-	UpdatedAt  time.Time
+	// LibraryMaxIntID is the highest list-item int id seen in the library
+	// by reading its changes (drive delta), and DeltaLink where the next
+	// read starts; ScannedFor is the migration that read them last, so
+	// each migration reads the changes once.
+	LibraryMaxIntID int64
+	DeltaLink       string
+	ScannedFor      string
+	UpdatedAt       time.Time
 	// ETag is the version read; writes are conditional on it.
 	ETag azcore.ETag
 }
@@ -34,12 +41,17 @@ func (t *Target) props() props {
 	p := props{}
 	p.setI64("NextIntID", t.NextIntID)
 	p.setBool("HasImports", t.HasImports)
+	p.setI64("LibraryMaxIntID", t.LibraryMaxIntID)
+	p.setStr("DeltaLink", t.DeltaLink)
+	p.setStr("ScannedFor", t.ScannedFor)
 	p.setTime("UpdatedAt", t.UpdatedAt)
 	return p
 }
 
 func targetFrom(e rawEntity) Target {
-	return Target{ContainerID: e.pk, NextIntID: e.p.i64("NextIntID"), HasImports: e.p.boolean("HasImports"), UpdatedAt: e.p.time("UpdatedAt"), ETag: e.etag}
+	return Target{ContainerID: e.pk, NextIntID: e.p.i64("NextIntID"), HasImports: e.p.boolean("HasImports"),
+		LibraryMaxIntID: e.p.i64("LibraryMaxIntID"), DeltaLink: e.p.str("DeltaLink"), ScannedFor: e.p.str("ScannedFor"),
+		UpdatedAt: e.p.time("UpdatedAt"), ETag: e.etag}
 }
 
 // GetTarget reads a container's entity; ErrNotFound if no migration has

@@ -260,8 +260,9 @@ func (g *Graph) Walk(ctx context.Context, driveID, path string) (map[string]Driv
 }
 
 // JobEvents returns every progress event of a migration job so far (the
-// SPE migration API's progressEvents, paged by @odata.nextLink until a page
-// adds nothing).
+// SPE migration API's progressEvents, paged by @odata.nextLink until an
+// empty page links to itself: an empty page that links onwards is not the
+// end, a service paging over a filtered store serves those).
 func (g *Graph) JobEvents(ctx context.Context, containerID, jobID string) ([]map[string]any, error) {
 	p := "/storage/fileStorage/containers/" + url.PathEscape(containerID) + "/migrationJobs/" + url.PathEscape(jobID) + "/progressEvents"
 	var out []map[string]any
@@ -274,13 +275,17 @@ func (g *Graph) JobEvents(ctx context.Context, containerID, jobID string) ([]map
 			return nil, err
 		}
 		out = append(out, page.Value...)
-		if len(page.Value) == 0 || page.NextLink == "" {
+		if page.NextLink == "" {
 			return out, nil
 		}
 		u, err := url.Parse(page.NextLink)
 		if err != nil {
 			return nil, fmt.Errorf("progress events next link: %w", err)
 		}
-		p = strings.TrimPrefix(u.RequestURI(), "/v1.0")
+		next := strings.TrimPrefix(u.RequestURI(), "/v1.0")
+		if len(page.Value) == 0 && next == p {
+			return out, nil
+		}
+		p = next
 	}
 }

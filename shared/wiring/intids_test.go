@@ -11,10 +11,11 @@ import (
 	"github.com/spemigrate/spemigrate/shared/state"
 )
 
+// azurite is the local stack: Azurite and the Graph emulator.
 var azurite *stack.Stack
 
 func TestMain(m *testing.M) {
-	stacktest.Main(m, stack.Options{Azurite: true}, stacktest.NotShort, func(s *stack.Stack) { azurite = s })
+	stacktest.Main(m, stack.Options{Graph: true}, stacktest.NotShort, func(s *stack.Stack) { azurite = s })
 }
 
 // List-item ids: one per library path (case-insensitively), the same in

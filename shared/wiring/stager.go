@@ -31,6 +31,11 @@ type StagingStager struct {
 	Targets    *TargetCache
 	State      *state.Store
 	FirstIntID int64
+	// Folders finds the batch's folders the container holds already; nil
+	// creates every folder (an empty container).
+	Folders *FolderRefs
+	// IntBase decides the floor of list-item ids; nil uses FirstIntID.
+	IntBase *IntIDBase
 
 	// folderIDs remembers folders' list-item ids (container id + "\x00" +
 	// path key -> id): a folder's id never changes once claimed, and the
@@ -46,10 +51,13 @@ const maxFolderIDs = 200_000
 // prefetchIDs claims the list-item ids of items and their folders in
 // batches; folders this process has seen are answered from memory, so on a
 // first run the transactions hold new paths only and do not fail.
-func (ss *StagingStager) prefetchIDs(ctx context.Context, ids *IntIDs, containerID string, items []state.Item) error {
+func (ss *StagingStager) prefetchIDs(ctx context.Context, ids *IntIDs, containerID string, items []state.Item, plan FolderPlan) error {
 	folders, files := libraryPaths(items)
 	var missing []string
 	for _, f := range folders {
+		if _, ok := plan.Existing[spepackage.PathKey(f)]; ok {
+			continue // referenced, not created: no id of ours
+		}
 		if id, ok := ss.folderIDs.Load(containerID + "\x00" + spepackage.PathKey(f)); ok {
 			ids.known[spepackage.PathKey(f)] = id.(int)
 			continue
@@ -92,10 +100,8 @@ func (ss *StagingStager) Stage(ctx context.Context, m *state.Migration, b *state
 	if r.Source.Kind == request.KindLocalFolder {
 		st = spepackage.SourceFileShare
 	}
-	// The batch's files and their folders claim their ids in a few Table
-	// transactions before the manifest asks for them one by one.
-	ids := NewIntIDs(ss.State, m.ContainerID, ss.FirstIntID, 64)
-	if err := ss.prefetchIDs(ctx, ids, m.ContainerID, items); err != nil {
+	ids, plan, staged, out, err := ss.prepare(ctx, m, items)
+	if err != nil {
 		return pipeline.StageResult{}, err
 	}
 	req := staging.Request{
@@ -105,6 +111,8 @@ func (ss *StagingStager) Stage(ctx context.Context, m *state.Migration, b *state
 		Namespace:  Namespace(m.ContainerID, ""),
 		SourceType: st,
 		IDs:        ids,
+
+		ExistingFolders: plan.Existing,
 	}
 	if !r.Options.PreserveAuthors() {
 		req.Identities = func(source.Entry) (spepackage.Identity, spepackage.Identity) {
@@ -113,7 +121,8 @@ func (ss *StagingStager) Stage(ctx context.Context, m *state.Migration, b *state
 	} else if len(r.Options.UserMap) > 0 {
 		req.Identities = staging.MetadataIdentities(r.Options.UserMap)
 	}
-	for _, it := range items {
+	for _, i := range staged {
+		it := items[i]
 		req.Batch.Items = append(req.Batch.Items, staging.Item{Path: it.Target, Versions: it.Versions})
 		req.Batch.Bytes += it.Size()
 		req.Batch.Blobs += len(it.Versions)
@@ -125,13 +134,51 @@ func (ss *StagingStager) Stage(ctx context.Context, m *state.Migration, b *state
 	if err != nil {
 		return pipeline.StageResult{}, err
 	}
-	out := pipeline.StageResult{Failed: map[int]string{}}
-	for i, ir := range res.Items {
-		if ir.Error != "" && i < len(items) {
-			out.Failed[i] = ir.Error
+	for j, ir := range res.Items {
+		if ir.Error != "" && j < len(staged) {
+			out.Failed[staged[j]] = ir.Error
 		}
 	}
 	return out, nil
+}
+
+// prepare finds the batch's folders that the container holds (referenced,
+// not created), fails the items a file in the container stands in the way
+// of, and claims the list-item ids of the rest and their new folders above
+// the library's highest; staged are the indexes of the items to stage.
+func (ss *StagingStager) prepare(ctx context.Context, m *state.Migration, items []state.Item) (*IntIDs, FolderPlan, []int, pipeline.StageResult, error) {
+	out := pipeline.StageResult{Failed: map[int]string{}}
+	var plan FolderPlan
+	if ss.Folders != nil {
+		folders, _ := libraryPaths(items)
+		var err error
+		if plan, err = ss.Folders.Resolve(ctx, m.ID, m.ContainerID, Namespace(m.ContainerID, ""), folders); err != nil {
+			return nil, plan, nil, out, err
+		}
+	}
+	var staged []int
+	var keep []state.Item
+	for i, it := range items {
+		if f, blocked := plan.Blocked(it.Target); blocked {
+			out.Failed[i] = fmt.Sprintf("the target container has a file at %q where this item needs a folder; rename or remove that file, or migrate into another target folder", f)
+			continue
+		}
+		staged, keep = append(staged, i), append(keep, it)
+	}
+	floor := ss.FirstIntID
+	if ss.IntBase != nil {
+		var err error
+		if floor, err = ss.IntBase.Floor(ctx, m.ContainerID, m.ID); err != nil {
+			return nil, plan, nil, out, err
+		}
+	}
+	// The batch's files and their folders claim their ids in a few Table
+	// transactions before the manifest asks for them one by one.
+	ids := NewIntIDs(ss.State, m.ContainerID, floor, 64)
+	if err := ss.prefetchIDs(ctx, ids, m.ContainerID, keep, plan); err != nil {
+		return nil, plan, nil, out, err
+	}
+	return ids, plan, staged, out, nil
 }
 
 // FileID implements [pipeline.FileIDer]: the manifest's File@Id of an item.

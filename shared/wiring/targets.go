@@ -71,8 +71,9 @@ func Namespace(containerID, folder string) uuid.UUID {
 }
 
 // destPath prefixes a target path with the request's destination folder.
-// The folder is created by the package like any other (deterministic id), so
-// an existing folder of that name that spemigrate did not create collides.
+// The folder is created by the package like any other (deterministic id)
+// unless the container holds it already; then FolderRefs has the package
+// reference it by its GUID.
 func destPath(r request.Request, p string) string {
 	f := strings.Trim(r.Target.Folder, "/")
 	if f == "" {

@@ -6,6 +6,7 @@ package wiring
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/spemigrate/spemigrate/shared/request"
@@ -47,8 +48,11 @@ type Components struct {
 	// FirstIntID is the lowest SharePoint list-item id handed out (default
 	// 1000, above what a new container's library holds).
 	FirstIntID int64
-	Logger     *slog.Logger
-	Clock      pipeline.Clock
+	// IntIDBase is IntIDBaseLibrary (default: above the library's highest
+	// id, read through the drive's delta) or IntIDBaseFixed (FirstIntID).
+	IntIDBase string
+	Logger    *slog.Logger
+	Clock     pipeline.Clock
 }
 
 // Deps returns the engine's dependencies built from c, each once.
@@ -59,14 +63,23 @@ func Deps(c Components) (pipeline.Deps, error) {
 	if c.FirstIntID <= 0 {
 		c.FirstIntID = 1000
 	}
+	switch c.IntIDBase {
+	case "":
+		c.IntIDBase = IntIDBaseLibrary
+	case IntIDBaseLibrary, IntIDBaseFixed:
+	default:
+		return pipeline.Deps{}, fmt.Errorf("wiring: IntIDBase %q: use %q or %q", c.IntIDBase, IntIDBaseLibrary, IntIDBaseFixed)
+	}
 	if c.Targets == nil {
 		c.Targets = &TargetCache{Graph: c.Graph}
 	}
 	sources := &RequestSources{Getenv: c.Getenv, Credential: c.Credential, BlobClient: c.BlobClient, Policy: c.Policy}
 	return pipeline.Deps{
-		Store:   c.State,
-		Graph:   c.Graph,
-		Stager:  &StagingStager{Stager: c.Stager, Sources: sources, Targets: c.Targets, State: c.State, FirstIntID: c.FirstIntID},
+		Store: c.State,
+		Graph: c.Graph,
+		Stager: &StagingStager{Stager: c.Stager, Sources: sources, Targets: c.Targets, State: c.State, FirstIntID: c.FirstIntID,
+			Folders: &FolderRefs{Graph: c.Graph, State: c.State},
+			IntBase: &IntIDBase{Graph: c.Graph, State: c.State, Strategy: c.IntIDBase, First: c.FirstIntID}},
 		Namer:   &NamingPolicy{Claims: c.State, Targets: c.Targets},
 		Planner: StagingPlanner{},
 		Sources: sources,

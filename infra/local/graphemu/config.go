@@ -34,6 +34,10 @@ type Container struct {
 	// TenantID and SiteID appear in sharepointIds; empty values are derived.
 	TenantID string
 	SiteID   string
+	// Existing seeds this container, after Knobs.Existing, with more
+	// library-relative paths (same form and ids), for a test that needs a
+	// container already in use in its own way.
+	Existing []string
 }
 
 // Storage says how the emulator reaches Azurite.
@@ -149,6 +153,9 @@ type Knobs struct {
 	// "listItem" (the list item's <Versions>; a version without a list-item
 	// version gets the current list item's values, so history collapses).
 	VersionMetadata string
+	// DrivePageSize is the page size of children listings and root/delta
+	// (a smaller $top is honoured). Default 200, Graph's children default.
+	DrivePageSize int
 	// Existing seeds every container with these library-relative paths
 	// (a trailing "/" makes a folder), created by System Account with list
 	// item ids from 1001 upwards, as a container already in use has.
@@ -185,6 +192,7 @@ func Strict() Knobs {
 		UnsentErrorEvents:      1,
 		LogDelay:               2 * time.Second,
 		VersionMetadata:        "listItem",
+		DrivePageSize:          3,
 		Existing:               []string{"Shared/", "Shared/welcome.txt", "Archive/"},
 	}
 }
@@ -280,6 +288,9 @@ func (c *Config) setDefaults() {
 	if k.ArchiveChecksum == "" {
 		k.ArchiveChecksum = "plaintext"
 	}
+	if k.DrivePageSize <= 0 {
+		k.DrivePageSize = 200
+	}
 	if k.ProgressEvery <= 0 {
 		k.ProgressEvery = 100
 	}
@@ -352,7 +363,12 @@ func (c *Config) validate() error {
 	oneOf("Paging", k.Paging, "skiptoken", "skip")
 	oneOf("NotFoundCodes", k.NotFoundCodes, "paired", "topOnly")
 	oneOf("VersionMetadata", k.VersionMetadata, "file", "listItem")
-	for _, p := range k.Existing {
+	var existing []string
+	existing = append(existing, k.Existing...)
+	for _, ct := range c.Containers {
+		existing = append(existing, ct.Existing...)
+	}
+	for _, p := range existing {
 		if strings.Trim(p, "/") == "" || strings.Contains(p, "//") || strings.HasPrefix(p, "/") {
 			errs = append(errs, fmt.Errorf("Knobs.Existing %q: use a library-relative path such as \"Shared/\" or \"Shared/a.txt\"", p))
 		}

@@ -70,6 +70,13 @@ type drive struct {
 	items map[string]*item // by lower-case GUID
 	byInt map[int]string
 	next  int
+
+	// epoch, seq, stamps and seqs serve delta (delta.go): change
+	// sequence numbers given out since this start.
+	epoch  string
+	seq    int64
+	stamps map[string]string
+	seqs   map[string]int64
 }
 
 func newDrive(c Container, dir string) (*drive, error) {
@@ -79,7 +86,7 @@ func newDrive(c Container, dir string) (*drive, error) {
 	root := &item{ID: normID(c.RootFolderID), Name: c.LibraryFolder, Folder: true, ETagN: 1,
 		Created: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), CreatedBy: systemAccount, ModifiedBy: systemAccount}
 	root.Modified = root.Created
-	d := &drive{c: c, dir: dir, items: map[string]*item{root.ID: root}, byInt: map[int]string{}, next: 1}
+	d := &drive{c: c, dir: dir, items: map[string]*item{root.ID: root}, byInt: map[int]string{}, next: 1, epoch: newEpoch()}
 	if err := d.load(); err != nil {
 		return nil, err
 	}
@@ -331,6 +338,8 @@ func (s *Server) driveItemHandler(method, rest, suffix string) (string, itemHand
 			return RouteDriveRoot, s.getItem
 		}
 		return RouteDriveItem, s.getItem
+	case suffix == "/delta" && rest == "root/delta" && method == http.MethodGet:
+		return RouteDriveDelta, s.delta
 	case suffix == "/children" && method == http.MethodGet:
 		return RouteDriveChildren, s.listChildren
 	case suffix == "/children" && method == http.MethodPost:
@@ -352,19 +361,6 @@ func (s *Server) getItem(w http.ResponseWriter, r *http.Request, d *drive, it *i
 	m := s.driveItemJSON(d, it)
 	d.mu.Unlock()
 	writeJSON(w, http.StatusOK, selectFields(m, r.URL.Query()))
-}
-
-// listChildren answers GET .../children.
-func (s *Server) listChildren(w http.ResponseWriter, r *http.Request, d *drive, it *item) {
-	var vals []map[string]any
-	for _, c := range d.children(it.ID) {
-		vals = append(vals, selectFields(s.driveItemJSON(d, c), r.URL.Query()))
-	}
-	d.mu.Unlock()
-	if vals == nil {
-		vals = []map[string]any{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"value": vals})
 }
 
 // currentContent answers GET .../content with the current version's bytes.

@@ -22,6 +22,7 @@ const (
 	RouteDriveRoot      = "driveRoot"
 	RouteDriveItem      = "driveItem"
 	RouteDriveChildren  = "driveChildren"
+	RouteDriveDelta     = "driveDelta"
 	RouteDriveContent   = "driveContent"
 	RouteDriveVersions  = "driveVersions"
 	RouteCreateFolder   = "createFolder"

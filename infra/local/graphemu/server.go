@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -105,7 +106,7 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := d.seed(cfg.Knobs.Existing, cfg.Now().UTC().Truncate(time.Second)); err != nil {
+		if err := d.seed(append(slices.Clone(cfg.Knobs.Existing), c.Existing...), cfg.Now().UTC().Truncate(time.Second)); err != nil {
 			return nil, err
 		}
 		s.containers[strings.ToLower(c.ID)] = d
@@ -126,7 +127,7 @@ func (s *Server) AddContainer(c Container) error {
 	if err != nil {
 		return err
 	}
-	if err := d.seed(s.cfg.Knobs.Existing, s.cfg.Now().UTC().Truncate(time.Second)); err != nil {
+	if err := d.seed(append(slices.Clone(s.cfg.Knobs.Existing), c.Existing...), s.cfg.Now().UTC().Truncate(time.Second)); err != nil {
 		return err
 	}
 	s.mu.Lock()

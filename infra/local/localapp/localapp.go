@@ -28,9 +28,9 @@ import (
 	"github.com/spemigrate/spemigrate/infra/local/verify"
 )
 
-// GraphToken is the bearer token local clients send to the Graph emulator,
-// which takes any.
-const GraphToken = "local-emulator"
+// GraphToken is the bearer token local clients send to the Graph emulator
+// (a JWT with the role its strict profile requires).
+const GraphToken = stack.GraphToken
 
 // Options tune the app.
 type Options struct {

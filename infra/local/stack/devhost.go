@@ -27,8 +27,8 @@ type FunctionsOptions struct {
 	// connection (AzureWebJobsStorage), the Service Bus connection
 	// (ServiceBusConnection) and, when the Graph emulator runs,
 	// SPEMIGRATE_GRAPH_URL, SPEMIGRATE_GRAPH_CA_FILE (its certificate) and
-	// SPEMIGRATE_GRAPH_TOKEN (a placeholder bearer token; the emulator takes
-	// any) and, with Azurite, SPEMIGRATE_ALLOWED_BLOB_HOSTS (its blob
+	// SPEMIGRATE_GRAPH_TOKEN ([GraphToken], which the emulator's strict
+	// profile accepts) and, with Azurite, SPEMIGRATE_ALLOWED_BLOB_HOSTS (its blob
 	// endpoint, so blob sources there are accepted). Local folder sources stay
 	// refused unless SPEMIGRATE_LOCAL_SOURCE_ROOTS is set here.
 	Settings map[string]string
@@ -82,7 +82,7 @@ func (s *Stack) startFunctions(ctx context.Context) error {
 	if s.GraphURL != "" {
 		settings["SPEMIGRATE_GRAPH_URL"] = s.GraphURL
 		settings["SPEMIGRATE_GRAPH_CA_FILE"] = s.GraphCAFile
-		settings["SPEMIGRATE_GRAPH_TOKEN"] = "local-emulator"
+		settings["SPEMIGRATE_GRAPH_TOKEN"] = GraphToken
 	}
 	for k, v := range o.Settings {
 		settings[k] = v

@@ -5,17 +5,28 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 
 	"github.com/spemigrate/spemigrate/infra/local/graphemu"
 )
+
+// GraphToken is a bearer token the emulator's strict profile accepts: a JWT
+// of the app "spemigrate-local" holding FileStorageContainer.Selected
+// (graphemu.Token("spemigrate-local", graphemu.Permission)). Local clients
+// send it.
+const GraphToken = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJhcHBpZCI6InNwZW1pZ3JhdGUtbG9jYWwiLCJyb2xlcyI6WyJGaWxlU3RvcmFnZUNvbnRhaW5lci5TZWxlY3RlZCJdfQ."
 
 // GraphOptions tunes the in-process Graph SPE emulator.
 type GraphOptions struct {
 	// Containers are added to the default container (graphemu.DefaultContainer).
 	Containers []graphemu.Container
-	// Knobs select the emulator's [UNCERTAIN] behaviours; zero values are the
-	// defaults documented in docs/graph-emulator.md.
+	// Knobs select the emulator's [UNCERTAIN] behaviours. Left zero, the
+	// emulator runs [DefaultGraphKnobs] (the strict profile); a test that
+	// sets any knob gets exactly the knobs it sets.
 	Knobs graphemu.Knobs
+	// Lenient runs the emulator's own defaults (docs/graph-emulator.md)
+	// instead of the strict profile, for tests of a lenient behaviour.
+	Lenient bool
 	// JobFaults apply to every job (e.g. a slow queue for a demo).
 	JobFaults graphemu.JobFaults
 	// FaultsFile is a JSON fault file (see docs/graph-emulator.md).
@@ -42,6 +53,19 @@ type graphFields struct {
 	Graph *graphemu.Server
 }
 
+// DefaultGraphKnobs is the emulator profile of the local stack, and so of
+// every test that does not ask for its own: graphemu.Strict(), a container
+// in use, a directory with leavers, every paging quirk, totalErrors above
+// the error events, error events never sent and import logs that come late.
+func DefaultGraphKnobs() graphemu.Knobs { return graphemu.Strict() }
+
+func (o GraphOptions) knobs() graphemu.Knobs {
+	if o.Lenient || !reflect.DeepEqual(o.Knobs, graphemu.Knobs{}) {
+		return o.Knobs
+	}
+	return DefaultGraphKnobs()
+}
+
 func (s *Stack) startGraph(ctx context.Context) error {
 	if !s.opts.Graph {
 		return nil
@@ -59,7 +83,7 @@ func (s *Stack) startGraph(ctx context.Context) error {
 		Containers: append([]graphemu.Container{def}, s.opts.GraphOptions.Containers...),
 		Storage:    graphemu.Storage{BlobEndpoint: s.BlobEndpoint, Account: AzuriteAccount, Key: AzuriteKey},
 		DataDir:    filepath.Join(s.Dir, "graph"),
-		Knobs:      s.opts.GraphOptions.Knobs,
+		Knobs:      s.opts.GraphOptions.knobs(),
 		JobFaults:  s.opts.GraphOptions.JobFaults,
 		FaultsFile: s.opts.GraphOptions.FaultsFile,
 	}

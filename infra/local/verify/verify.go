@@ -54,8 +54,14 @@ type Options struct {
 	// Times and Authors turn on the timestamp and author checks (the
 	// request's preserve options).
 	Times, Authors bool
-	// Exclusive: the folder holds nothing but this migration's files.
+	// Exclusive: the folder holds nothing but this migration's files and
+	// Preexisting.
 	Exclusive bool
+	// Preexisting are files the folder held before the migration (paths
+	// relative to Folder, as Graph.Walk returns them, e.g. what a container
+	// in use holds): the exclusive check leaves them out unless the
+	// migration brought a file to the same path.
+	Preexisting []string
 	// Concurrency bounds parallel content downloads (default 4).
 	Concurrency int
 }
@@ -266,9 +272,19 @@ func (c *checker) checkExclusive(ctx context.Context, wants []want) error {
 	for _, w := range wants {
 		expected[strings.ToLower(w.target)] = true
 	}
+	before := map[string]bool{}
+	for _, p := range c.o.Preexisting {
+		before[strings.ToLower(p)] = true
+	}
 	var extra []string
+	n := 0
 	for p := range files {
-		if !expected[strings.ToLower(p)] {
+		k := strings.ToLower(p)
+		if before[k] && !expected[k] {
+			continue
+		}
+		n++
+		if !expected[k] {
 			extra = append(extra, p)
 		}
 	}
@@ -276,8 +292,8 @@ func (c *checker) checkExclusive(ctx context.Context, wants []want) error {
 	for _, p := range extra {
 		c.problem("%q: in the target but not expected (a duplicate?)", p)
 	}
-	if len(files) != len(wants) {
-		c.problem("target holds %d files, want %d", len(files), len(wants))
+	if n != len(wants) {
+		c.problem("target holds %d files besides those it held before, want %d", n, len(wants))
 	}
 	return nil
 }

@@ -122,7 +122,11 @@ func TestTableTransactionsPerFile(t *testing.T) {
 		id             string
 		perObject, all float64
 	}{
-		{"cost-first", 0.1, 0.3},
+		// Per 200-file batch, about 20 requests to the per-file tables:
+		// items, results and imports in transactions of 100, naming,
+		// list-item id and folder-reference claims, the id block from
+		// Targets, and conflict retries that vary with the load.
+		{"cost-first", 0.125, 0.3},
 		{"cost-rerun", 0.03, 0.05}, // everything unchanged: planning only
 	} {
 		polls := e.polls.Load()

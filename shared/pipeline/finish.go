@@ -34,19 +34,31 @@ func (e *Engine) finish(ctx context.Context, m *state.Migration, b *state.Batch,
 		}
 		return e.failAttempt(ctx, m, b, reason)
 	}
-	items, err := e.Store.BatchItems(ctx, m.ID, b.ID)
-	if err != nil {
-		return fmt.Errorf("finish %s/%s: items: %w", m.ID, b.ID, err)
-	}
 	evs, err := e.Store.ListEvents(ctx, m.ID, b.ID, b.JobID)
 	if err != nil {
 		return fmt.Errorf("finish %s/%s: events: %w", m.ID, b.ID, err)
 	}
+	// When the counters alone show the events short of totalErrors, the
+	// log is fetched before the items, so waiting for it reads no more.
+	var lg logRead
+	if e.wantLog(b, itemErrors(newItemMatcher(m, nil, e.Stager), evs), false) {
+		if lg = e.readLog(ctx, b, evs); lg.wait {
+			return e.awaitLog(ctx, b, seq)
+		}
+	}
+	items, err := e.Store.BatchItems(ctx, m.ID, b.ID)
+	if err != nil {
+		return fmt.Errorf("finish %s/%s: items: %w", m.ID, b.ID, err)
+	}
 	match := newItemMatcher(m, items, e.Stager)
 	v := itemErrors(match, evs)
-	if e.wantLog(b, &v) && e.readLog(ctx, b, match, evs, &v) {
-		return e.awaitLog(ctx, b, seq)
+	if !lg.done() && e.wantLog(b, v, true) {
+		// Error events that name no item of the batch.
+		if lg = e.readLog(ctx, b, evs); lg.wait {
+			return e.awaitLog(ctx, b, seq)
+		}
 	}
+	lg.apply(&v, match)
 	rs, imported, bytesMigrated := e.itemResults(m, b, items, &v)
 	if err := e.Store.PutResults(ctx, rs); err != nil {
 		return fmt.Errorf("finish %s/%s: item results: %w", m.ID, b.ID, err)

@@ -60,7 +60,10 @@ func (v *verdict) accounted(i int) bool { return v.listed != nil && v.listed[i] 
 // allAccounted reports whether the log names every one of n items.
 func (v *verdict) allAccounted(n int) bool { return v.listed != nil && len(v.listed) == n }
 
-func (e *Engine) wantLog(b *state.Batch, v *verdict) bool {
+// wantLog reports whether to read the job's log given what its events
+// say: always, or (auto) when they do not account for totalErrors, or,
+// once matched against the items (matched), name errors of no item.
+func (e *Engine) wantLog(b *state.Batch, v verdict, matched bool) bool {
 	if e.JobLogs == nil || !b.Provisioned() {
 		return false
 	}
@@ -70,7 +73,10 @@ func (e *Engine) wantLog(b *state.Batch, v *verdict) bool {
 	case LogsAlways:
 		return true
 	}
-	return v.unmatched > 0 || v.unreconciled(b) > 0
+	if matched {
+		return v.unmatched > 0
+	}
+	return v.unreconciled(b) > 0
 }
 
 // jobRun is the run of the job whose log to read: SharePoint numbers a
@@ -88,26 +94,44 @@ func jobRun(evs []graph.Event) int {
 	return int(n) + 1
 }
 
-// readLog folds the job's import log into v: the full log, or the
-// error-only one when no full log exists. wait reports that no log is
-// there yet and ImportLogWait has not passed since the final event.
-func (e *Engine) readLog(ctx context.Context, b *state.Batch, match *itemMatcher, evs []graph.Event, v *verdict) (wait bool) {
+// logRead is the outcome of reading a job's import log: the log, or why
+// it could not be had (note), or that it may still come (wait).
+type logRead struct {
+	log  *joblog.Log
+	note string
+	wait bool
+}
+
+func (r logRead) done() bool { return r.log != nil || r.note != "" }
+
+// apply folds what was read into v.
+func (r logRead) apply(v *verdict, match *itemMatcher) {
+	switch {
+	case r.log != nil:
+		v.fold(r.log, match)
+	case r.note != "":
+		v.logNote = r.note
+	}
+}
+
+// readLog reads the job's import log: the full log, or the error-only one
+// when no full log exists. It waits while none is readable and
+// ImportLogWait has not passed since the final event.
+func (e *Engine) readLog(ctx context.Context, b *state.Batch, evs []graph.Event) logRead {
 	c, run := b.Containers, jobRun(evs)
 	lg, err := e.JobLogs.Read(ctx, c.MetadataContainerURI, c.EncryptionKey, b.JobID, run, joblog.Full)
 	if errors.Is(err, joblog.ErrNotWritten) {
 		lg, err = e.JobLogs.Read(ctx, c.MetadataContainerURI, c.EncryptionKey, b.JobID, run, joblog.Errors)
 	}
-	if err != nil {
-		if e.now().Before(b.LastEventAt.Add(e.cfg.ImportLogWait)) {
-			e.batchLog(b).Info("import log not readable yet; finishing later", "job", b.JobID, "run", run, "err", err)
-			return true
-		}
-		v.logNote = fmt.Sprintf("SharePoint's import log %s could not be read within %s of the job's end (%v)",
-			joblog.Name(b.JobID, run, joblog.Full), e.cfg.ImportLogWait, err)
-		return false
+	if err == nil {
+		return logRead{log: lg}
 	}
-	v.fold(lg, match)
-	return false
+	if e.now().Before(b.LastEventAt.Add(e.cfg.ImportLogWait)) {
+		e.batchLog(b).Info("import log not readable yet; finishing later", "job", b.JobID, "run", run, "err", err)
+		return logRead{wait: true}
+	}
+	return logRead{note: fmt.Sprintf("SharePoint's import log %s could not be read within %s of the job's end (%v)",
+		joblog.Name(b.JobID, run, joblog.Full), e.cfg.ImportLogWait, err)}
 }
 
 // fold applies a log's entries: a failing entry that names an item fails

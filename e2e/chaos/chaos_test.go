@@ -27,7 +27,8 @@ import (
 
 // params are the run's size and seed: CHAOS_FILES (default 150, the form
 // the normal suite runs; make chaos passes 1000) and CHAOS_SEED (default:
-// the clock; printed, so a run can be replayed).
+// the clock; printed, so a run can be replayed). CHAOS_LOG=file keeps the
+// run's log; CHAOS_VERBOSE=1 also copies it to stderr.
 type params struct {
 	files int
 	seed  uint64
@@ -173,7 +174,11 @@ func startRun(t *testing.T, p params) *run {
 	}
 	t.Cleanup(func() {
 		a.Close()
-		if t.Failed() && os.Getenv("CHAOS_VERBOSE") == "" {
+		if path := os.Getenv("CHAOS_LOG"); path != "" {
+			if err := os.WriteFile(path, []byte(logs.String()), 0o644); err != nil {
+				t.Errorf("CHAOS_LOG: %v", err)
+			}
+		} else if t.Failed() && os.Getenv("CHAOS_VERBOSE") == "" {
 			if f, err := os.CreateTemp("", "chaos-log-*.jsonl"); err == nil {
 				_, _ = f.WriteString(logs.String())
 				f.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"syscall"
 	"time"
 
@@ -18,41 +19,61 @@ var graphFaults = []graphemu.FaultRule{
 	{Route: "*", Status: 503, RetryAfter: 1, Probability: 0.10 / 0.90},
 }
 
-// unleash turns the Graph faults on and then runs the seeded schedule: the
-// handler kills, one Service Bus restart and one Azurite restart, in a
-// random order with random gaps, until done closes. It returns an error if
-// the migration ended before the schedule did (the faults would then not
-// have hit a running migration) or a fault could not be applied.
+// killTargets are what a kill waits for before it strikes: any moment (""),
+// or an invocation of that function in flight.
+var killTargets = []string{"", "provision", "stage-batch", "submit", "poll"}
+
+// event is one scheduled fault: at an offset from the start, what to do.
+type event struct {
+	at     time.Duration
+	what   string // "servicebus", "azurite" or "kill"
+	target string // for a kill: a killTargets entry
+}
+
+// schedule draws the run's events from the seed: the kills and the two
+// restarts at random offsets within a window that grows with the run
+// (70 ms per file, at least 5 s), in time order.
+func (r *run) schedule(rng *rand.Rand) []event {
+	window := max(5*time.Second, time.Duration(r.p.files)*70*time.Millisecond)
+	at := func() time.Duration { return 500*time.Millisecond + time.Duration(rng.Int64N(int64(window))) }
+	evs := []event{{at: at(), what: "servicebus"}, {at: at(), what: "azurite"}}
+	for range r.p.kills {
+		evs = append(evs, event{at: at(), what: "kill", target: killTargets[rng.IntN(len(killTargets))]})
+	}
+	sort.Slice(evs, func(i, j int) bool { return evs[i].at < evs[j].at })
+	return evs
+}
+
+// unleash turns the Graph faults on and then runs the seeded schedule until
+// done closes. It returns an error if the migration ended before the
+// schedule did (the rest would not have hit a running migration) or a fault
+// could not be applied.
 func (r *run) unleash(ctx context.Context, rng *rand.Rand, done <-chan struct{}) error {
 	for _, f := range graphFaults {
 		if err := r.app.Graph.AddFault(f); err != nil {
 			return err
 		}
 	}
-	events := []string{"servicebus", "azurite"}
-	for range r.p.kills {
-		events = append(events, "kill")
-	}
-	rng.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
-	for i, ev := range events {
-		gap := time.Duration(500+rng.IntN(2500)) * time.Millisecond
+	start := time.Now()
+	evs := r.schedule(rng)
+	for i, ev := range evs {
 		select {
 		case <-done:
-			return fmt.Errorf("the migration ended after %d of %d chaos events (%v); the rest never hit it", i, len(events), events)
+			return fmt.Errorf("the migration ended after %d of %d chaos events; the rest never hit it", i, len(evs))
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(gap):
+		case <-time.After(time.Until(start.Add(ev.at))):
 		}
 		if err := r.fire(ctx, ev); err != nil {
-			return fmt.Errorf("event %d (%s): %w", i, ev, err)
+			return fmt.Errorf("event %d (%s): %w", i, ev.what, err)
 		}
-		r.t.Logf("chaos: t+%s %s", gap, ev)
+		r.t.Logf("chaos: t+%s %s %s", time.Since(start).Round(time.Millisecond), ev.what, ev.target)
 	}
 	return nil
 }
 
-func (r *run) fire(ctx context.Context, ev string) error {
-	switch ev {
+func (r *run) fire(ctx context.Context, ev event) error {
+	switch ev.what {
 	case "servicebus":
 		r.sbRestarts++
 		return r.app.RestartServiceBus(ctx)
@@ -60,15 +81,26 @@ func (r *run) fire(ctx context.Context, ev string) error {
 		r.azRestarts++
 		return r.app.RestartAzurite(ctx)
 	default:
-		return r.kill(ctx)
+		return r.kill(ctx, ev.target)
 	}
 }
 
-// kill SIGKILLs the running handler and waits until the dev host has
-// restarted it.
-func (r *run) kill(ctx context.Context) error {
+// kill SIGKILLs the running handler, when target is set as soon as an
+// invocation of that function is in flight (or after 10 s without one), and
+// waits until the dev host has restarted it.
+func (r *run) kill(ctx context.Context, target string) error {
 	h := r.app.FunctionsHost
 	before := h.Stats().HandlerRestarts
+	if target != "" {
+		deadline := time.Now().Add(10 * time.Second)
+		for h.Stats().Functions[target].InFlight == 0 && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}
 	pid := 0
 	for pid == 0 {
 		if pid = h.HandlerPID(); pid == 0 {
@@ -88,7 +120,11 @@ func (r *run) kill(ctx context.Context) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the dev host did not restart the handler within a minute: %v", h.Stats())
 		}
-		time.Sleep(20 * time.Millisecond) // polling with a deadline
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	return nil
 }

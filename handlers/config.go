@@ -66,6 +66,13 @@ type Config struct {
 	// that hangs ends and its message is redelivered, instead of the host
 	// killing the worker mid-write.
 	StepDeadline time.Duration
+	// SubmitLease is how long a submit intent blocks another submit of the
+	// same batch attempt, and so how long a batch waits after a crash in
+	// the middle of its submit (SPEMIGRATE_SUBMIT_LEASE, at least 10s;
+	// zero: the engine's default of 5 min). It must outlast one job
+	// creation call with its throttling retries; the chaos suite shortens
+	// it.
+	SubmitLease time.Duration
 }
 
 // DefaultStepDeadline is StepDeadline's default.
@@ -223,6 +230,13 @@ func (c *Config) loadTuning(getenv func(string) string) []error {
 			errs = append(errs, errors.New("SPEMIGRATE_STEP_DEADLINE: must be a duration of at least 10s and below host.json's functionTimeout, such as 9m"))
 		}
 		c.StepDeadline = d
+	}
+	if v := getenv("SPEMIGRATE_SUBMIT_LEASE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 10*time.Second {
+			errs = append(errs, errors.New("SPEMIGRATE_SUBMIT_LEASE: must be a duration of at least 10s (longer than one job creation call with its retries), such as 5m"))
+		}
+		c.SubmitLease = d
 	}
 
 	for _, n := range []struct {

@@ -54,6 +54,7 @@ var Settings = []Setting{
 	{Name: "SPEMIGRATE_MAX_JOBS_PER_CONTAINER"},
 	{Name: "SPEMIGRATE_MAX_VERSIONS"},
 	{Name: "SPEMIGRATE_STEP_DEADLINE"},
+	{Name: "SPEMIGRATE_SUBMIT_LEASE"},
 
 	// What requests may name (docs/security.md). Unset is the strict
 	// choice (no local folders, only *.blob.core.windows.net, no connection

@@ -3,6 +3,7 @@ package handlers
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSettingsListsWhatLoadConfigReads records every name LoadConfig asks
@@ -65,5 +66,24 @@ func TestPermissionCheckSetting(t *testing.T) {
 	}
 	if _, err := get("sometimes"); err == nil || !strings.Contains(err.Error(), "SPEMIGRATE_GRAPH_PERMISSION_CHECK") {
 		t.Errorf("bad value: %v; want an error naming the setting", err)
+	}
+}
+
+func TestSubmitLeaseSetting(t *testing.T) {
+	key := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	get := func(v string) (Config, error) {
+		env := map[string]string{"AzureWebJobsStorage__accountName": "a", "ServiceBusConnection__fullyQualifiedNamespace": "b", "SPEMIGRATE_STATE_KEY": key, "SPEMIGRATE_SUBMIT_LEASE": v}
+		return LoadConfig(func(k string) string { return env[k] })
+	}
+	if c, err := get(""); err != nil || c.SubmitLease != 0 {
+		t.Errorf("unset: %v, %v; want 0 (the engine's default)", c.SubmitLease, err)
+	}
+	if c, err := get("30s"); err != nil || c.SubmitLease != 30*time.Second {
+		t.Errorf("30s: %v, %v", c.SubmitLease, err)
+	}
+	for _, bad := range []string{"5", "2s"} {
+		if _, err := get(bad); err == nil || !strings.Contains(err.Error(), "SPEMIGRATE_SUBMIT_LEASE") {
+			t.Errorf("%q: %v; want an error naming the setting", bad, err)
+		}
 	}
 }

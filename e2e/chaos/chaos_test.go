@@ -163,6 +163,10 @@ func startRun(t *testing.T, p params) *run {
 		Output: out,
 		Settings: map[string]string{
 			"SPEMIGRATE_STATE_KEY": stateKey,
+			// A kill in the middle of a submit holds its batch for the
+			// lease; the default 5 minutes would dominate the run. 20 s
+			// still outlasts a create call with its throttling retries.
+			"SPEMIGRATE_SUBMIT_LEASE": "20s",
 		},
 		// Every kill is an unexpected exit; the host's limit of three
 		// would end the run.

@@ -113,16 +113,28 @@ func (r *run) checkCounters(m api.Migration, blobs []sample.Blob) {
 	}
 }
 
-// checkJobs: the emulator committed exactly one job per batch attempt, the
-// one each batch recorded, and no job is left queued or running.
+// checkJobs: every batch attempt committed at most one job and each
+// batch's last attempt exactly one, the one it recorded; no job is left
+// queued or running. Each attempt stages its own package (one provisioning,
+// one data container), so two committed jobs over one data container are
+// two imports of one attempt. A job whose id a crash lost belongs to an
+// attempt the engine counted as failed (Engine.Submit), so committed jobs
+// may number fewer than attempts but never more.
 func (r *run) checkJobs(m api.Migration) {
 	jobs := r.app.Graph.Jobs(graphemu.DefaultContainer().ID)
 	committed := map[string]bool{}
+	perPackage := map[string]int{}
 	states := map[string]int{}
 	for _, j := range jobs {
 		states[j.State]++
 		if j.State == "finished" && !j.Cancelled {
 			committed[j.ID] = true
+			perPackage[j.DataContainer]++
+		}
+	}
+	for pkg, n := range perPackage {
+		if n > 1 {
+			r.t.Errorf("%d committed jobs imported the package in data container %s, want at most one", n, pkg)
 		}
 	}
 	attempts := 0
@@ -134,13 +146,13 @@ func (r *run) checkJobs(m api.Migration) {
 		}
 		seen[b.JobID] = true
 	}
-	if len(committed) != attempts {
-		r.t.Errorf("the emulator committed %d jobs for %d batch attempts (job states %v)", len(committed), attempts, states)
+	if len(committed) > attempts || len(committed) < len(m.Batches) {
+		r.t.Errorf("the emulator committed %d jobs for %d batches in %d attempts (job states %v)", len(committed), len(m.Batches), attempts, states)
 	}
 	if states["queued"]+states["processing"] != 0 {
 		r.t.Errorf("jobs still queued or running after the migration ended: %v", states)
 	}
-	r.t.Logf("jobs: %v for %d batches, %d attempts", states, len(m.Batches), attempts)
+	r.t.Logf("jobs: %v, %d committed for %d batches in %d attempts", states, len(committed), len(m.Batches), attempts)
 }
 
 // scanSecrets searches every log line, API response and table row of the

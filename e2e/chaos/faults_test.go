@@ -20,8 +20,9 @@ var graphFaults = []graphemu.FaultRule{
 }
 
 // killTargets are what a kill waits for before it strikes: any moment (""),
-// or an invocation of that function in flight.
-var killTargets = []string{"", "provision", "stage-batch", "submit", "poll"}
+// or an invocation of that function in flight. Provision is left out: a
+// source of up to a page runs it once, at the start.
+var killTargets = []string{"", "stage-batch", "submit", "poll"}
 
 // event is one scheduled fault: at an offset from the start, what to do.
 type event struct {
@@ -32,9 +33,10 @@ type event struct {
 
 // schedule draws the run's events from the seed: the kills and the two
 // restarts at random offsets within a window that grows with the run
-// (70 ms per file, at least 5 s), in time order.
+// (40 ms per file, at least 5 s; a run takes about 100 ms per file), in
+// time order.
 func (r *run) schedule(rng *rand.Rand) []event {
-	window := max(5*time.Second, time.Duration(r.p.files)*70*time.Millisecond)
+	window := max(5*time.Second, time.Duration(r.p.files)*40*time.Millisecond)
 	at := func() time.Duration { return 500*time.Millisecond + time.Duration(rng.Int64N(int64(window))) }
 	evs := []event{{at: at(), what: "servicebus"}, {at: at(), what: "azurite"}}
 	for range r.p.kills {
@@ -86,13 +88,13 @@ func (r *run) fire(ctx context.Context, ev event) error {
 }
 
 // kill SIGKILLs the running handler, when target is set as soon as an
-// invocation of that function is in flight (or after 10 s without one), and
+// invocation of that function is in flight (or after 3 s without one), and
 // waits until the dev host has restarted it.
 func (r *run) kill(ctx context.Context, target string) error {
 	h := r.app.FunctionsHost
 	before := h.Stats().HandlerRestarts
 	if target != "" {
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(3 * time.Second)
 		for h.Stats().Functions[target].InFlight == 0 && time.Now().Before(deadline) {
 			select {
 			case <-ctx.Done():

@@ -36,7 +36,9 @@ type Finding struct {
 	Excerpt string
 }
 
-func (f Finding) String() string { return fmt.Sprintf("%s in %s: …%s…", f.Kind, f.Source, f.Excerpt) }
+func (f Finding) String() string {
+	return fmt.Sprintf("%s in %s: …%s…", f.Kind, f.Source, f.Excerpt)
+}
 
 // Scanner collects named texts and searches them.
 type Scanner struct {

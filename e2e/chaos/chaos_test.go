@@ -120,11 +120,19 @@ func TestChaos(t *testing.T) {
 	done := make(chan struct{})
 	chaosDone := make(chan error, 1)
 	go func() { chaosDone <- r.unleash(ctx, rand.New(rand.NewPCG(p.seed, 0x6368616f73)), done) }()
+	var stop sync.Once
+	stopChaos := func() error {
+		stop.Do(func() { close(done) })
+		return <-chaosDone
+	}
+	// A failed wait must not leave the schedule restarting services
+	// while the stack closes (this cleanup runs before startRun's).
+	t.Cleanup(func() { cancel(); _ = stopChaos() })
 	m := r.waitTerminal(ctx, id)
-	close(done)
-	if err := <-chaosDone; err != nil {
+	if err := stopChaos(); err != nil {
 		t.Errorf("chaos schedule: %v", err)
 	}
+	chaosDone <- nil // for the cleanup's receive
 	r.app.Graph.ClearFaults()
 	elapsed := time.Since(started)
 

@@ -55,6 +55,8 @@ var Settings = []Setting{
 	{Name: "SPEMIGRATE_MAX_VERSIONS"},
 	{Name: "SPEMIGRATE_STEP_DEADLINE"},
 	{Name: "SPEMIGRATE_SUBMIT_LEASE"},
+	{Name: "SPEMIGRATE_STUCK_AFTER"},
+	{Name: "SPEMIGRATE_POLL_GRACE"},
 
 	// What requests may name (docs/security.md). Unset is the strict
 	// choice (no local folders, only *.blob.core.windows.net, no connection

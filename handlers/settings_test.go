@@ -87,3 +87,24 @@ func TestSubmitLeaseSetting(t *testing.T) {
 		}
 	}
 }
+
+func TestDrainThresholdSettings(t *testing.T) {
+	key := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	get := func(stuck, grace string) (Config, error) {
+		env := map[string]string{"AzureWebJobsStorage__accountName": "a", "ServiceBusConnection__fullyQualifiedNamespace": "b", "SPEMIGRATE_STATE_KEY": key,
+			"SPEMIGRATE_STUCK_AFTER": stuck, "SPEMIGRATE_POLL_GRACE": grace}
+		return LoadConfig(func(k string) string { return env[k] })
+	}
+	if c, err := get("", ""); err != nil || c.StuckAfter != 0 || c.PollGrace != 0 {
+		t.Errorf("unset: %v %v, %v; want zero (the engine's defaults)", c.StuckAfter, c.PollGrace, err)
+	}
+	if c, err := get("1m", "20s"); err != nil || c.StuckAfter != time.Minute || c.PollGrace != 20*time.Second {
+		t.Errorf("1m/20s: %v %v, %v", c.StuckAfter, c.PollGrace, err)
+	}
+	if _, err := get("10s", ""); err == nil || !strings.Contains(err.Error(), "SPEMIGRATE_STUCK_AFTER") {
+		t.Errorf("stuck 10s: %v; want an error naming the setting", err)
+	}
+	if _, err := get("", "soon"); err == nil || !strings.Contains(err.Error(), "SPEMIGRATE_POLL_GRACE") {
+		t.Errorf("grace soon: %v; want an error naming the setting", err)
+	}
+}

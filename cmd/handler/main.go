@@ -235,7 +235,7 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 	if err != nil {
 		return nil, err
 	}
-	eng, err := pipeline.New(deps, pipeline.Config{PollInterval: cfg.PollInterval, PageSize: cfg.PageSize, MaxAttempts: cfg.MaxAttempts, MaxJobsPerContainer: cfg.MaxJobsPerContainer, SubmitLease: cfg.SubmitLease})
+	eng, err := pipeline.New(deps, pipeline.Config{PollInterval: cfg.PollInterval, PageSize: cfg.PageSize, MaxAttempts: cfg.MaxAttempts, MaxJobsPerContainer: cfg.MaxJobsPerContainer, SubmitLease: cfg.SubmitLease, StuckAfter: cfg.StuckAfter, PollGrace: cfg.PollGrace})
 	if err != nil {
 		return nil, err
 	}

@@ -175,6 +175,11 @@ func startRun(t *testing.T, p params) *run {
 			// lease; the default 5 minutes would dominate the run. 20 s
 			// still outlasts a create call with its throttling retries.
 			"SPEMIGRATE_SUBMIT_LEASE": "20s",
+			// The drain is the safety net for a lost step or poll message
+			// (docs/reliability.md); at its defaults (15 and 2 minutes)
+			// one loss would outlast the run's deadline.
+			"SPEMIGRATE_STUCK_AFTER": "60s",
+			"SPEMIGRATE_POLL_GRACE":  "20s",
 		},
 		// Every kill is an unexpected exit; the host's limit of three
 		// would end the run.

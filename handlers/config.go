@@ -86,6 +86,21 @@ type Config struct {
 	// substrings; "none" retries every fatal error; unset: the engine's
 	// defaults, pipeline.DefaultInvalidPackageErrors).
 	InvalidPackageErrors []string
+	// SubmitLease is how long a submit intent blocks another submit of the
+	// same batch attempt, and so how long a batch waits after a crash in
+	// the middle of its submit (SPEMIGRATE_SUBMIT_LEASE, at least 10s;
+	// zero: the engine's default of 5 min). It must outlast one job
+	// creation call with its throttling retries; the chaos suite shortens
+	// it.
+	SubmitLease time.Duration
+	// StuckAfter and PollGrace are the drain's thresholds: how long a
+	// batch may sit in planned, staged or submitting (or a running
+	// migration go untouched) before the drain re-drives it
+	// (SPEMIGRATE_STUCK_AFTER, at least 30s; zero: 15 min), and how late a
+	// poll may be (SPEMIGRATE_POLL_GRACE, at least 10s; zero: 2 min). They
+	// bound how long a lost step message stalls a batch.
+	StuckAfter time.Duration
+	PollGrace  time.Duration
 }
 
 // DefaultStepDeadline is StepDeadline's default.
@@ -243,6 +258,23 @@ func (c *Config) loadTuning(getenv func(string) string) []error {
 			errs = append(errs, errors.New("SPEMIGRATE_STEP_DEADLINE: must be a duration of at least 10s and below host.json's functionTimeout, such as 9m"))
 		}
 		c.StepDeadline = d
+	}
+	for _, d := range []struct {
+		name, hint string
+		dst        *time.Duration
+		min        time.Duration
+	}{
+		{"SPEMIGRATE_SUBMIT_LEASE", "at least 10s (longer than one job creation call with its retries), such as 5m", &c.SubmitLease, 10 * time.Second},
+		{"SPEMIGRATE_STUCK_AFTER", "at least 30s (longer than a step normally takes), such as 15m", &c.StuckAfter, 30 * time.Second},
+		{"SPEMIGRATE_POLL_GRACE", "at least 10s, such as 2m", &c.PollGrace, 10 * time.Second},
+	} {
+		if v := getenv(d.name); v != "" {
+			x, err := time.ParseDuration(v)
+			if err != nil || x < d.min {
+				errs = append(errs, fmt.Errorf("%s: must be a duration of %s", d.name, d.hint))
+			}
+			*d.dst = x
+		}
 	}
 
 	for _, n := range []struct {

@@ -59,6 +59,9 @@ var Settings = []Setting{
 	{Name: "SPEMIGRATE_INVALID_PACKAGE_ERRORS"},
 	{Name: "SPEMIGRATE_INT_ID_BASE"},
 	{Name: "SPEMIGRATE_FIRST_INT_ID"},
+	{Name: "SPEMIGRATE_SUBMIT_LEASE"},
+	{Name: "SPEMIGRATE_STUCK_AFTER"},
+	{Name: "SPEMIGRATE_POLL_GRACE"},
 
 	// What requests may name (docs/security.md). Unset is the strict
 	// choice (no local folders, only *.blob.core.windows.net, no connection

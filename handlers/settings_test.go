@@ -3,6 +3,7 @@ package handlers
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSettingsListsWhatLoadConfigReads records every name LoadConfig asks
@@ -65,5 +66,45 @@ func TestPermissionCheckSetting(t *testing.T) {
 	}
 	if _, err := get("sometimes"); err == nil || !strings.Contains(err.Error(), "SPEMIGRATE_GRAPH_PERMISSION_CHECK") {
 		t.Errorf("bad value: %v; want an error naming the setting", err)
+	}
+}
+
+func TestSubmitLeaseSetting(t *testing.T) {
+	key := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	get := func(v string) (Config, error) {
+		env := map[string]string{"AzureWebJobsStorage__accountName": "a", "ServiceBusConnection__fullyQualifiedNamespace": "b", "SPEMIGRATE_STATE_KEY": key, "SPEMIGRATE_SUBMIT_LEASE": v}
+		return LoadConfig(func(k string) string { return env[k] })
+	}
+	if c, err := get(""); err != nil || c.SubmitLease != 0 {
+		t.Errorf("unset: %v, %v; want 0 (the engine's default)", c.SubmitLease, err)
+	}
+	if c, err := get("30s"); err != nil || c.SubmitLease != 30*time.Second {
+		t.Errorf("30s: %v, %v", c.SubmitLease, err)
+	}
+	for _, bad := range []string{"5", "2s"} {
+		if _, err := get(bad); err == nil || !strings.Contains(err.Error(), "SPEMIGRATE_SUBMIT_LEASE") {
+			t.Errorf("%q: %v; want an error naming the setting", bad, err)
+		}
+	}
+}
+
+func TestDrainThresholdSettings(t *testing.T) {
+	key := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	get := func(stuck, grace string) (Config, error) {
+		env := map[string]string{"AzureWebJobsStorage__accountName": "a", "ServiceBusConnection__fullyQualifiedNamespace": "b", "SPEMIGRATE_STATE_KEY": key,
+			"SPEMIGRATE_STUCK_AFTER": stuck, "SPEMIGRATE_POLL_GRACE": grace}
+		return LoadConfig(func(k string) string { return env[k] })
+	}
+	if c, err := get("", ""); err != nil || c.StuckAfter != 0 || c.PollGrace != 0 {
+		t.Errorf("unset: %v %v, %v; want zero (the engine's defaults)", c.StuckAfter, c.PollGrace, err)
+	}
+	if c, err := get("1m", "20s"); err != nil || c.StuckAfter != time.Minute || c.PollGrace != 20*time.Second {
+		t.Errorf("1m/20s: %v %v, %v", c.StuckAfter, c.PollGrace, err)
+	}
+	if _, err := get("10s", ""); err == nil || !strings.Contains(err.Error(), "SPEMIGRATE_STUCK_AFTER") {
+		t.Errorf("stuck 10s: %v; want an error naming the setting", err)
+	}
+	if _, err := get("", "soon"); err == nil || !strings.Contains(err.Error(), "SPEMIGRATE_POLL_GRACE") {
+		t.Errorf("grace soon: %v; want an error naming the setting", err)
 	}
 }

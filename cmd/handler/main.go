@@ -240,6 +240,7 @@ func build(ctx context.Context, cfg handlers.Config, log *slog.Logger) (*app, er
 	eng, err := pipeline.New(deps, pipeline.Config{
 		PollInterval: cfg.PollInterval, PageSize: cfg.PageSize, MaxAttempts: cfg.MaxAttempts, MaxJobsPerContainer: cfg.MaxJobsPerContainer,
 		ImportLogs: cfg.ImportLogs, ImportLogWait: cfg.ImportLogWait, InvalidPackageErrors: cfg.InvalidPackageErrors,
+		SubmitLease: cfg.SubmitLease, StuckAfter: cfg.StuckAfter, PollGrace: cfg.PollGrace,
 	})
 	if err != nil {
 		return nil, err

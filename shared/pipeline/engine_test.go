@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"sort"
 	"strings"
@@ -237,6 +238,27 @@ func (h *harness) assertOneJobPerBatch() {
 	}
 }
 
+// interruptedSubmit is the reason a batch gets for an attempt whose submit
+// was interrupted.
+const interruptedSubmit = "attempt 1 failed: its submit was interrupted (the intent expired without a recorded job id); a job it may have created imports only that attempt's package"
+
+// assertAtMostOneJobPerAttempt: no attempt of a batch imported twice, and
+// the batch's last attempt imported once.
+func (h *harness) assertAtMostOneJobPerAttempt(name string) {
+	h.t.Helper()
+	live := h.w.liveJobsByAttempt()
+	for k, n := range live {
+		if n > 1 {
+			h.t.Errorf("%s: batch|attempt %s has %d imported jobs, want at most one", name, k, n)
+		}
+	}
+	for _, b := range h.st.batches {
+		if b.Status != state.BatchCancelled && live[fmt.Sprintf("%s|%d", b.ID, b.Attempt)] != 1 {
+			h.t.Errorf("%s: batch %s's last attempt %d has %d imported jobs, want one", name, b.ID, b.Attempt, live[fmt.Sprintf("%s|%d", b.ID, b.Attempt)])
+		}
+	}
+}
+
 func TestHappyPath(t *testing.T) {
 	h := newHarness(t)
 	h.start()
@@ -347,21 +369,22 @@ func TestCrashAtEveryCall(t *testing.T) {
 			h.start()
 			h.run(false)
 			name := fmt.Sprintf("call %d (%s, after=%v)", at, h.f.hitOp, after)
-			if got := h.snapshot(); !reflect.DeepEqual(got, want) {
+			got := h.snapshot()
+			// A crash between the submit intent and the job's record
+			// (CreateJob, or the intent write landing unseen) leaves a job
+			// Graph may have made with its id lost (see Engine.Submit):
+			// that attempt counts as failed and the next has its own
+			// package. The target, items and counters are the clean run's;
+			// the batch is one attempt further.
+			got.Batches = maps.Clone(got.Batches)
+			for id, v := range got.Batches {
+				v = strings.Replace(v, "|2|"+interruptedSubmit, "|1|", 1)
+				got.Batches[id] = strings.Replace(v, "|1|; ", "|1|", 1)
+			}
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("%s: end state differs:\n got %+v\nwant %+v", name, got, want)
 			}
-			if h.f.hitOp == "CreateJob" && after {
-				// The gap Graph leaves open (see Engine.Submit): the job
-				// was created, its id lost; a second job imports the same
-				// ids. Everything else must still be exact.
-				continue
-			}
-			live := h.w.liveJobs()
-			for _, b := range h.st.batches {
-				if live[b.ID] != b.Attempt {
-					t.Errorf("%s: batch %s has %d imported jobs, want %d", name, b.ID, live[b.ID], b.Attempt)
-				}
-			}
+			h.assertAtMostOneJobPerAttempt(name)
 		}
 	}
 	t.Logf("%d calls in a clean run, each failed before and after", total)

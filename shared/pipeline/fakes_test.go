@@ -64,12 +64,14 @@ type world struct {
 
 type stagedPkg struct {
 	batchID string
+	attempt int
 	items   []state.Item
 	failed  map[int]string
 }
 
 type fakeJob struct {
 	id, container, batchID string
+	attempt                int
 	items                  []state.Item
 	failed                 map[int]string
 	deleted, started       bool
@@ -111,6 +113,20 @@ func (w *world) liveJobs() map[string]int {
 	for _, j := range w.jobs {
 		if !j.deleted {
 			n[j.batchID]++
+		}
+	}
+	return n
+}
+
+// liveJobsByAttempt counts the jobs that were not deleted per batch and
+// attempt ("batch|attempt").
+func (w *world) liveJobsByAttempt() map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := map[string]int{}
+	for _, j := range w.jobs {
+		if !j.deleted {
+			n[fmt.Sprintf("%s|%d", j.batchID, j.attempt)]++
 		}
 	}
 	return n
@@ -165,7 +181,7 @@ func (g fakeGraph) CreateJob(ctx context.Context, containerID string, info graph
 	if !ok {
 		return "", errors.New("fake: nothing staged in these containers")
 	}
-	j := &fakeJob{id: fmt.Sprintf("job-%d", len(w.jobs)+1), container: containerID, batchID: pkg.batchID, items: pkg.items, failed: pkg.failed}
+	j := &fakeJob{id: fmt.Sprintf("job-%d", len(w.jobs)+1), container: containerID, batchID: pkg.batchID, attempt: pkg.attempt, items: pkg.items, failed: pkg.failed}
 	j.events = append(j.events, ev(j, graph.KindQueued))
 	w.jobs = append(w.jobs, j)
 	return j.id, nil
@@ -296,7 +312,7 @@ func (s fakeStager) Stage(ctx context.Context, m *state.Migration, b *state.Batc
 			res.Failed[i] = "source returned 404 BlobNotFound"
 		}
 	}
-	w.staged[info.DataContainerURI] = stagedPkg{batchID: b.ID, items: append([]state.Item(nil), items...), failed: res.Failed}
+	w.staged[info.DataContainerURI] = stagedPkg{batchID: b.ID, attempt: b.Attempt, items: append([]state.Item(nil), items...), failed: res.Failed}
 	return res, nil
 }
 

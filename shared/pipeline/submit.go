@@ -29,10 +29,16 @@ import (
 // was cancelled, or the store failed) the job we just created is deleted
 // while it is still queued, so at most one job per attempt imports the
 // batch. The one window Graph leaves open is a crash between the create
-// call's response and the record write: that job's id is lost, and when
-// the lease expires the batch is submitted again. The orphan job imports
-// the same package with the same deterministic ids (spec §6.5), so the
-// target ends the same; it is logged as a possible duplicate.
+// call's response and the record write (or a create that failed
+// ambiguously): that job's id is lost and Graph offers no way to find it.
+// When the lease expires, the interrupted attempt is therefore counted as
+// failed and the batch starts a new attempt with fresh containers, so a
+// job the lost attempt created stays the only one over its package and
+// every attempt commits at most one job. On the last attempt there is no
+// new one to start: the batch is submitted again over the same package,
+// and the orphan, if there is one, imports the same deterministic ids
+// (spec §6.5), so the target ends the same; it is logged as a possible
+// duplicate.
 //
 // A SAS with less than MinSASValidity left sends the batch back to planned
 // (same attempt) to be re-provisioned and restaged.
@@ -67,6 +73,9 @@ func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error 
 		// Another delivery holds the intent; look again when its lease ends.
 		return e.retryAfterLease(ctx, b)
 	}
+	if b.Status == state.BatchSubmitting && attempt < e.cfg.MaxAttempts {
+		return e.failAttempt(ctx, m, b, "its submit was interrupted (the intent expired without a recorded job id); a job it may have created imports only that attempt's package")
+	}
 	if b.Status == state.BatchStaged {
 		if full, err := e.containerFull(ctx, m.ContainerID); err != nil {
 			return fmt.Errorf("submit %s/%s: %w", m.ID, batchID, err)
@@ -91,7 +100,7 @@ func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error 
 		return nil
 	}
 	if takeover {
-		log.Warn("submit intent expired without a recorded job; submitting again (a job created by the lost attempt would import the same ids)")
+		log.Warn("submit intent expired without a recorded job on the last attempt; submitting again over the same package (a job created by the lost submit would import the same ids)")
 	}
 
 	jobID, err := e.Graph.CreateJob(ctx, m.ContainerID, b.Containers)

@@ -577,6 +577,39 @@ func TestHandlerThatCannotStart(t *testing.T) {
 	}
 }
 
+// TestCrashLimitSetting: Config.CrashLimit replaces the host's three
+// crashes; the handler is started exactly that many times before the host
+// gives up.
+func TestCrashLimitSetting(t *testing.T) {
+	a := newApp(t, defaultHostJSON, map[string]string{"HttpOrders": httpFunctions})
+	dir := t.TempDir()
+	starts := filepath.Join(dir, "starts")
+	script := filepath.Join(dir, "broken.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho x >> "+starts+"\nexit 2\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := a.config(nil)
+	cfg.HandlerPath = script
+	cfg.CrashLimit = 5
+	h, err := devhost.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := h.Start(ctx); err == nil || !strings.Contains(err.Error(), "5 times") {
+		t.Fatalf("Start with a crashing handler and CrashLimit 5: %v", err)
+	}
+	b, err := os.ReadFile(starts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "x"); n != 5 {
+		t.Errorf("handler started %d times, want 5", n)
+	}
+}
+
 // BenchmarkInvoke measures one host→handler round trip: payload encoding,
 // the HTTP call, response interpretation.
 func BenchmarkInvoke(b *testing.B) {

@@ -54,6 +54,16 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the host's and the handler's log lines. Nil discards.
 	Logger *slog.Logger
+	// CrashLimit is how many unexpected handler exits within 30 minutes
+	// make the host give up. Zero: 3, the real host's limit (which is not
+	// configurable there); a chaos run that kills the handler on purpose
+	// raises it.
+	CrashLimit int
+	// DuplicateDelivery delivers every Service Bus message twice,
+	// concurrently, to the handler: at-least-once delivery when a lock is
+	// lost and the message goes to a second receiver. Off by default; the
+	// real host does this only when a lock expires (see docs/devhost.md).
+	DuplicateDelivery bool
 }
 
 // Host is a running dev host.
@@ -127,7 +137,7 @@ func New(cfg Config) (*Host, error) {
 		exe: exe, args: handlerArgs(hc.Arguments, settings), dir: underRoot(root, hc.WorkingDirectory),
 		env: handlerEnv(settings), port: hc.HandlerPort,
 		appRoot: root, timeout: cfg.ReadyTimeout, log: h.log.With("component", "handler-process"),
-		active: h.active.single,
+		active: h.active.single, crashLimit: cfg.CrashLimit,
 	}
 	h.client = newHandlerClient(hc.FunctionTimeout)
 	return h, nil
@@ -170,6 +180,9 @@ func (cfg *Config) setDefaults(localHTTPPort int) {
 	}
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 30 * time.Second
+	}
+	if cfg.CrashLimit <= 0 {
+		cfg.CrashLimit = defaultCrashLimit
 	}
 }
 
@@ -419,16 +432,26 @@ type FunctionStats struct {
 type Stats struct {
 	Functions       map[string]FunctionStats `json:"functions"`
 	HandlerRestarts int                      `json:"handlerRestarts"`
+	// DuplicateDeliveries counts the extra deliveries Config.DuplicateDelivery made.
+	DuplicateDeliveries int64 `json:"duplicateDeliveries"`
 }
+
+// HandlerPID is the process id of the running handler, or 0 while none is
+// running (between a crash and its restart).
+func (h *Host) HandlerPID() int { return h.worker.pid() }
 
 // Stats returns the invocation counters.
 func (h *Host) Stats() Stats {
-	return Stats{Functions: h.stats.snapshot(), HandlerRestarts: h.worker.restartCount()}
+	h.stats.mu.Lock()
+	dups := h.stats.duplicates
+	h.stats.mu.Unlock()
+	return Stats{Functions: h.stats.snapshot(), HandlerRestarts: h.worker.restartCount(), DuplicateDeliveries: dups}
 }
 
 type stats struct {
-	mu sync.Mutex
-	m  map[string]*FunctionStats
+	mu         sync.Mutex
+	m          map[string]*FunctionStats
+	duplicates int64
 }
 
 func newStats() *stats { return &stats{m: map[string]*FunctionStats{}} }

@@ -26,11 +26,11 @@ const (
 	exitRestart = 200 // intentional restart, not counted as an error
 )
 
-// crashLimit and crashWindow: the host gives up after this many unexpected
-// exits within the window.
+// defaultCrashLimit and crashWindow: the host gives up after this many
+// unexpected exits within the window (Config.CrashLimit overrides the count).
 const (
-	crashLimit  = 3
-	crashWindow = 30 * time.Minute
+	defaultCrashLimit = 3
+	crashWindow       = 30 * time.Minute
 )
 
 // worker supervises the handler process: it starts it, waits until it
@@ -46,6 +46,8 @@ type worker struct {
 	timeout time.Duration // readiness deadline
 	log     *slog.Logger
 	active  func() (fn, id string, ok bool)
+	// crashLimit is Config.CrashLimit (defaulted by New).
+	crashLimit int
 
 	mu       sync.Mutex
 	cur      *workerProc
@@ -212,8 +214,8 @@ func (w *worker) exited(p *workerProc, err error) {
 			w.crashes = w.crashes[1:]
 		}
 		w.log.Error("handler exited", "code", code, "err", err, "crashes_in_30m", len(w.crashes))
-		if len(w.crashes) >= crashLimit {
-			w.err = fmt.Errorf("devhost: the handler exited unexpectedly %d times within %s (last exit: %v); giving up as the host does; its last stderr lines: %q", crashLimit, crashWindow, err, w.stderr)
+		if len(w.crashes) >= w.crashLimit {
+			w.err = fmt.Errorf("devhost: the handler exited unexpectedly %d times within %s (last exit: %v); giving up as the host does (Config.CrashLimit); its last stderr lines: %q", w.crashLimit, crashWindow, err, w.stderr)
 			w.log.Error(w.err.Error())
 			w.notifyLocked()
 			return
@@ -298,6 +300,20 @@ func (w *worker) failed() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err
+}
+
+func (w *worker) pid() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cur == nil {
+		return 0
+	}
+	select {
+	case <-w.cur.exited:
+		return 0
+	default:
+		return w.cur.cmd.Process.Pid
+	}
 }
 
 func (w *worker) restartCount() int {

@@ -157,11 +157,17 @@ func (h *Host) processMessage(ctx context.Context, fn *Function, rcv *azserviceb
 	renewDone.Add(1)
 	go func() { defer renewDone.Done(); h.renewLock(renewCtx, fn, rcv, m) }()
 
+	var dup sync.WaitGroup
+	if h.cfg.DuplicateDelivery {
+		dup.Add(1)
+		go func() { defer dup.Done(); h.deliverDuplicate(ctx, fn, m, ns) }()
+	}
 	inv := h.messageInvocation(fn, m, ns)
 	res, err := h.send(ctx, inv)
 	if err == nil {
 		err = h.writeOutputs(ctx, inv, res)
 	}
+	dup.Wait()
 	stopRenew()
 	renewDone.Wait()
 
@@ -180,6 +186,28 @@ func (h *Host) processMessage(ctx context.Context, fn *Function, rcv *azserviceb
 		return
 	}
 	h.log.Warn("message abandoned; Service Bus will redeliver it", "function", fn.Name, "invocation_id", inv.id, "message_id", m.MessageID, "delivery_count", m.DeliveryCount)
+}
+
+// deliverDuplicate is the second delivery of Config.DuplicateDelivery: the
+// same message handed to the handler again while the first delivery runs, as
+// Service Bus does when a lock is lost and another receiver takes the
+// message. Like that receiver it sees DeliveryCount + 1 and its own lock
+// token, and its outputs are sent when it succeeds; the message is settled by
+// the first delivery's outcome, so a failure here is only logged.
+func (h *Host) deliverDuplicate(ctx context.Context, fn *Function, m *azservicebus.ReceivedMessage, ns string) {
+	inv := h.messageInvocation(fn, m, ns)
+	inv.metadata["DeliveryCount"] = dotnetScalar(fmt.Sprint(m.DeliveryCount + 1))
+	inv.metadata["LockToken"] = dotnetString(uuid.NewString())
+	h.stats.mu.Lock()
+	h.stats.duplicates++
+	h.stats.mu.Unlock()
+	res, err := h.send(ctx, inv)
+	if err == nil {
+		err = h.writeOutputs(ctx, inv, res)
+	}
+	if err != nil {
+		h.log.Warn("duplicate delivery failed (the message is settled by the first delivery)", "function", fn.Name, "invocation_id", inv.id, "message_id", m.MessageID, "err", err)
+	}
 }
 
 // renewLock keeps the message locked while the function runs, for at most

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func sbFunction(queue, dataType string, output string) string {
 func (a *app) startSB(t *testing.T, settings map[string]string) {
 	t.Helper()
 	s := map[string]string{"SB": serviceBusConn}
-	for _, q := range []string{"bytes", "bytes-binary", "fail", "text", "out-src", "out-dst", "crash", "lock", "concurrency"} {
+	for _, q := range []string{"bytes", "bytes-binary", "fail", "text", "out-src", "out-dst", "crash", "lock", "concurrency", "duplicate", "duplicate-out"} {
 		s["Q_"+strings.ReplaceAll(q, "-", "_")] = q
 	}
 	for k, v := range settings {
@@ -281,4 +282,45 @@ func TestServiceBusConcurrency(t *testing.T) {
 	}
 	eventually(t, 15*time.Second, func() bool { return queueEmpty(t, c, "concurrency") }, func() string { return "messages not completed" })
 	_ = json.Valid
+}
+
+// TestServiceBusDuplicateDelivery: with Config.DuplicateDelivery every
+// message reaches the handler twice at the same time (the second as a
+// redelivery: DeliveryCount + 1, another lock token), both deliveries' outputs
+// are sent, and the message is completed once.
+func TestServiceBusDuplicateDelivery(t *testing.T) {
+	a := newApp(t, defaultHostJSON, map[string]string{"Dup": sbFunction("duplicate", "", "duplicate-out")})
+	cfg := a.config(map[string]string{"SB": serviceBusConn, "Q_duplicate": "duplicate"})
+	cfg.DuplicateDelivery = true
+	h := a.start(t, cfg)
+	c := sbClient(t)
+	send(t, c, "duplicate", &azservicebus.Message{Body: []byte("hold:500"), MessageID: ptr("dup-1")})
+	reqs := a.waitRequests(t, "/Dup", 2, 20*time.Second)
+	_, m1 := reqs[0].payload(t)
+	_, m2 := reqs[1].payload(t)
+	counts := []string{string(m1["DeliveryCount"]), string(m2["DeliveryCount"])}
+	sort.Strings(counts)
+	if counts[0] != `"1"` || counts[1] != `"2"` {
+		t.Errorf("DeliveryCount %v, want 1 and 2", counts)
+	}
+	if string(m1["MessageId"]) != string(m2["MessageId"]) || string(m1["LockToken"]) == string(m2["LockToken"]) {
+		t.Errorf("MessageId %s/%s LockToken %s/%s: want the same message under two locks", m1["MessageId"], m2["MessageId"], m1["LockToken"], m2["LockToken"])
+	}
+	if reqs[0].InFlight < 2 && reqs[1].InFlight < 2 {
+		t.Errorf("in flight %d and %d: the two deliveries did not overlap", reqs[0].InFlight, reqs[1].InFlight)
+	}
+	eventually(t, 15*time.Second, func() bool { return queueEmpty(t, c, "duplicate") }, func() string { return "message not completed" })
+
+	send(t, c, "duplicate", &azservicebus.Message{Body: []byte(`output:"next step"`), MessageID: ptr("dup-2")})
+	got := receive(t, c, "duplicate-out", azservicebus.SubQueue(0), 2)
+	if string(got[0].Body) != "next step" || string(got[1].Body) != "next step" {
+		t.Errorf("outputs %q and %q, want each delivery's output", got[0].Body, got[1].Body)
+	}
+	eventually(t, 15*time.Second, func() bool { return queueEmpty(t, c, "duplicate") }, func() string { return "second message not completed" })
+	if n := len(a.requests(t, "/Dup")); n != 4 {
+		t.Errorf("handler saw %d deliveries of 2 messages, want 4", n)
+	}
+	if d := h.Stats().DuplicateDeliveries; d != 2 {
+		t.Errorf("Stats().DuplicateDeliveries = %d, want 2", d)
+	}
 }

@@ -84,6 +84,8 @@ type faults struct {
 	rules  []*FaultRule
 	jobs   []JobFaults
 	counts map[string]int64
+	// injected counts the calls answered with a fault, per route.
+	injected map[string]int64
 }
 
 func (f *faults) add(r FaultRule) error {
@@ -107,6 +109,7 @@ func (f *faults) hit(route string) *FaultRule {
 		}
 		if r.Count > 0 {
 			r.Count--
+			f.countInjected(route)
 			out := *r
 			if r.Count == 0 {
 				f.rules = append(f.rules[:i], f.rules[i+1:]...)
@@ -114,11 +117,19 @@ func (f *faults) hit(route string) *FaultRule {
 			return &out
 		}
 		if r.Probability > 0 && rand.Float64() < r.Probability {
+			f.countInjected(route)
 			out := *r
 			return &out
 		}
 	}
 	return nil
+}
+
+func (f *faults) countInjected(route string) {
+	if f.injected == nil {
+		f.injected = map[string]int64{}
+	}
+	f.injected[route]++
 }
 
 // nextJobFaults pops a one-shot job fault set, if one was queued.

@@ -60,6 +60,10 @@ type Options struct {
 	Dir string
 	// HTTPAddr is the front door's address; empty: a free loopback port.
 	HTTPAddr string
+	// CrashLimit and DuplicateDelivery are the dev host's chaos settings
+	// (stack.FunctionsOptions); zero values behave as the real host.
+	CrashLimit        int
+	DuplicateDelivery bool
 }
 
 // App is the running app and its stack.
@@ -124,7 +128,8 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	for k, v := range o.Settings {
 		settings[k] = v
 	}
-	functions := &stack.FunctionsOptions{HandlerPath: handler, Settings: settings, HTTPAddr: o.HTTPAddr}
+	functions := &stack.FunctionsOptions{HandlerPath: handler, Settings: settings, HTTPAddr: o.HTTPAddr,
+		CrashLimit: o.CrashLimit, DuplicateDelivery: o.DuplicateDelivery}
 	if o.AppRoot != "" {
 		// Azure's layout: function folders at the root, the handler where
 		// host.json says.

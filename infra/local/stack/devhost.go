@@ -34,6 +34,12 @@ type FunctionsOptions struct {
 	Settings map[string]string
 	// HTTPAddr is the front door's address. Empty: a free loopback port.
 	HTTPAddr string
+	// CrashLimit is devhost.Config.CrashLimit: unexpected handler exits
+	// within 30 minutes before the host gives up. Zero: the real host's 3.
+	CrashLimit int
+	// DuplicateDelivery is devhost.Config.DuplicateDelivery: every Service
+	// Bus message delivered twice, concurrently (the chaos suite turns it on).
+	DuplicateDelivery bool
 }
 
 // functionsFields are the Stack fields describing the dev host.
@@ -42,6 +48,8 @@ type functionsFields struct {
 	// functions live under /api, the admin endpoints under /admin
 	// (GET /admin/stats counts handler invocations per function).
 	FunctionsURL string
+	// FunctionsHost is the running dev host (its Stats, the handler's pid).
+	FunctionsHost *devhost.Host
 }
 
 func (s *Stack) startFunctions(ctx context.Context) error {
@@ -95,6 +103,9 @@ func (s *Stack) startFunctions(ctx context.Context) error {
 		HTTPAddr:     addr,
 		StateDir:     filepath.Join(s.Dir, "devhost"),
 		Logger:       s.log.With("service", "devhost"),
+
+		CrashLimit:        o.CrashLimit,
+		DuplicateDelivery: o.DuplicateDelivery,
 	})
 	if err != nil {
 		return fmt.Errorf("stack: %w", err)
@@ -105,5 +116,6 @@ func (s *Stack) startFunctions(ctx context.Context) error {
 	}
 	s.OnClose(h.Close)
 	s.FunctionsURL = h.HTTPURL()
+	s.FunctionsHost = h
 	return nil
 }

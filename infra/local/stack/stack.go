@@ -73,6 +73,7 @@ type Stack struct {
 
 	graphFields
 	serviceBusFields
+	azurite *azurite
 	functionsFields
 
 	opts    Options

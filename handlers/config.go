@@ -290,6 +290,20 @@ func (c *Config) loadTuning(getenv func(string) string) []error {
 			*n.dst = i
 		}
 	}
+	if v := getenv("SPEMIGRATE_MAX_VERSIONS"); v != "" {
+		i, err := strconv.Atoi(v)
+		if err != nil || i < -1 || i == 0 || i > 50000 {
+			errs = append(errs, errors.New("SPEMIGRATE_MAX_VERSIONS: must be a number from 1 to 50000, or -1 for no cap"))
+		}
+		c.MaxVersions = i
+	}
+	return append(errs, c.loadOutcomes(getenv)...)
+}
+
+// loadOutcomes reads how job outcomes are decided (import logs, fatal
+// errors that reject the package) and where list-item ids start.
+func (c *Config) loadOutcomes(getenv func(string) string) []error {
+	var errs []error
 	switch c.ImportLogs = getenv("SPEMIGRATE_IMPORT_LOGS"); c.ImportLogs {
 	case "", "auto", "always", "off":
 	default:
@@ -315,13 +329,6 @@ func (c *Config) loadTuning(getenv func(string) string) []error {
 		if len(c.InvalidPackageErrors) == 0 {
 			errs = append(errs, errors.New(`SPEMIGRATE_INVALID_PACKAGE_ERRORS: give ";"-separated error texts, or "none" to retry every fatal error`))
 		}
-	}
-	if v := getenv("SPEMIGRATE_MAX_VERSIONS"); v != "" {
-		i, err := strconv.Atoi(v)
-		if err != nil || i < -1 || i == 0 || i > 50000 {
-			errs = append(errs, errors.New("SPEMIGRATE_MAX_VERSIONS: must be a number from 1 to 50000, or -1 for no cap"))
-		}
-		c.MaxVersions = i
 	}
 	switch v := getenv("SPEMIGRATE_INT_ID_BASE"); v {
 	case "", "library", "fixed":

@@ -77,12 +77,8 @@ func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error 
 		return e.failAttempt(ctx, m, b, "its submit was interrupted (the intent expired without a recorded job id); a job it may have created imports only that attempt's package")
 	}
 	if b.Status == state.BatchStaged {
-		if full, err := e.containerFull(ctx, m.ContainerID); err != nil {
-			return fmt.Errorf("submit %s/%s: %w", m.ID, batchID, err)
-		} else if full {
-			at := now.Add(e.cfg.JobSlotWait)
-			log.Info("container has its maximum of jobs in flight; waiting for a slot", "max", e.cfg.MaxJobsPerContainer, "at", at)
-			return e.send(ctx, queue.Message{Step: queue.StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: attempt, NotBefore: at, Nonce: nonce("w", at)})
+		if waiting, err := e.awaitJobSlot(ctx, m, b, now); err != nil || waiting {
+			return err
 		}
 	}
 	takeover := b.Status == state.BatchSubmitting
@@ -122,6 +118,21 @@ func (e *Engine) Submit(ctx context.Context, migrationID, batchID string) error 
 	}
 	log.Info("migration job created", "job", jobID)
 	return e.send(ctx, queue.Message{Step: queue.StepPoll, MigrationID: m.ID, BatchID: b2.ID, Attempt: b2.Attempt, Seq: b2.PollSeq, NotBefore: b2.NextPollAt})
+}
+
+// awaitJobSlot looks again later, and reports waiting, when the target
+// container has its maximum of jobs in flight.
+func (e *Engine) awaitJobSlot(ctx context.Context, m *state.Migration, b *state.Batch, now time.Time) (waiting bool, err error) {
+	full, err := e.containerFull(ctx, m.ContainerID)
+	if err != nil {
+		return false, fmt.Errorf("submit %s/%s: %w", m.ID, b.ID, err)
+	}
+	if !full {
+		return false, nil
+	}
+	at := now.Add(e.cfg.JobSlotWait)
+	e.batchLog(b).Info("container has its maximum of jobs in flight; waiting for a slot", "max", e.cfg.MaxJobsPerContainer, "at", at)
+	return true, e.send(ctx, queue.Message{Step: queue.StepSubmit, MigrationID: m.ID, BatchID: b.ID, Attempt: b.Attempt, NotBefore: at, Nonce: nonce("w", at)})
 }
 
 // takeIntent records the submit intent (the lease on creating this

@@ -105,8 +105,12 @@ func (r *run) checkCounters(m api.Migration, blobs []sample.Blob) {
 	if got != want {
 		r.t.Errorf("counters\n got %+v\nwant %+v", c, want)
 	}
-	if c.Errors != 0 {
-		r.t.Errorf("counters: %d import errors", c.Errors)
+	// The strict profile adds PhantomErrors to each job's totalErrors with
+	// no error event and no log line; the engine reconciles them from the
+	// import log (every batch succeeded, above), and the counter keeps
+	// SharePoint's own figure. Anything beyond that is a real error.
+	if phantom := stack.DefaultGraphKnobs().PhantomErrors * int64(len(m.Batches)); c.Errors != phantom {
+		r.t.Errorf("counters: %d import errors, want the %d the emulator counts without naming any item", c.Errors, phantom)
 	}
 	if batchFiles != n {
 		r.t.Errorf("batches' filesMigrated add up to %d, want %d", batchFiles, n)

@@ -171,14 +171,21 @@ func TestFatalJobError(t *testing.T) {
 // Azurite.
 func privateEmulator(t *testing.T) (*graphemu.Server, *atomic.Int64) {
 	t.Helper()
-	s := liveStack(t)
 	var off atomic.Int64
-	emu, err := graphemu.New(graphemu.Config{
-		Containers: []graphemu.Container{graphemu.DefaultContainer()},
-		Storage:    graphemu.Storage{BlobEndpoint: s.BlobEndpoint, Account: stack.AzuriteAccount, Key: stack.AzuriteKey},
-		DataDir:    t.TempDir(),
-		Now:        func() time.Time { return time.Now().Add(time.Duration(off.Load())) },
-	})
+	emu := startEmulator(t, graphemu.Config{Now: func() time.Time { return time.Now().Add(time.Duration(off.Load())) }})
+	return emu, &off
+}
+
+// startEmulator runs a Graph emulator of the test's own (cfg with the
+// default container, the stack's Azurite and a temporary data directory)
+// until the test ends.
+func startEmulator(t *testing.T, cfg graphemu.Config) *graphemu.Server {
+	t.Helper()
+	s := liveStack(t)
+	cfg.Containers = []graphemu.Container{graphemu.DefaultContainer()}
+	cfg.Storage = graphemu.Storage{BlobEndpoint: s.BlobEndpoint, Account: stack.AzuriteAccount, Key: stack.AzuriteKey}
+	cfg.DataDir = t.TempDir()
+	emu, err := graphemu.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +193,7 @@ func privateEmulator(t *testing.T) (*graphemu.Server, *atomic.Int64) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { emu.Close() })
-	return emu, &off
+	return emu
 }
 
 func TestExpiredSASReprovisions(t *testing.T) {

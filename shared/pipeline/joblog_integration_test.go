@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/spemigrate/spemigrate/infra/local/graphemu"
-	"github.com/spemigrate/spemigrate/infra/local/stack"
 	"github.com/spemigrate/spemigrate/shared/state"
 )
 
@@ -19,22 +18,7 @@ import (
 // the stack's Azurite.
 func knobEmulator(t *testing.T, k graphemu.Knobs, jf graphemu.JobFaults) *graphemu.Server {
 	t.Helper()
-	s := liveStack(t)
-	emu, err := graphemu.New(graphemu.Config{
-		Containers: []graphemu.Container{graphemu.DefaultContainer()},
-		Storage:    graphemu.Storage{BlobEndpoint: s.BlobEndpoint, Account: stack.AzuriteAccount, Key: stack.AzuriteKey},
-		DataDir:    t.TempDir(),
-		Knobs:      k,
-		JobFaults:  jf,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emu.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
-	return emu
+	return startEmulator(t, graphemu.Config{Knobs: k, JobFaults: jf})
 }
 
 func onlyBatch(t *testing.T, e *itEnv, migID string) *state.Batch {

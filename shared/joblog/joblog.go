@@ -114,7 +114,8 @@ func (r *Reader) download(ctx context.Context, metadataURL, key, name string) ([
 	}
 	c, err := container.NewClientWithNoCredential(metadataURL, r.ClientOptions)
 	if err != nil {
-		return nil, fmt.Errorf("import log %s: metadata container: %w", name, err)
+		// A URL parse error quotes the URL, SAS signature included.
+		return nil, fmt.Errorf("import log %s: metadata container: %w", name, redact(err))
 	}
 	resp, err := c.NewBlobClient(name).DownloadStream(ctx, nil)
 	if err != nil {

@@ -170,6 +170,11 @@ type failureList struct {
 
 func (s *Server) failures(r *http.Request, id string, total int64) (failureList, error) {
 	var fl failureList
+	if total == 0 {
+		// The counters say none failed: a page refreshed every few seconds
+		// reads no item results for nothing.
+		return fl, nil
+	}
 	scanned, complete := 0, false
 	for token := ""; len(fl.Items) < statusFailures && scanned < statusScan; {
 		items, next, err := s.Backend.Items(r.Context(), id, token, reportPage)
@@ -189,7 +194,6 @@ func (s *Server) failures(r *http.Request, id string, total int64) (failureList,
 		token = next
 	}
 	switch shown := int64(len(fl.Items)); {
-	case shown == 0 && total == 0:
 	case shown == 0:
 		fl.Note = fmt.Sprintf("%d files failed; none is among the first %d results read here.", total, scanned)
 	case complete && shown == 1 && total == 1:

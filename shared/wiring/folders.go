@@ -55,6 +55,9 @@ type FolderRefs struct {
 // maxKnownFolders bounds the folder answers a process remembers.
 const maxKnownFolders = 200_000
 
+// folderRefPrefix starts the claim key of a folder's answer.
+const folderRefPrefix = "folderref|"
+
 // What a folderref claim holds besides an existing folder's GUID.
 const (
 	folderOurs = "ours" // absent when looked at: the package creates it
@@ -95,7 +98,7 @@ func (fr *FolderRefs) Resolve(ctx context.Context, migrationID, containerID stri
 	var unknown []string
 	fr.mu.Lock()
 	for i, f := range folders {
-		keys[i] = "folderref|" + spepackage.PathKey(f)
+		keys[i] = folderRefPrefix + spepackage.PathKey(f)
 		if v, ok := fr.known[migrationID+"\x00"+keys[i]]; ok {
 			known[keys[i]] = v
 		} else {
@@ -110,12 +113,12 @@ func (fr *FolderRefs) Resolve(ctx context.Context, migrationID, containerID stri
 		}
 		maps.Copy(known, stored)
 	}
-	state := map[string]string{} // path key -> ours | file | GUID
+	answers := map[string]string{} // path key -> ours | file | GUID
 	var newKeys, newVals []string
 	w := walk{fr: fr, containerID: containerID, ns: ns, children: map[string][]graph.DriveEntry{}}
 	for i, f := range folders {
 		k := spepackage.PathKey(f)
-		if _, done := state[k]; done {
+		if _, done := answers[k]; done {
 			continue // the same folder in other case
 		}
 		v, ok := known[keys[i]]
@@ -123,14 +126,14 @@ func (fr *FolderRefs) Resolve(ctx context.Context, migrationID, containerID stri
 			// A batch walking alongside may have learned it meanwhile.
 			if v, ok = fr.recall(migrationID, k); !ok {
 				var err error
-				if v, err = w.lookup(ctx, f, state); err != nil {
+				if v, err = w.lookup(ctx, f, answers); err != nil {
 					return plan, err
 				}
 				fr.remember(migrationID, map[string]string{k: v})
 			}
 			newKeys, newVals = append(newKeys, keys[i]), append(newVals, v)
 		}
-		state[k] = v
+		answers[k] = v
 	}
 	if len(newKeys) > 0 {
 		// A concurrent batch may have claimed first; its answer is the
@@ -140,13 +143,13 @@ func (fr *FolderRefs) Resolve(ctx context.Context, migrationID, containerID stri
 			return plan, fmt.Errorf("record known folders: %w", err)
 		}
 		for i, k := range newKeys {
-			state[strings.TrimPrefix(k, "folderref|")] = held[i]
+			answers[strings.TrimPrefix(k, folderRefPrefix)] = held[i]
 		}
 	}
-	fr.remember(migrationID, state)
+	fr.remember(migrationID, answers)
 	for _, f := range folders {
 		k := spepackage.PathKey(f)
-		switch v := state[k]; v {
+		switch v := answers[k]; v {
 		case folderOurs:
 		case folderFile:
 			plan.Files[k] = f
@@ -164,18 +167,18 @@ func (fr *FolderRefs) Resolve(ctx context.Context, migrationID, containerID stri
 func (fr *FolderRefs) recall(migrationID, key string) (string, bool) {
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
-	v, ok := fr.known[migrationID+"\x00folderref|"+key]
+	v, ok := fr.known[migrationID+"\x00"+folderRefPrefix+key]
 	return v, ok
 }
 
-func (fr *FolderRefs) remember(migrationID string, state map[string]string) {
+func (fr *FolderRefs) remember(migrationID string, answers map[string]string) {
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
-	if fr.known == nil || len(fr.known)+len(state) > maxKnownFolders {
+	if fr.known == nil || len(fr.known)+len(answers) > maxKnownFolders {
 		fr.known = map[string]string{}
 	}
-	for k, v := range state {
-		fr.known[migrationID+"\x00folderref|"+k] = v
+	for k, v := range answers {
+		fr.known[migrationID+"\x00"+folderRefPrefix+k] = v
 	}
 }
 
@@ -188,8 +191,8 @@ type walk struct {
 }
 
 // lookup finds what folder is in the container, given what its ancestors
-// are (state, filled parents first).
-func (w *walk) lookup(ctx context.Context, folder string, state map[string]string) (string, error) {
+// are (answers, filled parents first).
+func (w *walk) lookup(ctx context.Context, folder string, answers map[string]string) (string, error) {
 	parent := path.Dir(strings.Trim(folder, "/"))
 	if parent == "." {
 		v, err, _ := w.fr.calls.Do(w.containerID+"\x00item\x00"+spepackage.PathKey(folder), func() (any, error) {
@@ -205,7 +208,7 @@ func (w *walk) lookup(ctx context.Context, folder string, state map[string]strin
 		return w.entryState(folder, e), nil
 	}
 	pk := spepackage.PathKey(parent)
-	switch state[pk] {
+	switch answers[pk] {
 	case folderOurs, folderFile, "":
 		// Below a folder that does not exist, is a file or is ours, nothing
 		// of another owner is expected: our folders hold what we import.

@@ -114,13 +114,7 @@ func (ss *StagingStager) Stage(ctx context.Context, m *state.Migration, b *state
 
 		ExistingFolders: plan.Existing,
 	}
-	if !r.Options.PreserveAuthors() {
-		req.Identities = func(source.Entry) (spepackage.Identity, spepackage.Identity) {
-			return spepackage.Identity{}, spepackage.Identity{}
-		}
-	} else if len(r.Options.UserMap) > 0 {
-		req.Identities = staging.MetadataIdentities(r.Options.UserMap)
-	}
+	req.Identities = identities(r)
 	for _, i := range staged {
 		it := items[i]
 		req.Batch.Items = append(req.Batch.Items, staging.Item{Path: it.Target, Versions: it.Versions})
@@ -189,11 +183,20 @@ func (ss *StagingStager) FileID(m *state.Migration, it state.Item) string {
 // AuthorLogin implements [pipeline.Authorer]: the login the package names
 // as the item's author, read from the current version as Stage reads it.
 func (ss *StagingStager) AuthorLogin(m *state.Migration, it state.Item) string {
-	if !m.Request.Options.PreserveAuthors() {
-		return ""
-	}
-	a, _ := staging.MetadataIdentities(m.Request.Options.UserMap)(it.Current())
+	a, _ := identities(m.Request)(it.Current())
 	return a.ClaimsLogin()
+}
+
+// identities is how a request's items get their author and editor, for
+// the package and for the report alike: none when authors are not
+// preserved, else from blob metadata through the request's user map.
+func identities(r request.Request) func(source.Entry) (spepackage.Identity, spepackage.Identity) {
+	if !r.Options.PreserveAuthors() {
+		return func(source.Entry) (spepackage.Identity, spepackage.Identity) {
+			return spepackage.Identity{}, spepackage.Identity{}
+		}
+	}
+	return staging.MetadataIdentities(r.Options.UserMap)
 }
 
 var _ pipeline.Authorer = (*StagingStager)(nil)

@@ -227,22 +227,6 @@ func corruptOne(t *testing.T, ctx context.Context, id, containerID string) strin
 	if victim.TargetPath == "" {
 		t.Fatal("no imported file to corrupt")
 	}
-	g, err := app.GraphReader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := app.GraphAdminURL + "/content?" + url.Values{"container": {containerID}, "path": {victim.TargetPath}}.Encode()
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(bytes.Repeat([]byte{0xA5}, int(victim.Size))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := g.Client.Do(hr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("overwrite %q: %s", victim.TargetPath, resp.Status)
-	}
+	overwrite(t, ctx, containerID, victim.TargetPath, int(victim.Size))
 	return victim.TargetPath
 }

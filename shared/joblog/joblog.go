@@ -23,6 +23,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/spemigrate/spemigrate/shared/source"
 	"github.com/spemigrate/spemigrate/shared/spepackage"
 )
 
@@ -115,14 +116,14 @@ func (r *Reader) download(ctx context.Context, metadataURL, key, name string) ([
 	c, err := container.NewClientWithNoCredential(metadataURL, r.ClientOptions)
 	if err != nil {
 		// A URL parse error quotes the URL, SAS signature included.
-		return nil, fmt.Errorf("import log %s: metadata container: %w", name, redact(err))
+		return nil, fmt.Errorf("import log %s: metadata container: %w", name, source.RedactError(err))
 	}
 	resp, err := c.NewBlobClient(name).DownloadStream(ctx, nil)
 	if err != nil {
 		if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
 			return nil, fmt.Errorf("%s: %w", name, ErrNotWritten)
 		}
-		return nil, fmt.Errorf("import log %s: %w", name, redact(err))
+		return nil, fmt.Errorf("import log %s: %w", name, source.RedactError(err))
 	}
 	defer resp.Body.Close()
 	if resp.ContentLength != nil && *resp.ContentLength > limit {
@@ -130,7 +131,7 @@ func (r *Reader) download(ctx context.Context, metadataURL, key, name string) ([
 	}
 	ct, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("import log %s: read: %w", name, redact(err))
+		return nil, fmt.Errorf("import log %s: read: %w", name, source.RedactError(err))
 	}
 	if int64(len(ct)) > limit {
 		return nil, fmt.Errorf("import log %s: over the %d-byte limit", name, limit)
@@ -153,13 +154,6 @@ func (r *Reader) download(ctx context.Context, metadataURL, key, name string) ([
 		return nil, fmt.Errorf("import log %s: %w", name, err)
 	}
 	return plain, nil
-}
-
-var sigRe = regexp.MustCompile(`(?i)sig=[^&\s"']+`)
-
-// redact keeps a SAS signature out of an error that quotes the URL.
-func redact(err error) error {
-	return errors.New(sigRe.ReplaceAllString(err.Error(), "sig=<redacted>"))
 }
 
 var guidRe = regexp.MustCompile(`\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?`)

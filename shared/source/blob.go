@@ -53,7 +53,7 @@ func NewBlobFromSASURL(sasURL string, opts BlobOptions) (*Blob, error) {
 	}
 	c, err := container.NewClientWithNoCredential(sasURL, guardClientOptions(opts.Client))
 	if err != nil {
-		return nil, fmt.Errorf("source: blob SAS URL %q: %w", Redact(sasURL), redactErr(err))
+		return nil, fmt.Errorf("source: blob SAS URL %q: %w", Redact(sasURL), RedactError(err))
 	}
 	return newBlob(c, opts), nil
 }
@@ -66,7 +66,7 @@ func NewBlob(containerURL string, cred azcore.TokenCredential, opts BlobOptions)
 	}
 	c, err := container.NewClient(containerURL, cred, guardClientOptions(opts.Client))
 	if err != nil {
-		return nil, fmt.Errorf("source: blob container URL %q: %w", Redact(containerURL), redactErr(err))
+		return nil, fmt.Errorf("source: blob container URL %q: %w", Redact(containerURL), RedactError(err))
 	}
 	return newBlob(c, opts), nil
 }
@@ -81,7 +81,7 @@ func NewBlobFromConnectionString(connStr, containerName string, opts BlobOptions
 	if err != nil {
 		// The SDK's messages never quote the string (it holds the account
 		// key), and neither does this one.
-		return nil, fmt.Errorf("source: blob connection string for container %q is not valid: %w", containerName, redactErr(err))
+		return nil, fmt.Errorf("source: blob connection string for container %q is not valid: %w", containerName, RedactError(err))
 	}
 	return newBlob(c, opts), nil
 }
@@ -263,7 +263,7 @@ func (b *Blob) fetch(ctx context.Context, marker string, max int) ([]*container.
 	}
 	resp, err := b.c.NewListBlobsFlatPager(o).NextPage(ctx)
 	if err != nil {
-		return nil, "", fmt.Errorf("source: list blobs in %s: %w", b, redactErr(err))
+		return nil, "", fmt.Errorf("source: list blobs in %s: %w", b, RedactError(err))
 	}
 	var items []*container.BlobItem
 	if resp.Segment != nil {
@@ -326,7 +326,7 @@ func (b *Blob) Open(ctx context.Context, e Entry) (io.ReadCloser, error) {
 	if e.VersionID != "" {
 		var err error
 		if bc, err = bc.WithVersionID(e.VersionID); err != nil {
-			return nil, fmt.Errorf("source: open %q version %s: %w", e.Path, e.VersionID, redactErr(err))
+			return nil, fmt.Errorf("source: open %q version %s: %w", e.Path, e.VersionID, RedactError(err))
 		}
 	} else if e.ETag != "" {
 		etag := azcore.ETag(e.ETag)
@@ -334,7 +334,7 @@ func (b *Blob) Open(ctx context.Context, e Entry) (io.ReadCloser, error) {
 	}
 	resp, err := bc.DownloadStream(ctx, o)
 	if err != nil {
-		return nil, fmt.Errorf("source: open %q in %s: %w", e.Path, b, redactErr(err))
+		return nil, fmt.Errorf("source: open %q in %s: %w", e.Path, b, RedactError(err))
 	}
 	return &redactingReader{rc: resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: b.opts.DownloadRetries}), path: e.Path}, nil
 }
@@ -348,7 +348,7 @@ type redactingReader struct {
 func (r *redactingReader) Read(p []byte) (int, error) {
 	n, err := r.rc.Read(p)
 	if err != nil && err != io.EOF {
-		err = fmt.Errorf("source: read %q: %w", r.path, redactErr(err))
+		err = fmt.Errorf("source: read %q: %w", r.path, RedactError(err))
 	}
 	return n, err
 }

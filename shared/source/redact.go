@@ -16,9 +16,9 @@ func Redact(s string) string {
 	return sigParam.ReplaceAllString(s, "sig=REDACTED")
 }
 
-// redactErr returns err with the same chain (errors.Is/As still see the SDK's
+// RedactError returns err with the same chain (errors.Is/As still see the SDK's
 // error) but a message without SAS tokens.
-func redactErr(err error) error {
+func RedactError(err error) error {
 	if err == nil {
 		return nil
 	}
